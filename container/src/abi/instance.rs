@@ -1,0 +1,138 @@
+//! Calling a module: `init`, `service` and `destroy` behind a safe type.
+
+use core::ffi::c_void;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use crabcat_sdk::abi::{RawSlice, SERVICE_NO_ROUTE, SERVICE_OK, SERVICE_PANICKED};
+
+use super::host::{self, HostApp, HostRequest, HostResponse, InitSink, RouteSpec};
+use super::load::Module;
+
+/// Why a call into a module produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The handler panicked (the module logged the panic message).
+    #[error("handler panicked")]
+    Panicked,
+    /// The module does not know the route number the host sent.
+    #[error("module has no route number {0}")]
+    NoRoute(u32),
+    /// A result code this container does not know.
+    #[error("module returned unknown result code {0}")]
+    Unknown(u32),
+}
+
+/// A live instance inside a module: what `init` returned.
+///
+/// Dropping it calls the module's `destroy`, so `destroy` runs exactly once
+/// per successful `init`, and only after every call borrowing the instance
+/// is over (calls borrow `&self`; hold it in an `Arc` and drop the last
+/// clone on a blocking thread).
+pub struct RawInstance {
+    module: Arc<Module>,
+    ptr: NonNull<c_void>,
+    app: &'static HostApp,
+}
+
+// SAFETY: the SDK requires `App: Send + Sync`, and the instance pointer is
+// only used through the module's thread-safe entry points.
+unsafe impl Send for RawInstance {}
+// SAFETY: see `Send`.
+unsafe impl Sync for RawInstance {}
+
+impl RawInstance {
+    /// Calls the module's `init` with the JSON init document. Blocking: run
+    /// it on a blocking thread.
+    ///
+    /// # Errors
+    /// The message the module reported (its `init` returned an error or
+    /// panicked).
+    pub fn init(module: Arc<Module>, app: &'static HostApp, document: &[u8]) -> Result<(Self, Vec<RouteSpec>), String> {
+        let mut sink = InitSink::default();
+        let init = module.descriptor.init;
+        // SAFETY: the descriptor passed every check in `Module::load`, so
+        // `init` has the contract's signature; the vtable is a static, `app`
+        // is leaked, `document` and `sink` outlive the call.
+        let ptr = unsafe {
+            init(
+                host::vtable(),
+                app.abi_ptr(),
+                RawSlice::new(document),
+                (&mut sink as *mut InitSink).cast(),
+            )
+        };
+        match NonNull::new(ptr) {
+            Some(ptr) => Ok((RawInstance { module, ptr, app }, sink.routes)),
+            None => Err(sink.error.unwrap_or_else(|| "init failed without a reason".to_owned())),
+        }
+    }
+
+    /// The host side of this instance (its spawned tasks).
+    pub fn host_app(&self) -> &'static HostApp {
+        self.app
+    }
+
+    /// Runs route `route` (an async handler) on `request`.
+    ///
+    /// # Errors
+    /// See [`CallError`].
+    pub async fn call(&self, route: u32, request: HostRequest) -> Result<HostResponse, CallError> {
+        let mut response = Box::new(HostResponse::new());
+        let request = Box::into_raw(Box::new(request)).cast();
+        let service = self.module.descriptor.service;
+        // SAFETY: `self` (the instance) is borrowed for the whole of this
+        // future, so it outlives the module's future; the request becomes
+        // the module's; `response` is declared before `future`, so it is
+        // dropped after it even if this future is cancelled.
+        let future = unsafe {
+            service(
+                self.ptr.as_ptr(),
+                route,
+                request,
+                (&mut *response as *mut HostResponse).cast(),
+            )
+        };
+        let code = future.await;
+        outcome(code, route).map(|()| *response)
+    }
+
+    /// Runs route `route` (a blocking handler) on `request`, on this thread.
+    ///
+    /// # Errors
+    /// See [`CallError`].
+    pub fn call_blocking(&self, route: u32, request: HostRequest) -> Result<HostResponse, CallError> {
+        let mut response = HostResponse::new();
+        let request = Box::into_raw(Box::new(request)).cast();
+        let service = self.module.descriptor.service_blocking;
+        // SAFETY: as in `call`; the call is synchronous, so every pointer
+        // outlives it.
+        let code = unsafe {
+            service(
+                self.ptr.as_ptr(),
+                route,
+                request,
+                (&mut response as *mut HostResponse).cast(),
+            )
+        };
+        outcome(code, route).map(|()| response)
+    }
+}
+
+fn outcome(code: u32, route: u32) -> Result<(), CallError> {
+    match code {
+        SERVICE_OK => Ok(()),
+        SERVICE_PANICKED => Err(CallError::Panicked),
+        SERVICE_NO_ROUTE => Err(CallError::NoRoute(route)),
+        other => Err(CallError::Unknown(other)),
+    }
+}
+
+impl Drop for RawInstance {
+    fn drop(&mut self) {
+        let destroy = self.module.descriptor.destroy;
+        // SAFETY: `ptr` came from this module's `init`; `drop` runs once and
+        // no call borrows `self` any more.
+        unsafe { destroy(self.ptr.as_ptr()) }
+    }
+}

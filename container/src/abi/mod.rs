@@ -1,0 +1,16 @@
+//! The only `unsafe` code of the container: loading a module, checking its
+//! descriptor, calling it, and the host vtable it calls back into.
+//!
+//! Loading is a numbered sequence of checked steps ([`load`]); the checks
+//! catch mistakes (a stale build, another SDK, `panic = "abort"`), not
+//! malice: a module runs in-process and can do anything native code can.
+
+#![allow(unsafe_code)]
+
+mod host;
+mod instance;
+mod load;
+
+pub use host::{HostApp, HostRequest, HostResponse, RouteSpec};
+pub use instance::{CallError, RawInstance};
+pub use load::{LoadError, Module, ModuleInfo, loaded_images};

@@ -1,0 +1,223 @@
+//! Configuration: built-in defaults < `crabcat.toml` < `CRABCAT__...`
+//! environment variables < command-line flags. One typed section per
+//! subsystem; unknown keys are errors. Validated before any port is bound.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be read or parsed.
+    #[error("invalid configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range.
+    #[error("invalid configuration: {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener and its limits.
+    pub server: ServerConfig,
+    /// Where modules are deployed from.
+    pub deploy: DeployConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Per-app settings, by app name.
+    pub apps: BTreeMap<String, AppConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP listener.
+    pub listen: SocketAddr,
+    /// A request that takes longer gets `504 Gateway Timeout`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest request body accepted; larger ones get `413`.
+    pub max_body_bytes: usize,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// One log line per request (target `crabcat::access`).
+    pub access_log: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 2 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            access_log: true,
+        }
+    }
+}
+
+/// `[deploy]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployConfig {
+    /// The directory modules are loaded from.
+    pub dir: PathBuf,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig { dir: "deploy".into() }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `info,crabcat::access=warn`.
+    /// `RUST_LOG`, when set, wins.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { filter: "info".into() }
+    }
+}
+
+/// `[apps.NAME]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Where the app is mounted: `/NAME` unless set; `/` for the root app.
+    pub context_path: Option<String>,
+    /// `[apps.NAME.config]`: handed to the app's `init` as it is.
+    pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Command-line overrides, applied last.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<SocketAddr>,
+    /// `--deploy-dir`
+    pub deploy_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the layers: defaults, then `file` (required if given), then
+    /// `CRABCAT__SECTION__KEY` environment variables, then `overrides`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the bad key.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("CRABCAT")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        if let Some(listen) = overrides.listen {
+            builder = builder.set_override("server.listen", listen.to_string())?;
+        }
+        if let Some(dir) = &overrides.deploy_dir {
+            builder = builder.set_override("deploy.dir", dir.to_string_lossy().into_owned())?;
+        }
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot.
+    ///
+    /// # Errors
+    /// The first invalid key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.server.max_body_bytes == 0 {
+            return invalid("server.max_body_bytes".into(), "must be greater than 0");
+        }
+        if self.server.request_timeout.is_zero() {
+            return invalid("server.request_timeout".into(), "must be greater than 0");
+        }
+        for (name, app) in &self.apps {
+            if let Some(path) = &app.context_path
+                && !is_valid_context_path(path)
+            {
+                return invalid(
+                    format!("apps.{name}.context_path"),
+                    "must be \"/\" or \"/\" followed by one path segment of letters, digits, '-', '_' or '.'",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The context path of app `name`: configured, or `/name`.
+    pub fn context_path(&self, name: &str) -> String {
+        self.apps
+            .get(name)
+            .and_then(|a| a.context_path.clone())
+            .unwrap_or_else(|| format!("/{name}"))
+    }
+}
+
+fn is_valid_context_path(path: &str) -> bool {
+    match path.strip_prefix('/') {
+        Some("") => true,
+        Some(segment) => segment
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crabcat.example.toml");
+        let text = std::fs::read_to_string(&path).expect("crabcat.example.toml at the repository root");
+        let parsed: Config = toml::from_str(&text).expect("the example parses");
+        assert_eq!(
+            parsed,
+            Config::default(),
+            "crabcat.example.toml drifted from the defaults"
+        );
+    }
+
+    #[test]
+    fn context_paths_are_one_segment() {
+        for ok in ["/", "/hello", "/a-b_c.d"] {
+            assert!(is_valid_context_path(ok), "{ok}");
+        }
+        for bad in ["", "hello", "/a/b", "/a b", "/é"] {
+            assert!(!is_valid_context_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = toml::from_str::<Config>("[server]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+    }
+}

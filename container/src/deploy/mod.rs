@@ -1,0 +1,181 @@
+//! The deploy directory: which files are modules, what they are called, and
+//! the private staging copies that are actually loaded. Knows nothing of
+//! the ABI.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a deploy-directory file could not be staged.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The file name does not give a valid app name.
+    #[error("{file}: {reason}")]
+    BadName { file: PathBuf, reason: &'static str },
+    /// Reading the directory or copying a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A library found in the deploy directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployable {
+    /// The app name: the file stem, without a leading `lib`.
+    pub name: String,
+    /// The file in the deploy directory.
+    pub file: PathBuf,
+}
+
+/// The platform's library extension: `so`, `dylib` or `dll`.
+pub fn library_extension() -> &'static str {
+    std::env::consts::DLL_EXTENSION
+}
+
+/// The app name for a library file name, e.g. `hello.so` or `libhello.so`
+/// → `hello`.
+///
+/// # Errors
+/// If the name is not 1–64 characters of `[A-Za-z0-9_-]`.
+pub fn app_name(file: &Path) -> Result<String, DeployError> {
+    let bad = |reason| DeployError::BadName {
+        file: file.to_path_buf(),
+        reason,
+    };
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| bad("file name is not UTF-8"))?;
+    let name = stem.strip_prefix("lib").filter(|s| !s.is_empty()).unwrap_or(stem);
+    validate_name(name).map_err(bad)?;
+    Ok(name.to_owned())
+}
+
+/// Checks an app name: 1–64 characters of `[A-Za-z0-9_-]`.
+///
+/// # Errors
+/// The reason, for an error message.
+pub fn validate_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("app names are 1 to 64 characters long");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err("app names may only contain letters, digits, '-' and '_'");
+    }
+    Ok(())
+}
+
+/// Every library in `dir`, sorted by file name. Hidden files (a leading
+/// `.`, the convention for uploads in progress) are skipped. Files with a
+/// library extension but a bad name are returned as errors, to be reported.
+///
+/// # Errors
+/// If the directory cannot be read.
+pub fn scan(dir: &Path) -> Result<Vec<Result<Deployable, DeployError>>, DeployError> {
+    let io = |source| DeployError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| is_candidate(path))
+        .collect();
+    files.sort();
+    Ok(files
+        .into_iter()
+        .map(|file| app_name(&file).map(|name| Deployable { name, file }))
+        .collect())
+}
+
+fn is_candidate(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.'));
+    let extension = path.extension().and_then(|e| e.to_str()) == Some(library_extension());
+    !hidden && extension && path.is_file()
+}
+
+/// Where staging copies go: a private directory per container process.
+pub struct Staging {
+    dir: PathBuf,
+    counter: AtomicU64,
+}
+
+impl Staging {
+    /// Creates `<tmp>/crabcat-<pid>/`.
+    ///
+    /// # Errors
+    /// If it cannot be created.
+    pub fn create() -> Result<Staging, DeployError> {
+        let dir = std::env::temp_dir().join(format!("crabcat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| DeployError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Staging {
+            dir,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// Copies `file` to a unique path that nothing else will ever write,
+    /// so that loading it gives a fresh image (the loader returns the old
+    /// image for a path it already has open) and replacing the deploy file
+    /// cannot crash the process (a library overwritten in place does).
+    /// Remove the copy with [`StagedCopy`]'s drop once it is loaded.
+    ///
+    /// # Errors
+    /// If the copy fails.
+    pub fn stage(&self, name: &str, file: &Path) -> Result<StagedCopy, DeployError> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{name}-{n}.{}", library_extension()));
+        std::fs::copy(file, &path).map_err(|source| DeployError::Io {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        Ok(StagedCopy { path })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A staging copy; the file is removed on drop (a loaded mapping stays valid).
+pub struct StagedCopy {
+    path: PathBuf,
+}
+
+impl StagedCopy {
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StagedCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_file_names() {
+        assert_eq!(app_name(Path::new("deploy/hello.so")).unwrap(), "hello");
+        assert_eq!(app_name(Path::new("deploy/libhello.so")).unwrap(), "hello");
+        assert_eq!(app_name(Path::new("deploy/lib.so")).unwrap(), "lib");
+        assert_eq!(app_name(Path::new("deploy/my-app_2.so")).unwrap(), "my-app_2");
+        assert!(app_name(Path::new("deploy/bad name.so")).is_err());
+        assert!(app_name(Path::new("deploy/a.b.so")).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! A running app instance: the module's instance, its route table, and the
+//! accounting that lets it drain before `destroy`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use crate::abi::{CallError, HostRequest, HostResponse, RawInstance};
+use crate::server::routes::{RouteTable, Target};
+
+/// Why a request to an instance produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The module failed the call.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The instance was stopped while the request was running.
+    #[error("request cancelled: the app is stopping")]
+    Cancelled,
+    /// The blocking thread running the handler died.
+    #[error("blocking handler task failed: {0}")]
+    Blocking(#[from] tokio::task::JoinError),
+}
+
+/// One initialised app instance.
+pub struct Instance {
+    routes: RouteTable,
+    requests: TaskTracker,
+    cancel: CancellationToken,
+    /// Last field: dropped last, and dropping it calls the module's `destroy`.
+    raw: RawInstance,
+}
+
+/// Holds an instance for one request. Field order matters: the instance is
+/// released before the tracker token, so once `drain` sees no tokens, no
+/// request holds the instance either.
+struct Lease {
+    instance: Arc<Instance>,
+    _token: TaskTrackerToken,
+}
+
+impl Instance {
+    /// Wraps an initialised module instance.
+    pub fn new(raw: RawInstance, routes: RouteTable) -> Self {
+        Instance {
+            routes,
+            requests: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+            raw,
+        }
+    }
+
+    /// Its routes.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// Requests running now.
+    pub fn in_flight(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Handles one request: async routes are polled here, blocking ones run
+    /// on the blocking thread pool.
+    ///
+    /// # Errors
+    /// See [`ServeError`].
+    pub async fn serve(self: Arc<Self>, target: Target, request: HostRequest) -> Result<HostResponse, ServeError> {
+        let _token = self.requests.token();
+        let lease = Lease { instance: self, _token };
+        if target.blocking {
+            let job = tokio::task::spawn_blocking(move || lease.instance.raw.call_blocking(target.route, request));
+            return Ok(job.await??);
+        }
+        let instance = &lease.instance;
+        tokio::select! {
+            biased;
+            result = instance.raw.call(target.route, request) => Ok(result?),
+            () = instance.cancel.cancelled() => Err(ServeError::Cancelled),
+        }
+    }
+
+    /// Waits up to `timeout` for in-flight requests, then cancels the async
+    /// ones still running (blocking ones cannot be interrupted and are
+    /// waited for), then cancels the tasks the module spawned. After this
+    /// the instance may be destroyed. Returns how many requests were
+    /// cancelled.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.requests.close();
+        let mut cancelled = 0;
+        if tokio::time::timeout(timeout, self.requests.wait()).await.is_err() {
+            cancelled = self.requests.len();
+            self.cancel.cancel();
+            self.requests.wait().await;
+        }
+        self.raw.host_app().cancel_tasks().await;
+        cancelled
+    }
+}

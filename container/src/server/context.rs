@@ -1,0 +1,99 @@
+//! The context-path table: which app a request path belongs to. Swapped
+//! atomically as a whole when apps come and go; each app's slot swaps its
+//! instance on its own (reload) without touching the table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use crate::lifecycle::Instance;
+
+/// An app's place in routing. Its instance is absent while the app is not
+/// running (requests then get `503`).
+pub struct AppSlot {
+    /// The app name.
+    pub name: Arc<str>,
+    /// The mount prefix: `/name`, or empty for the root app.
+    pub prefix: Arc<str>,
+    instance: ArcSwapOption<Instance>,
+}
+
+impl AppSlot {
+    /// An empty slot for app `name` mounted at `prefix`.
+    pub fn new(name: Arc<str>, prefix: Arc<str>) -> Self {
+        AppSlot {
+            name,
+            prefix,
+            instance: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The running instance, if any.
+    pub fn instance(&self) -> Option<Arc<Instance>> {
+        self.instance.load_full()
+    }
+
+    /// Puts `instance` in (or takes the current one out, with `None`) and
+    /// returns the previous one. New requests see the change at once.
+    pub fn swap(&self, instance: Option<Arc<Instance>>) -> Option<Arc<Instance>> {
+        self.instance.swap(instance)
+    }
+}
+
+/// Where a path leads.
+pub enum Resolved<'a> {
+    /// To `slot`; the app's own path starts at byte `path_start`.
+    App { slot: &'a Arc<AppSlot>, path_start: usize },
+    /// To an app's bare prefix (`/hello`): redirect to `/hello/`.
+    AddSlash,
+    /// Nowhere.
+    NotFound,
+}
+
+/// Every mounted app, by first path segment, plus the root app.
+#[derive(Default)]
+pub struct ContextTable {
+    by_segment: HashMap<Box<str>, Arc<AppSlot>>,
+    root: Option<Arc<AppSlot>>,
+}
+
+impl ContextTable {
+    /// Builds a table from slots; the caller has checked that prefixes are unique.
+    pub fn new(slots: impl IntoIterator<Item = Arc<AppSlot>>) -> Self {
+        let mut table = ContextTable::default();
+        for slot in slots {
+            match slot.prefix.strip_prefix('/') {
+                Some(segment) => {
+                    table.by_segment.insert(segment.into(), slot);
+                }
+                None => table.root = Some(slot),
+            }
+        }
+        table
+    }
+
+    /// Finds the app for `path`: the one mounted at its first segment, else
+    /// the root app.
+    pub fn resolve(&self, path: &str) -> Resolved<'_> {
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        let (segment, has_slash) = match rest.find('/') {
+            Some(i) => (&rest[..i], true),
+            None => (rest, false),
+        };
+        if let Some(slot) = self.by_segment.get(segment) {
+            return if has_slash {
+                Resolved::App {
+                    slot,
+                    path_start: segment.len() + 1,
+                }
+            } else {
+                Resolved::AddSlash
+            };
+        }
+        match &self.root {
+            Some(slot) => Resolved::App { slot, path_start: 0 },
+            None => Resolved::NotFound,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The one handler behind every request: find the app, the route, call the
+//! module, and turn the outcome into a response.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, Method, StatusCode};
+
+use super::ServerState;
+use super::context::Resolved;
+use super::routes::Lookup;
+use crate::abi::{CallError, HostRequest, HostResponse};
+use crate::lifecycle::ServeError;
+
+/// The app that answered, for the access log.
+#[derive(Clone)]
+pub struct AppName(pub Arc<str>);
+
+/// Every way a request can fail before or around the module. Turned into a
+/// response in exactly one place: the `IntoResponse` impl below.
+#[derive(Debug)]
+pub enum Reject {
+    NotFound,
+    AddSlash(String),
+    Unavailable,
+    MethodNotAllowed(String),
+    BadParam,
+    BodyTooLarge,
+    BadBody,
+    Failed(ServeError),
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            Reject::NotFound => (StatusCode::NOT_FOUND, "not found"),
+            Reject::AddSlash(location) => {
+                let mut response = StatusCode::PERMANENT_REDIRECT.into_response();
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(LOCATION, value);
+                }
+                return response;
+            }
+            Reject::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "application not available"),
+            Reject::MethodNotAllowed(allow) => {
+                let mut response = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
+                if let Ok(value) = HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(ALLOW, value);
+                }
+                return response;
+            }
+            Reject::BadParam => (StatusCode::BAD_REQUEST, "bad path parameter"),
+            Reject::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+            Reject::BadBody => (StatusCode::BAD_REQUEST, "could not read request body"),
+            Reject::Failed(ServeError::Cancelled) => (StatusCode::SERVICE_UNAVAILABLE, "application stopping"),
+            Reject::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+        };
+        (
+            status,
+            [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{message}\n"),
+        )
+            .into_response()
+    }
+}
+
+/// The fallback handler of the router: every request comes here.
+pub async fn dispatch(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    let table = state.table.load();
+    let path = request.uri().path();
+    let (slot, path_start) = match table.resolve(path) {
+        Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),
+        Resolved::AddSlash => return Reject::AddSlash(with_slash(request.uri())).into_response(),
+        Resolved::NotFound => return Reject::NotFound.into_response(),
+    };
+    drop(table);
+    let name = AppName(Arc::clone(&slot.name));
+    let mut response = match serve(&state, &slot, path_start, request).await {
+        Ok(response) => response,
+        Err(reject) => {
+            if let Reject::Failed(error) = &reject {
+                log_failure(&slot.name, error);
+            }
+            reject.into_response()
+        }
+    };
+    response.extensions_mut().insert(name);
+    response
+}
+
+async fn serve(
+    state: &ServerState,
+    slot: &super::AppSlot,
+    path_start: usize,
+    request: Request,
+) -> Result<Response, Reject> {
+    let instance = slot.instance().ok_or(Reject::Unavailable)?;
+    let (parts, body) = request.into_parts();
+    let (target, params) = match instance.routes().lookup(&parts.method, &parts.uri.path()[path_start..]) {
+        Lookup::Found { target, params } => (target, params),
+        Lookup::MethodNotAllowed(allow) => return Err(Reject::MethodNotAllowed(allow)),
+        Lookup::NotFound => return Err(Reject::NotFound),
+        Lookup::BadParam => return Err(Reject::BadParam),
+    };
+    let body = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(body_error)?;
+    let head = parts.method == Method::HEAD;
+    let request = HostRequest {
+        method: parts.method,
+        uri: parts.uri,
+        path_start,
+        context_path: Arc::clone(&slot.prefix),
+        headers: parts.headers,
+        params,
+        body,
+    };
+    let response = instance.serve(target, request).await.map_err(Reject::Failed)?;
+    Ok(into_http(response, head))
+}
+
+fn into_http(response: HostResponse, head: bool) -> Response {
+    let HostResponse { status, headers, body } = response;
+    let length = body.len();
+    let mut out = if head {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(body))
+    };
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    if head && !out.headers().contains_key(CONTENT_LENGTH) {
+        out.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    out
+}
+
+fn body_error(error: axum::Error) -> Reject {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return Reject::BodyTooLarge;
+        }
+        source = e.source();
+    }
+    Reject::BadBody
+}
+
+fn with_slash(uri: &http::Uri) -> String {
+    match uri.query() {
+        Some(query) => format!("{}/?{query}", uri.path()),
+        None => format!("{}/", uri.path()),
+    }
+}
+
+fn log_failure(app: &str, error: &ServeError) {
+    match error {
+        ServeError::Call(CallError::Panicked) => {
+            tracing::error!(
+                app,
+                "handler panicked (the module logged the panic above); answered 500"
+            )
+        }
+        ServeError::Cancelled => tracing::warn!(app, "request cancelled because the app is stopping"),
+        other => tracing::error!(app, error = %other, "request failed"),
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP side: the router and its layers, the context-path table, the
+//! per-app route tables, and dispatch into modules.
+
+pub mod access_log;
+pub mod context;
+pub mod dispatch;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use http::StatusCode;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use context::{AppSlot, ContextTable};
+
+use crate::config::ServerConfig;
+
+/// What the dispatcher needs.
+pub struct ServerState {
+    /// The context-path table, swapped by the lifecycle manager.
+    pub table: Arc<ArcSwap<ContextTable>>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+/// The HTTP router with its layers: access log (outermost), timeout, body
+/// limit, then dispatch.
+pub fn router(table: Arc<ArcSwap<ContextTable>>, config: &ServerConfig) -> Router {
+    let state = Arc::new(ServerState {
+        table,
+        max_body_bytes: config.max_body_bytes,
+    });
+    let router = Router::new()
+        .fallback(dispatch::dispatch)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            config.request_timeout,
+        ));
+    if config.access_log {
+        router.layer(axum::middleware::from_fn(access_log::access_log))
+    } else {
+        router
+    }
+}
+
+/// Serves until `shutdown` is cancelled, then stops accepting and waits up
+/// to `grace` for open connections to finish. Returns `false` if the grace
+/// period ran out.
+///
+/// # Errors
+/// If accepting connections fails.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<bool> {
+    let signal = shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move { signal.cancelled().await });
+    let grace_over = async {
+        shutdown.cancelled().await;
+        tracing::info!(
+            grace_secs = grace.as_secs_f64(),
+            "shutting down: no new connections, finishing requests"
+        );
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.map(|()| true),
+        () = grace_over => {
+            tracing::warn!("shutdown grace period over; cancelling requests still running");
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The module ABI: the `#[repr(C)]` contract between the container and a module.
+//!
+//! Both sides compile against these definitions; nothing else crosses the
+//! boundary. The rules, measured in `shared/ABI.md`:
+//!
+//! * A module exports one symbol, [`ENTRY_SYMBOL`], a function that does no
+//!   work and returns a pointer to a `static` [`ModuleDescriptor`].
+//! * The container checks, in order, [`MAGIC`], [`ABI_MAJOR`],
+//!   [`LAYOUT_HASH`], the struct sizes and [`FLAG_PANIC_UNWIND`] before it
+//!   calls any function pointer.
+//! * Structs are append-only within a major version. Reordering, removing or
+//!   retyping a field changes [`LAYOUT_HASH`] and needs a new major version and
+//!   a new symbol name.
+//! * Memory is never freed on the other side of the boundary from where it
+//!   was allocated. Requests are host memory that the module releases through
+//!   [`HostVtable::request_release`]; responses, routes and errors are written
+//!   by the module into host-owned sinks through the vtable.
+//!
+//! App authors never touch this module: the SDK's safe API and
+//! [`export_app!`](crate::export_app) hide it.
+
+use core::ffi::c_void;
+
+pub use async_ffi::{FfiFuture, FfiPoll};
+
+mod layout;
+
+#[doc(hidden)]
+pub use layout::layout_field;
+pub use layout::{CONTRACT, FieldLayout, LAYOUT_HASH, TypeLayout, layout_hash};
+
+/// First field of every module header: `b"CRABCAT\0"` read as little-endian.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"CRABCAT\0");
+/// Incompatible changes bump this, and the entry symbol's name with it.
+pub const ABI_MAJOR: u32 = 1;
+/// Compatible, append-only additions bump this.
+pub const ABI_MINOR: u32 = 0;
+/// The one symbol a module exports (no trailing NUL).
+pub const ENTRY_SYMBOL: &str = "crabcat_module_v1";
+/// Set in [`ModuleHeader::flags`] when the module was built with `panic = "unwind"`.
+pub const FLAG_PANIC_UNWIND: u64 = 1;
+
+/// [`ServiceFn`] result: the response was written to the sink.
+pub const SERVICE_OK: u32 = 0;
+/// [`ServiceFn`] result: the handler panicked; the sink holds nothing usable.
+pub const SERVICE_PANICKED: u32 = 1;
+/// [`ServiceFn`] result: the route index is not one the module registered.
+pub const SERVICE_NO_ROUTE: u32 = 2;
+
+/// [`HostVtable::route`] flag: the handler is synchronous and the host runs
+/// it on its blocking thread pool through [`ModuleDescriptor::service_blocking`].
+pub const ROUTE_BLOCKING: u32 = 1;
+
+/// [`HostVtable::request_part`]: the HTTP method, e.g. `GET`.
+pub const PART_METHOD: u32 = 0;
+/// [`HostVtable::request_part`]: the path inside the app, always starting with `/`.
+pub const PART_PATH: u32 = 1;
+/// [`HostVtable::request_part`]: the raw query string without `?` (may be empty).
+pub const PART_QUERY: u32 = 2;
+/// [`HostVtable::request_part`]: the request body.
+pub const PART_BODY: u32 = 3;
+/// [`HostVtable::request_part`]: the app's context path, e.g. `/hello` (empty for `/`).
+pub const PART_CONTEXT_PATH: u32 = 4;
+
+/// Log levels for [`HostVtable::log`], the `log` crate's numbering.
+pub const LOG_ERROR: u32 = 1;
+/// See [`LOG_ERROR`].
+pub const LOG_WARN: u32 = 2;
+/// See [`LOG_ERROR`].
+pub const LOG_INFO: u32 = 3;
+/// See [`LOG_ERROR`].
+pub const LOG_DEBUG: u32 = 4;
+/// See [`LOG_ERROR`].
+pub const LOG_TRACE: u32 = 5;
+
+/// A borrowed run of bytes (often UTF-8).
+///
+/// Ownership: never owns. Who hands one out says how long it stays valid; a
+/// `null` pointer means "absent" where a function documents it, and is
+/// otherwise only allowed with `len == 0`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawSlice {
+    /// First byte, or null.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+impl RawSlice {
+    /// The "absent" value: a null pointer and no bytes.
+    pub const NULL: RawSlice = RawSlice {
+        ptr: core::ptr::null(),
+        len: 0,
+    };
+
+    /// Borrows `bytes`; valid as long as they are.
+    pub const fn new(bytes: &[u8]) -> Self {
+        RawSlice {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    /// Borrows a string; valid as long as it is.
+    pub const fn from_str(s: &str) -> Self {
+        Self::new(s.as_bytes())
+    }
+
+    /// `true` for the "absent" value.
+    pub fn is_null(&self) -> bool {
+        self.ptr.is_null()
+    }
+}
+
+/// Opaque host object describing one deployed app instance. Valid for the
+/// whole life of the process (the host never frees it).
+#[repr(C)]
+pub struct HostApp {
+    _private: [u8; 0],
+}
+
+/// Opaque host object holding one HTTP request. Allocated by the host and
+/// handed to the module by [`ServiceFn`]; the module owns it and must give it
+/// back exactly once with [`HostVtable::request_release`].
+#[repr(C)]
+pub struct HostRequest {
+    _private: [u8; 0],
+}
+
+/// Opaque host object the module writes its response into. Owned by the
+/// host; valid until the service future completes or is dropped.
+#[repr(C)]
+pub struct HostResponse {
+    _private: [u8; 0],
+}
+
+/// Opaque host object collecting what `init` reports: routes and an error
+/// message. Owned by the host; valid only during the `init` call.
+#[repr(C)]
+pub struct InitSink {
+    _private: [u8; 0],
+}
+
+/// Creates the app instance.
+///
+/// Called once per instance on a blocking thread. `config` is a JSON
+/// document (`{"name", "context_path", "config"}`) valid only during the
+/// call. On success the module has registered its routes with
+/// [`HostVtable::route`] and returns a non-null instance pointer, owned by the
+/// module and given back in [`DestroyFn`]. On failure it reports the reason
+/// with [`HostVtable::init_error`] and returns null.
+pub type InitFn = unsafe extern "C" fn(
+    host: *const HostVtable,
+    app: *const HostApp,
+    config: RawSlice,
+    sink: *mut InitSink,
+) -> *mut c_void;
+
+/// Starts one request on an async route and returns the future computing it.
+///
+/// `instance` stays valid until the future is dropped; `request` becomes
+/// the module's (see [`HostRequest`]); `response` is valid until the future
+/// completes or is dropped. The future yields one of the `SERVICE_*` codes.
+pub type ServiceFn = unsafe extern "C" fn(
+    instance: *const c_void,
+    route: u32,
+    request: *mut HostRequest,
+    response: *mut HostResponse,
+) -> FfiFuture<u32>;
+
+/// Runs one request on a blocking route, on a host blocking thread. Same
+/// ownership as [`ServiceFn`]; returns a `SERVICE_*` code.
+pub type ServiceBlockingFn = unsafe extern "C" fn(
+    instance: *const c_void,
+    route: u32,
+    request: *mut HostRequest,
+    response: *mut HostResponse,
+) -> u32;
+
+/// Destroys the instance. Called exactly once per successful [`InitFn`], on
+/// a blocking thread, after every request on it has finished.
+pub type DestroyFn = unsafe extern "C" fn(instance: *mut c_void);
+
+/// The part of the descriptor that never changes across ABI versions: the
+/// container reads it, and nothing else, before deciding to trust a module.
+/// All slices point to `'static` data in the module.
+#[repr(C)]
+pub struct ModuleHeader {
+    /// Always [`MAGIC`].
+    pub magic: u64,
+    /// The module's [`ABI_MAJOR`].
+    pub abi_major: u32,
+    /// The module's [`ABI_MINOR`].
+    pub abi_minor: u32,
+    /// `size_of::<ModuleHeader>()` in the module.
+    pub header_size: u32,
+    /// `size_of::<ModuleDescriptor>()` in the module.
+    pub descriptor_size: u32,
+    /// The module's [`LAYOUT_HASH`].
+    pub layout_hash: u64,
+    /// `FLAG_*` bits.
+    pub flags: u64,
+    /// The crate name of the module.
+    pub name: RawSlice,
+    /// The crate version of the module.
+    pub version: RawSlice,
+    /// The version of `crabcat-sdk` it was built with.
+    pub sdk_version: RawSlice,
+    /// `rustc --version` of the compiler that built the SDK.
+    pub rustc_version: RawSlice,
+}
+
+/// What [`ENTRY_SYMBOL`] returns a pointer to: a `static` in the module,
+/// valid for as long as the library stays loaded (the host never unloads).
+#[repr(C)]
+pub struct ModuleDescriptor {
+    /// Checked before anything else is touched.
+    pub header: ModuleHeader,
+    /// See [`InitFn`].
+    pub init: InitFn,
+    /// See [`ServiceFn`].
+    pub service: ServiceFn,
+    /// See [`ServiceBlockingFn`].
+    pub service_blocking: ServiceBlockingFn,
+    /// See [`DestroyFn`].
+    pub destroy: DestroyFn,
+}
+
+/// The signature of [`ENTRY_SYMBOL`].
+pub type EntryFn = extern "C" fn() -> *const ModuleDescriptor;
+
+/// Host services, passed to [`InitFn`]. A host `static`: valid for the life
+/// of the process. No function here unwinds. Pointers passed in must be the
+/// ones the host handed out and still be valid.
+#[repr(C)]
+pub struct HostVtable {
+    /// `size_of::<HostVtable>()` in the host, for append-only growth.
+    pub size: usize,
+    /// Logs `message` for `app` at a `LOG_*` level; `target` names the
+    /// module path that logged (may be empty).
+    pub log: unsafe extern "C" fn(app: *const HostApp, level: u32, target: RawSlice, message: RawSlice),
+    /// Gives a request back to the host. Exactly once per request; the
+    /// request and every slice read from it are invalid afterwards.
+    pub request_release: unsafe extern "C" fn(request: *mut HostRequest),
+    /// One `PART_*` of the request; valid until the request is released.
+    pub request_part: unsafe extern "C" fn(request: *const HostRequest, part: u32) -> RawSlice,
+    /// The first value of header `name` (ASCII case-insensitive), or
+    /// [`RawSlice::NULL`] if absent; valid until the request is released.
+    pub request_header: unsafe extern "C" fn(request: *const HostRequest, name: RawSlice) -> RawSlice,
+    /// Header number `index` into `name` and `value`; `false` past the end.
+    pub request_header_at: unsafe extern "C" fn(
+        request: *const HostRequest,
+        index: usize,
+        name: *mut RawSlice,
+        value: *mut RawSlice,
+    ) -> bool,
+    /// Path parameter number `index` (percent-decoded) into `name` and
+    /// `value`; `false` past the end.
+    pub request_param_at: unsafe extern "C" fn(
+        request: *const HostRequest,
+        index: usize,
+        name: *mut RawSlice,
+        value: *mut RawSlice,
+    ) -> bool,
+    /// Sets the response status code.
+    pub response_status: unsafe extern "C" fn(response: *mut HostResponse, status: u16),
+    /// Appends a response header; `false` (and nothing added) if the name or
+    /// value is not valid HTTP.
+    pub response_header: unsafe extern "C" fn(response: *mut HostResponse, name: RawSlice, value: RawSlice) -> bool,
+    /// Appends bytes to the response body (the host copies them).
+    pub response_body: unsafe extern "C" fn(response: *mut HostResponse, bytes: RawSlice),
+    /// During `init`: registers route number `n` (the n-th call, from 0) for
+    /// `method` and `pattern`, with `ROUTE_*` flags.
+    pub route: unsafe extern "C" fn(sink: *mut InitSink, method: RawSlice, pattern: RawSlice, flags: u32),
+    /// During `init`: reports why it failed.
+    pub init_error: unsafe extern "C" fn(sink: *mut InitSink, message: RawSlice),
+    /// A future that completes after `millis` milliseconds, driven by the
+    /// host's timer. Owned by the module once returned.
+    pub sleep: unsafe extern "C" fn(millis: u64) -> FfiFuture<()>,
+    /// Runs `task` on the host runtime, tracked for `app`: the host cancels
+    /// (drops) it before the app's `destroy`.
+    pub spawn: unsafe extern "C" fn(app: *const HostApp, task: FfiFuture<()>),
+}

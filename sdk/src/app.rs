@@ -1,0 +1,116 @@
+//! The app trait, its init context, and a started instance.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::request::Request;
+use crate::response::Response;
+use crate::routing::{HandlerFn, Routes};
+
+/// A Crabcat application: created by [`init`](App::init), serving the
+/// [`routes`](App::routes) it declares, and told to clean up in
+/// [`destroy`](App::destroy).
+///
+/// The container creates one instance per deployment and shares it between
+/// all requests, so the type must be `Send + Sync`; handlers receive it as
+/// `Arc<Self>` (async) or `&Self` (blocking).
+pub trait App: Sized + Send + Sync + 'static {
+    /// Creates the app. Runs once per deployment on a blocking thread, so it
+    /// may do blocking work.
+    ///
+    /// # Errors
+    /// An error fails the deployment: the app is marked `failed` with the
+    /// error's message, and the container goes on serving every other app.
+    fn init(ctx: &InitContext) -> Result<Self>;
+
+    /// Declares the routes, e.g. `routes.get("/greet/{name}", Self::greet)`.
+    fn routes(routes: &mut Routes<Self>);
+
+    /// Called exactly once when the app is undeployed, reloaded or the
+    /// container shuts down, after its last request finished. The default
+    /// does nothing; the instance is dropped right after.
+    fn destroy(&self) {}
+}
+
+/// What [`App::init`] gets from the container.
+#[derive(Debug, Deserialize)]
+pub struct InitContext {
+    name: String,
+    context_path: String,
+    #[serde(default)]
+    config: serde_json::Value,
+    #[serde(default)]
+    max_log_level: Option<String>,
+}
+
+impl InitContext {
+    /// The deployment name of the app (its file name without extension).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the app is mounted, e.g. `/hello`; empty when mounted at `/`.
+    /// Prefix links to your own pages with it.
+    pub fn context_path(&self) -> &str {
+        &self.context_path
+    }
+
+    /// The app's configuration section (`[apps.NAME.config]` in the
+    /// container's config), deserialised into `T`. A missing section is an
+    /// empty table, so a `T` with `#[serde(default)]` gets its defaults.
+    ///
+    /// # Errors
+    /// If the section does not match `T`.
+    pub fn config<T: DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(&self.config).map_err(|e| Error::internal(format!("invalid config for app {}: {e}", self.name)))
+    }
+
+    /// The raw configuration section.
+    pub fn config_value(&self) -> &serde_json::Value {
+        &self.config
+    }
+}
+
+/// A running instance: the app and its handlers, indexed by route number.
+pub(crate) struct Started<A> {
+    app: Arc<A>,
+    routes: Routes<A>,
+}
+
+impl<A: App> Started<A> {
+    /// Parses the host's init document, runs `A::init` and collects routes.
+    pub(crate) fn start(init_document: &[u8]) -> Result<Self> {
+        let ctx: InitContext = serde_json::from_slice(init_document)
+            .map_err(|e| Error::internal(format!("bad init document from the host: {e}")))?;
+        crate::logging::install(ctx.max_log_level.as_deref());
+        let app = Arc::new(A::init(&ctx)?);
+        let mut routes = Routes::new();
+        A::routes(&mut routes);
+        Ok(Started { app, routes })
+    }
+
+    pub(crate) fn route_table(&self) -> impl Iterator<Item = (&str, &str, u32)> {
+        self.routes.table()
+    }
+
+    pub(crate) fn call_async(&self, route: u32, request: Request) -> Option<crate::routing::BoxFuture> {
+        match self.routes.handler(route)? {
+            HandlerFn::Async(f) => Some(f(Arc::clone(&self.app), request)),
+            HandlerFn::Blocking(_) => None,
+        }
+    }
+
+    pub(crate) fn call_blocking(&self, route: u32, request: Request) -> Option<Response> {
+        match self.routes.handler(route)? {
+            HandlerFn::Blocking(f) => Some(f(&self.app, request)),
+            HandlerFn::Async(_) => None,
+        }
+    }
+
+    pub(crate) fn destroy(self) {
+        self.app.destroy();
+    }
+}

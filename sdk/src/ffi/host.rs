@@ -1,0 +1,221 @@
+//! Safe wrappers around the host vtable, for the rest of the SDK.
+
+use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::{AtomicPtr, Ordering};
+use std::future::Future;
+use std::time::Duration;
+
+use async_ffi::FutureExt as _;
+
+use crate::abi::{HostApp, HostRequest, HostResponse, HostVtable, InitSink, RawSlice};
+
+/// The host vtable and app handle of this module image, set by `init`.
+/// Each loaded image has its own statics, so one image serves one app.
+static HOST: AtomicPtr<HostVtable> = AtomicPtr::new(null_mut());
+static APP: AtomicPtr<HostApp> = AtomicPtr::new(null_mut());
+
+/// Remembers the host for this image.
+///
+/// # Safety
+/// `host` must point to a vtable valid for the life of the process and `app`
+/// to a host app handle valid as long (both promised by [`crate::abi::InitFn`]).
+pub(crate) unsafe fn install(host: &'static HostVtable, app: *const HostApp) {
+    HOST.store((host as *const HostVtable).cast_mut(), Ordering::Release);
+    APP.store(app.cast_mut(), Ordering::Release);
+}
+
+/// The installed vtable, if `init` ran.
+pub(crate) fn vtable() -> Option<&'static HostVtable> {
+    let ptr = HOST.load(Ordering::Acquire);
+    // SAFETY: only `install` stores a non-null value, a vtable the host
+    // keeps valid for the life of the process.
+    unsafe { ptr.as_ref() }
+}
+
+fn require_vtable(what: &str) -> &'static HostVtable {
+    vtable().unwrap_or_else(|| panic!("crabcat_sdk::{what} needs a running module (called before init?)"))
+}
+
+/// Borrows the bytes of a slice the host handed out.
+///
+/// # Safety
+/// `slice` must be null or valid for reads of `len` bytes for `'a`.
+pub(crate) unsafe fn bytes<'a>(slice: RawSlice) -> &'a [u8] {
+    if slice.ptr.is_null() || slice.len == 0 {
+        return &[];
+    }
+    // SAFETY: non-null and valid for `len` bytes for 'a, by the caller.
+    unsafe { core::slice::from_raw_parts(slice.ptr, slice.len) }
+}
+
+/// Sends one log line to the host, if there is one.
+pub(crate) fn log(level: u32, target: &str, message: &str) {
+    if let Some(host) = vtable() {
+        let app = APP.load(Ordering::Acquire);
+        // SAFETY: `app` is the handle given to `init`, valid for the process;
+        // the slices borrow live strings for the duration of the call.
+        unsafe { (host.log)(app, level, RawSlice::from_str(target), RawSlice::from_str(message)) }
+    }
+}
+
+/// Waits for `duration` on the host's timer.
+///
+/// # Panics
+/// Outside a running module (before `init`).
+pub fn sleep(duration: Duration) -> impl Future<Output = ()> + Send + 'static {
+    let host = require_vtable("sleep");
+    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    // SAFETY: a plain call into the host; the returned future is ours.
+    unsafe { (host.sleep)(millis) }
+}
+
+/// Runs `task` in the background on the host runtime. The container cancels
+/// it before the app is destroyed (on undeploy, reload or shutdown), so it
+/// must not be relied on to finish.
+///
+/// # Panics
+/// Outside a running module (before `init`).
+pub fn spawn<F>(task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let host = require_vtable("spawn");
+    let app = APP.load(Ordering::Acquire);
+    // SAFETY: `app` is the handle given to `init`; the future is moved to
+    // the host, which polls and drops it through its FFI vtable.
+    unsafe { (host.spawn)(app, task.into_ffi()) }
+}
+
+/// Reports a route to the host during `init`.
+pub(crate) struct InitReport {
+    host: &'static HostVtable,
+    sink: *mut InitSink,
+}
+
+impl InitReport {
+    /// # Safety
+    /// `sink` must be the one passed to the current `init` call.
+    pub(crate) unsafe fn new(host: &'static HostVtable, sink: *mut InitSink) -> Self {
+        InitReport { host, sink }
+    }
+
+    pub(crate) fn route(&self, method: &str, pattern: &str, flags: u32) {
+        // SAFETY: the sink is valid during init; slices borrow live strings.
+        unsafe {
+            (self.host.route)(
+                self.sink,
+                RawSlice::from_str(method),
+                RawSlice::from_str(pattern),
+                flags,
+            )
+        }
+    }
+
+    pub(crate) fn error(&self, message: &str) {
+        // SAFETY: as in `route`.
+        unsafe { (self.host.init_error)(self.sink, RawSlice::from_str(message)) }
+    }
+}
+
+/// An owned host request; released to the host on drop.
+pub(crate) struct RequestHandle {
+    host: &'static HostVtable,
+    raw: NonNull<HostRequest>,
+}
+
+// SAFETY: the host request is immutable after creation and the host's
+// accessor functions are thread-safe, so it may be shared and moved.
+unsafe impl Send for RequestHandle {}
+// SAFETY: see `Send`.
+unsafe impl Sync for RequestHandle {}
+
+impl RequestHandle {
+    /// # Safety
+    /// `raw` must be a request the host handed to this module and not yet
+    /// released; the handle takes ownership of it.
+    pub(crate) unsafe fn from_raw(host: &'static HostVtable, raw: *mut HostRequest) -> Option<Self> {
+        NonNull::new(raw).map(|raw| RequestHandle { host, raw })
+    }
+
+    pub(crate) fn part(&self, part: u32) -> &[u8] {
+        // SAFETY: the request is live while `self` is; the slice stays valid
+        // until release, which only `drop` does, so borrowing `self` suffices.
+        unsafe { bytes((self.host.request_part)(self.raw.as_ptr(), part)) }
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
+        // SAFETY: as in `part`; `name` is borrowed for the call only.
+        let value = unsafe { (self.host.request_header)(self.raw.as_ptr(), RawSlice::from_str(name)) };
+        // SAFETY: as in `part`.
+        (!value.is_null()).then(|| unsafe { bytes(value) })
+    }
+
+    pub(crate) fn header_at(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.pair_at(self.host.request_header_at, index)
+    }
+
+    pub(crate) fn param_at(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.pair_at(self.host.request_param_at, index)
+    }
+
+    fn pair_at(
+        &self,
+        getter: unsafe extern "C" fn(*const HostRequest, usize, *mut RawSlice, *mut RawSlice) -> bool,
+        index: usize,
+    ) -> Option<(&[u8], &[u8])> {
+        let (mut name, mut value) = (RawSlice::NULL, RawSlice::NULL);
+        // SAFETY: the request is live; the out-pointers are valid locals.
+        let found = unsafe { getter(self.raw.as_ptr(), index, &mut name, &mut value) };
+        // SAFETY: as in `part`.
+        found.then(|| unsafe { (bytes(name), bytes(value)) })
+    }
+}
+
+impl Drop for RequestHandle {
+    fn drop(&mut self) {
+        // SAFETY: we own the request and release it exactly once, here.
+        unsafe { (self.host.request_release)(self.raw.as_ptr()) }
+    }
+}
+
+/// The host's response sink for one request.
+pub(crate) struct ResponseSink {
+    host: &'static HostVtable,
+    raw: *mut HostResponse,
+}
+
+// SAFETY: the sink is only written by the one future that owns this value;
+// the host does not touch it until that future completes or is dropped.
+unsafe impl Send for ResponseSink {}
+
+impl ResponseSink {
+    /// # Safety
+    /// `raw` must be the sink of the current request, valid until the
+    /// service future completes or is dropped.
+    pub(crate) unsafe fn new(host: &'static HostVtable, raw: *mut HostResponse) -> Self {
+        ResponseSink { host, raw }
+    }
+
+    /// Writes the whole response; headers that are not valid HTTP are
+    /// dropped and logged.
+    pub(crate) fn write(self, response: crate::Response) {
+        let (status, headers, body) = response.into_parts();
+        // SAFETY: the sink is valid (see `new`); slices borrow live data.
+        unsafe {
+            (self.host.response_status)(self.raw, status.as_u16());
+            for (name, value) in &headers {
+                let ok = (self.host.response_header)(self.raw, RawSlice::from_str(name), RawSlice::from_str(value));
+                if !ok {
+                    log(
+                        crate::abi::LOG_WARN,
+                        "crabcat_sdk",
+                        &format!("dropped invalid response header {name:?}"),
+                    );
+                }
+            }
+            if !body.is_empty() {
+                (self.host.response_body)(self.raw, RawSlice::new(&body));
+            }
+        }
+    }
+}

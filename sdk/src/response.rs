@@ -1,0 +1,218 @@
+//! Responses, and the conversion of handler results into them.
+
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// An HTTP response built by a handler.
+#[derive(Debug, Clone)]
+pub struct Response {
+    status: StatusCode,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// An empty response with `status`.
+    pub fn new(status: StatusCode) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// `200 OK` with a body and its content type.
+    pub fn bytes(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Response::new(StatusCode::OK)
+            .with_header("content-type", content_type)
+            .with_body(body)
+    }
+
+    /// `200 OK`, `text/plain; charset=utf-8`.
+    pub fn text(body: impl Into<String>) -> Self {
+        Response::bytes("text/plain; charset=utf-8", body.into())
+    }
+
+    /// `200 OK`, `text/html; charset=utf-8`. Escape user data with
+    /// [`html_escape`](crate::html_escape).
+    pub fn html(body: impl Into<String>) -> Self {
+        Response::bytes("text/html; charset=utf-8", body.into())
+    }
+
+    /// `200 OK`, `application/json`. If `value` cannot be serialised the
+    /// response is a `500` (and the reason is logged).
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response::bytes("application/json", body),
+            Err(e) => Error::internal(format!("cannot serialise JSON response: {e}")).into_response(),
+        }
+    }
+
+    /// `303 See Other` to `location`: the usual answer to a form `POST`.
+    pub fn redirect(location: &str) -> Self {
+        Response::new(StatusCode::SEE_OTHER).with_header("location", location)
+    }
+
+    /// `308 Permanent Redirect` to `location`.
+    pub fn redirect_permanent(location: &str) -> Self {
+        Response::new(StatusCode::PERMANENT_REDIRECT).with_header("location", location)
+    }
+
+    /// A plain-text error page: `status` and `message`.
+    pub fn error(status: StatusCode, message: &str) -> Self {
+        Response::text(format!("{message}\n")).with_status(status)
+    }
+
+    /// Replaces the status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Adds a header (headers that are not valid HTTP are dropped by the
+    /// container, with a warning in the log).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers, in the order they were added.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub(crate) fn into_parts(self) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+        (self.status, self.headers, self.body)
+    }
+}
+
+/// Converts a handler's return value into a [`Response`], like axum's trait
+/// of the same name.
+pub trait IntoResponse {
+    /// Does the conversion.
+    fn into_response(self) -> Response;
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> Response {
+        self
+    }
+}
+
+impl IntoResponse for String {
+    fn into_response(self) -> Response {
+        Response::text(self)
+    }
+}
+
+impl IntoResponse for &'static str {
+    fn into_response(self) -> Response {
+        Response::text(self)
+    }
+}
+
+impl IntoResponse for StatusCode {
+    fn into_response(self) -> Response {
+        Response::new(self)
+    }
+}
+
+impl<T: IntoResponse> IntoResponse for (StatusCode, T) {
+    fn into_response(self) -> Response {
+        self.1.into_response().with_status(self.0)
+    }
+}
+
+impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
+    fn into_response(self) -> Response {
+        match self {
+            Ok(v) => v.into_response(),
+            Err(e) => e.into_response(),
+        }
+    }
+}
+
+/// A JSON response body: `Json(value)` serialises `value`.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        Response::json(&self.0)
+    }
+}
+
+/// An HTML response body.
+#[derive(Debug, Clone)]
+pub struct Html<T>(pub T);
+
+impl<T: Into<String>> IntoResponse for Html<T> {
+    fn into_response(self) -> Response {
+        Response::html(self.0)
+    }
+}
+
+/// Escapes `&`, `<`, `>`, `"` and `'` for use in HTML text and attributes.
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escape_escapes_markup() {
+        assert_eq!(
+            html_escape(r#"<a href="x">O'Neil & co</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;O&#x27;Neil &amp; co&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn result_errors_become_their_status() {
+        let r: Result<Response, Error> = Err(Error::not_found("no such entry"));
+        let resp = r.into_response();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(resp.body(), b"no such entry\n");
+    }
+
+    #[test]
+    fn json_sets_content_type() {
+        let resp = Json(serde_json::json!({"a": 1})).into_response();
+        assert_eq!(
+            resp.headers(),
+            &[("content-type".to_owned(), "application/json".to_owned())]
+        );
+        assert_eq!(resp.body(), br#"{"a":1}"#);
+    }
+}

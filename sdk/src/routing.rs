@@ -1,0 +1,153 @@
+//! Routes: method + path pattern → handler.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::Method;
+
+use crate::abi::ROUTE_BLOCKING;
+use crate::request::Request;
+use crate::response::{IntoResponse, Response};
+
+#[doc(hidden)]
+pub type BoxFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// A type-erased handler; `pub` only because [`Handler`] names it.
+#[doc(hidden)]
+pub enum HandlerFn<A> {
+    Async(Box<dyn Fn(Arc<A>, Request) -> BoxFuture + Send + Sync>),
+    Blocking(Box<dyn Fn(&A, Request) -> Response + Send + Sync>),
+}
+
+struct Route<A> {
+    method: Method,
+    pattern: String,
+    handler: HandlerFn<A>,
+}
+
+/// The routes of an app, declared in [`App::routes`](crate::App::routes).
+///
+/// Patterns are paths inside the app (the container strips the context
+/// path) with named parameters in braces, read with
+/// [`Request::param`]: `/greet/{name}`, or `/files/{*path}` for the rest of
+/// the path. A `GET` route also answers `HEAD`. A path that matches but
+/// with another method gets `405 Method Not Allowed` with an `Allow` header.
+///
+/// An async handler is an `async fn(self: Arc<Self>, Request) -> impl IntoResponse`;
+/// wrap a synchronous `fn(&self, Request) -> impl IntoResponse` in
+/// [`blocking`] to have the container run it on its blocking thread pool.
+pub struct Routes<A> {
+    routes: Vec<Route<A>>,
+}
+
+impl<A: Send + Sync + 'static> Routes<A> {
+    pub(crate) fn new() -> Self {
+        Routes { routes: Vec::new() }
+    }
+
+    /// Adds a route for `method` and `pattern`.
+    pub fn route<H, M>(&mut self, method: Method, pattern: &str, handler: H) -> &mut Self
+    where
+        H: Handler<A, M>,
+    {
+        self.routes.push(Route {
+            method,
+            pattern: pattern.to_owned(),
+            handler: handler.into_handler_fn(),
+        });
+        self
+    }
+
+    /// Adds a `GET` (and `HEAD`) route.
+    pub fn get<H: Handler<A, M>, M>(&mut self, pattern: &str, handler: H) -> &mut Self {
+        self.route(Method::GET, pattern, handler)
+    }
+
+    /// Adds a `POST` route.
+    pub fn post<H: Handler<A, M>, M>(&mut self, pattern: &str, handler: H) -> &mut Self {
+        self.route(Method::POST, pattern, handler)
+    }
+
+    /// Adds a `PUT` route.
+    pub fn put<H: Handler<A, M>, M>(&mut self, pattern: &str, handler: H) -> &mut Self {
+        self.route(Method::PUT, pattern, handler)
+    }
+
+    /// Adds a `PATCH` route.
+    pub fn patch<H: Handler<A, M>, M>(&mut self, pattern: &str, handler: H) -> &mut Self {
+        self.route(Method::PATCH, pattern, handler)
+    }
+
+    /// Adds a `DELETE` route.
+    pub fn delete<H: Handler<A, M>, M>(&mut self, pattern: &str, handler: H) -> &mut Self {
+        self.route(Method::DELETE, pattern, handler)
+    }
+
+    pub(crate) fn table(&self) -> impl Iterator<Item = (&str, &str, u32)> {
+        self.routes.iter().map(|r| {
+            let flags = match r.handler {
+                HandlerFn::Async(_) => 0,
+                HandlerFn::Blocking(_) => ROUTE_BLOCKING,
+            };
+            (r.method.as_str(), r.pattern.as_str(), flags)
+        })
+    }
+
+    pub(crate) fn handler(&self, index: u32) -> Option<&HandlerFn<A>> {
+        self.routes.get(usize::try_from(index).ok()?).map(|r| &r.handler)
+    }
+}
+
+/// Something that can handle requests for app `A`: an async function
+/// `Fn(Arc<A>, Request) -> impl Future<Output = impl IntoResponse>`, or a
+/// [`Blocking`] one. `M` only tells the two apart.
+pub trait Handler<A, M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn into_handler_fn(self) -> HandlerFn<A>;
+}
+
+#[doc(hidden)]
+pub struct AsyncMarker<Fut>(PhantomData<Fut>);
+
+#[doc(hidden)]
+pub struct BlockingMarker<R>(PhantomData<R>);
+
+impl<A, F, Fut> Handler<A, AsyncMarker<Fut>> for F
+where
+    A: Send + Sync + 'static,
+    F: Fn(Arc<A>, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoResponse,
+{
+    fn into_handler_fn(self) -> HandlerFn<A> {
+        HandlerFn::Async(Box::new(move |app, request| {
+            let future = self(app, request);
+            Box::pin(async move { future.await.into_response() })
+        }))
+    }
+}
+
+/// A synchronous handler that the container runs on its blocking thread
+/// pool (the servlet-thread model), made with [`blocking`].
+pub struct Blocking<F>(F);
+
+/// Marks a synchronous `fn(&self, Request) -> impl IntoResponse` as a
+/// blocking handler: `routes.get("/report", blocking(Self::report))`.
+/// Use it for CPU-heavy or blocking work so it does not stall async handlers.
+pub fn blocking<F>(handler: F) -> Blocking<F> {
+    Blocking(handler)
+}
+
+impl<A, F, R> Handler<A, BlockingMarker<R>> for Blocking<F>
+where
+    A: Send + Sync + 'static,
+    F: Fn(&A, Request) -> R + Send + Sync + 'static,
+    R: IntoResponse + 'static,
+{
+    fn into_handler_fn(self) -> HandlerFn<A> {
+        let f = self.0;
+        HandlerFn::Blocking(Box::new(move |app, request| f(app, request).into_response()))
+    }
+}
