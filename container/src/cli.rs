@@ -9,11 +9,14 @@ use crate::config::Overrides;
 
 /// Crabcat: a servlet-container-style application server for Rust modules.
 #[derive(Debug, Parser)]
-#[command(name = "crabcat", version, about)]
+#[command(name = "crabcat", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// `crabcat` with no subcommand takes the flags of `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// Subcommands.

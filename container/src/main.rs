@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use crabcat::cli::{Cli, Command, ServeArgs};
+use crabcat::cli::{Cli, Command};
 use crabcat::config::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
-        None => ServeArgs::default(),
+        None => cli.serve,
     };
     let config = match Config::load(args.config.as_deref(), &args.overrides()) {
         Ok(config) => config,
@@ -52,8 +52,17 @@ fn init_tracing(filter: &str) {
         .init();
 }
 
-/// Cancels `shutdown` on the first SIGINT or SIGTERM.
+/// Cancels `shutdown` on the first SIGINT or SIGTERM; a second one exits at
+/// once, without waiting for requests or calling `destroy`.
 async fn cancel_on_signal(shutdown: CancellationToken) {
+    wait_for_signal().await;
+    shutdown.cancel();
+    wait_for_signal().await;
+    tracing::warn!("second signal: exiting now");
+    std::process::exit(130);
+}
+
+async fn wait_for_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -73,5 +82,4 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = interrupt => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
     }
-    shutdown.cancel();
 }

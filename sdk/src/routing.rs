@@ -12,13 +12,17 @@ use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 
 #[doc(hidden)]
+pub type AsyncFn<A> = Box<dyn Fn(Arc<A>, Request) -> BoxFuture + Send + Sync>;
+#[doc(hidden)]
+pub type BlockingFn<A> = Box<dyn Fn(&A, Request) -> Response + Send + Sync>;
+#[doc(hidden)]
 pub type BoxFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// A type-erased handler; `pub` only because [`Handler`] names it.
 #[doc(hidden)]
 pub enum HandlerFn<A> {
-    Async(Box<dyn Fn(Arc<A>, Request) -> BoxFuture + Send + Sync>),
-    Blocking(Box<dyn Fn(&A, Request) -> Response + Send + Sync>),
+    Async(AsyncFn<A>),
+    Blocking(BlockingFn<A>),
 }
 
 struct Route<A> {

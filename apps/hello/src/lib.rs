@@ -15,8 +15,9 @@
 //! curl localhost:8080/hello/                      # Hello from Crabcat!
 //! curl localhost:8080/hello/greet/Ferris          # Hello, Ferris!
 //! curl -d 'some bytes' localhost:8080/hello/echo  # some bytes
-//! curl localhost:8080/hello/config                # {"greeting":"Hello","app":"hello"}
-//! curl localhost:8080/hello/blocking?n=30         # fib(30) = 832040, on a blocking thread
+//! curl localhost:8080/hello/config                # {"app":"hello","greeting":"Hello"}
+//! curl localhost:8080/hello/blocking?n=30         # fib(30) = 832040, computed on a blocking thread
+//! curl localhost:8080/hello/sleep?ms=200          # slept 200 ms (on the container's timer)
 //! curl localhost:8080/hello/panic                 # 500; the next request is fine
 //! ```
 //!

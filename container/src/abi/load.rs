@@ -78,7 +78,7 @@ pub struct ModuleInfo {
 }
 
 /// A loaded, checked module. The library is never unloaded (see
-/// `shared/ABI.md`, facts 8–10): dropping a `Module` leaks its image.
+/// `docs/abi-facts.md`, facts 8–10): dropping a `Module` leaks its image.
 pub struct Module {
     pub(super) descriptor: &'static ModuleDescriptor,
     info: ModuleInfo,

@@ -182,9 +182,12 @@ impl Config {
 fn is_valid_context_path(path: &str) -> bool {
     match path.strip_prefix('/') {
         Some("") => true,
-        Some(segment) => segment
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+        Some(segment) => {
+            segment.chars().any(|c| c != '.')
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        }
         None => false,
     }
 }
@@ -210,7 +213,7 @@ mod tests {
         for ok in ["/", "/hello", "/a-b_c.d"] {
             assert!(is_valid_context_path(ok), "{ok}");
         }
-        for bad in ["", "hello", "/a/b", "/a b", "/é"] {
+        for bad in ["", "hello", "/a/b", "/a b", "/é", "/.", "/.."] {
             assert!(!is_valid_context_path(bad), "{bad}");
         }
     }

@@ -132,10 +132,11 @@ impl AppManager {
         };
         {
             let mut slots = self.slots.lock().expect("slots lock");
-            if let Some(other) = slots.get(name) {
+            if slots.contains_key(name) {
+                let other = self.status.borrow().get(name).map(|s| s.file.display().to_string());
                 return Err(format!(
-                    "an app named {name} is already deployed (from another file: {})",
-                    other.name
+                    "an app named {name} is already deployed from {}",
+                    other.unwrap_or_default()
                 ));
             }
             if let Some(other) = slots.values().find(|s| s.prefix == prefix) {

@@ -35,22 +35,17 @@ pub enum Reject {
 
 impl IntoResponse for Reject {
     fn into_response(self) -> Response {
+        let mut extra = None;
         let (status, message) = match self {
             Reject::NotFound => (StatusCode::NOT_FOUND, "not found"),
             Reject::AddSlash(location) => {
-                let mut response = StatusCode::PERMANENT_REDIRECT.into_response();
-                if let Ok(value) = HeaderValue::from_str(&location) {
-                    response.headers_mut().insert(LOCATION, value);
-                }
-                return response;
+                extra = Some((LOCATION, location));
+                (StatusCode::PERMANENT_REDIRECT, "moved")
             }
             Reject::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "application not available"),
             Reject::MethodNotAllowed(allow) => {
-                let mut response = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
-                if let Ok(value) = HeaderValue::from_str(&allow) {
-                    response.headers_mut().insert(ALLOW, value);
-                }
-                return response;
+                extra = Some((ALLOW, allow));
+                (StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
             }
             Reject::BadParam => (StatusCode::BAD_REQUEST, "bad path parameter"),
             Reject::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
@@ -58,12 +53,14 @@ impl IntoResponse for Reject {
             Reject::Failed(ServeError::Cancelled) => (StatusCode::SERVICE_UNAVAILABLE, "application stopping"),
             Reject::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
         };
-        (
-            status,
-            [(CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{message}\n"),
-        )
-            .into_response()
+        let content_type = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
+        let mut response = (status, content_type, format!("{message}\n")).into_response();
+        if let Some((name, value)) = extra
+            && let Ok(value) = HeaderValue::from_str(&value)
+        {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
 }
 

@@ -2,7 +2,7 @@
 //! size of every field of every ABI struct, plus the size and alignment of
 //! the foreign types that cross the boundary.
 //!
-//! A version number alone is not enough (`shared/ABI.md`, fact 2): a module
+//! A version number alone is not enough (`docs/abi-facts.md`, fact 2): a module
 //! built against a changed struct with the same version calls the wrong
 //! vtable slot and hangs. The hash catches that at load time.
 
@@ -197,22 +197,18 @@ mod tests {
         c: u8,
     }
 
-    fn hash_of(t: TypeLayout) -> u64 {
-        layout_hash(&[t])
-    }
+    const ORIGINAL: &[TypeLayout] = &[crate::__type_layout!(Original { a: u32, b: u64 })];
+    const REORDERED: &[TypeLayout] = &[crate::__type_layout!(Reordered { b: u64, a: u32 })];
+    const RETYPED: &[TypeLayout] = &[crate::__type_layout!(Retyped { a: u64, b: u64 })];
+    const APPENDED: &[TypeLayout] = &[crate::__type_layout!(Appended { a: u32, b: u64, c: u8 })];
 
     #[test]
     fn hash_changes_when_a_field_changes() {
-        let original = hash_of(crate::__type_layout!(Original { a: u32, b: u64 }));
-        let others = [
-            hash_of(crate::__type_layout!(Reordered { b: u64, a: u32 })),
-            hash_of(crate::__type_layout!(Retyped { a: u64, b: u64 })),
-            hash_of(crate::__type_layout!(Appended { a: u32, b: u64, c: u8 })),
-        ];
-        for other in others {
-            assert_ne!(original, other);
+        let original = layout_hash(ORIGINAL);
+        for other in [REORDERED, RETYPED, APPENDED] {
+            assert_ne!(original, layout_hash(other), "{other:?}");
         }
-        assert_eq!(original, hash_of(crate::__type_layout!(Original { a: u32, b: u64 })));
+        assert_eq!(original, layout_hash(ORIGINAL));
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! The module ABI: the `#[repr(C)]` contract between the container and a module.
 //!
 //! Both sides compile against these definitions; nothing else crosses the
-//! boundary. The rules, measured in `shared/ABI.md`:
+//! boundary. The rules, measured in `docs/abi-facts.md`:
 //!
 //! * A module exports one symbol, [`ENTRY_SYMBOL`], a function that does no
 //!   work and returns a pointer to a `static` [`ModuleDescriptor`].
 //! * The container checks, in order, [`MAGIC`], [`ABI_MAJOR`],
 //!   [`LAYOUT_HASH`], the struct sizes and [`FLAG_PANIC_UNWIND`] before it
 //!   calls any function pointer.
-//! * Structs are append-only within a major version. Reordering, removing or
-//!   retyping a field changes [`LAYOUT_HASH`] and needs a new major version and
-//!   a new symbol name.
+//! * [`LAYOUT_HASH`] covers every field of every struct, so any change to
+//!   the contract, even an appended field, makes the container refuse
+//!   modules built before it: rebuild them. Reordering, removing or retyping
+//!   a field also needs a new major version and a new symbol name. The size
+//!   fields and [`ABI_MINOR`] are there so that a later container can accept
+//!   older modules whose structs are a prefix of its own; this one does not.
 //! * Memory is never freed on the other side of the boundary from where it
 //!   was allocated. Requests are host memory that the module releases through
 //!   [`HostVtable::request_release`]; responses, routes and errors are written
@@ -145,8 +148,8 @@ pub struct InitSink {
 /// Creates the app instance.
 ///
 /// Called once per instance on a blocking thread. `config` is a JSON
-/// document (`{"name", "context_path", "config"}`) valid only during the
-/// call. On success the module has registered its routes with
+/// document (`{"name", "context_path", "config", "max_log_level"}`) valid
+/// only during the call. On success the module has registered its routes with
 /// [`HostVtable::route`] and returns a non-null instance pointer, owned by the
 /// module and given back in [`DestroyFn`]. On failure it reports the reason
 /// with [`HostVtable::init_error`] and returns null.

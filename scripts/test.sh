@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test: builds the container, the sample apps and the fixture
+# modules once, then runs the whole suite against them.
+#
+# Needs only the Rust toolchain. PostgreSQL tests (once there are any) run
+# when CRABCAT_TEST_POSTGRES_URL is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> building the container, the sample apps and the test fixtures"
+cargo build --workspace --locked
+echo "==> building the panic = \"abort\" fixture (its own workspace)"
+cargo build --manifest-path tests/fixtures/abort-app/Cargo.toml --target-dir target/abort-fixture
+echo "==> running the tests"
+cargo test --workspace --locked "$@"

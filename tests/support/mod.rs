@@ -1,0 +1,283 @@
+//! The test harness: starts the real `crabcat` binary on an ephemeral port
+//! with a temporary deploy directory and real compiled modules.
+//!
+//! The binary and the modules are built beforehand, once, by
+//! `scripts/test.sh` (`cargo build --workspace` plus the `panic = "abort"`
+//! fixture); the harness only finds them.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long to wait for the container to start or stop.
+pub const STARTUP: Duration = Duration::from_secs(30);
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from)
+}
+
+fn built(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test.sh (it builds the container, the apps and the fixtures first)",
+        path.display()
+    );
+    path
+}
+
+/// The `crabcat` binary.
+pub fn crabcat_bin() -> PathBuf {
+    built(
+        target_dir()
+            .join("debug")
+            .join(format!("crabcat{}", std::env::consts::EXE_SUFFIX)),
+    )
+}
+
+/// The compiled module of workspace package `package` (e.g. `hello`, `probe`).
+pub fn module(package: &str) -> PathBuf {
+    let file = format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        package.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
+    built(target_dir().join("debug").join(file))
+}
+
+/// The fixture module built with `panic = "abort"`.
+pub fn abort_module() -> PathBuf {
+    let file = format!(
+        "{}abort_app{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    built(target_dir().join("abort-fixture").join("debug").join(file))
+}
+
+/// Collected output of the container, with a way to wait for a line.
+#[derive(Default)]
+struct Output {
+    text: Mutex<String>,
+    changed: Condvar,
+}
+
+/// What a test deploys and how it configures the container.
+pub struct ContainerBuilder {
+    dir: tempfile::TempDir,
+    config: String,
+    env: Vec<(String, String)>,
+}
+
+impl ContainerBuilder {
+    /// Puts `library` into the deploy directory as `file_name`.
+    pub fn deploy(self, library: &Path, file_name: &str) -> Self {
+        std::fs::copy(library, self.deploy_dir().join(file_name)).expect("copy module");
+        self
+    }
+
+    /// Writes raw bytes into the deploy directory (for garbage files).
+    pub fn deploy_bytes(self, file_name: &str, bytes: &[u8]) -> Self {
+        std::fs::write(self.deploy_dir().join(file_name), bytes).expect("write file");
+        self
+    }
+
+    /// Appends TOML to the container's config file.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config.push_str(toml);
+        self.config.push('\n');
+        self
+    }
+
+    /// Sets an environment variable for the container.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The deploy directory.
+    pub fn deploy_dir(&self) -> PathBuf {
+        self.dir.path().join("deploy")
+    }
+
+    /// The scratch directory (for marker files).
+    pub fn scratch(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Starts the container and waits until it listens.
+    pub fn start(self) -> Container {
+        let config_file = self.dir.path().join("crabcat.toml");
+        std::fs::write(&config_file, &self.config).expect("write config");
+        let mut command = Command::new(crabcat_bin());
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_file)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--deploy-dir")
+            .arg(self.deploy_dir())
+            .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start crabcat");
+        let output = Arc::new(Output::default());
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let output = Arc::clone(&output);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let mut text = output.text.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                    output.changed.notify_all();
+                }
+            });
+        }
+        let mut container = Container {
+            child,
+            addr: None,
+            output,
+            dir: self.dir,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+        };
+        let line = container
+            .wait_for_log("listening addr=", STARTUP)
+            .unwrap_or_else(|| panic!("crabcat did not start:\n{}", container.logs()));
+        let addr = line
+            .split("listening addr=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        container.addr = Some(addr.parse().expect("listen address"));
+        container
+    }
+}
+
+/// A running `crabcat` process; killed on drop if still running.
+pub struct Container {
+    child: Child,
+    addr: Option<SocketAddr>,
+    output: Arc<Output>,
+    dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+impl Container {
+    /// A builder with an empty deploy directory and config.
+    pub fn builder() -> ContainerBuilder {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("deploy")).expect("deploy dir");
+        ContainerBuilder {
+            dir,
+            config: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr.expect("started")
+    }
+
+    /// `http://ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+
+    /// An HTTP client that does not follow redirects.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// GET `path`; returns status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// The scratch directory of this test.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything it logged so far.
+    pub fn logs(&self) -> String {
+        self.output.text.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle`; returns that line.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.output.text.lock().unwrap();
+        loop {
+            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+                return Some(line.to_owned());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            text = self.output.changed.wait_timeout(text, left).unwrap().0;
+        }
+    }
+
+    /// Log lines that contain every one of `needles`.
+    pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
+        self.logs()
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        self.wait_exit(STARTUP)
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "crabcat did not exit:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
