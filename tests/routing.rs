@@ -232,3 +232,21 @@ async fn every_request_gets_an_access_log_line() {
         assert!(line.contains(field), "{field} missing in {line}");
     }
 }
+
+#[tokio::test]
+async fn environment_variables_override_the_config_file() {
+    let mut c = Container::builder()
+        .deploy(&module("hello"), "hello.so")
+        .config("[apps.hello.config]\ngreeting = \"Howdy\"\n")
+        .env("CRABCAT__APPS__HELLO__CONFIG__GREETING", "Hi")
+        .env("CRABCAT__SERVER__ACCESS_LOG", "false")
+        .start();
+    assert_eq!(c.get("/hello/").await, (200, "Hi from Crabcat!\n".into()));
+    // Stop it, so that every line it would have written has been read.
+    assert!(c.terminate().success());
+    assert!(c.wait_for_log("stopped", Duration::from_secs(5)).is_some());
+    assert!(
+        c.log_lines_with(&["crabcat::access"]).is_empty(),
+        "access log was disabled"
+    );
+}

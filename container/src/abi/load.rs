@@ -231,3 +231,47 @@ pub(super) unsafe fn slice<'a>(s: RawSlice) -> &'a [u8] {
         unsafe { std::slice::from_raw_parts(s.ptr, s.len) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good_header() -> ModuleHeader {
+        ModuleHeader {
+            magic: MAGIC,
+            abi_major: ABI_MAJOR,
+            abi_minor: 0,
+            header_size: size_of::<ModuleHeader>() as u32,
+            descriptor_size: size_of::<ModuleDescriptor>() as u32,
+            layout_hash: LAYOUT_HASH,
+            flags: FLAG_PANIC_UNWIND,
+            name: RawSlice::from_str("m"),
+            version: RawSlice::from_str("1.0.0"),
+            sdk_version: RawSlice::from_str("0.1.0"),
+            rustc_version: RawSlice::from_str("rustc"),
+        }
+    }
+
+    fn check(change: impl FnOnce(&mut ModuleHeader)) -> Result<ModuleInfo, LoadError> {
+        let mut header = good_header();
+        change(&mut header);
+        check_header(&header, Path::new("m.so"))
+    }
+
+    #[test]
+    fn every_header_check_refuses_with_what_it_found() {
+        assert_eq!(check(|_| {}).unwrap().crate_name, "m");
+        let cases: [(fn(&mut ModuleHeader), &str); 5] = [
+            (|h| h.magic = 1, "bad magic number"),
+            (|h| h.abi_major = 2, "uses ABI major version 2, this container speaks 1"),
+            (|h| h.layout_hash ^= 1, "this container expects"),
+            (|h| h.descriptor_size += 8, "has a descriptor of"),
+            (|h| h.flags = 0, "panic = \"abort\""),
+        ];
+        for (change, expected) in cases {
+            let error = check(change).unwrap_err().to_string();
+            assert!(error.starts_with("m.so: "), "{error}");
+            assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        }
+    }
+}
