@@ -261,7 +261,8 @@ mod tests {
     #[test]
     fn every_header_check_refuses_with_what_it_found() {
         assert_eq!(check(|_| {}).unwrap().crate_name, "m");
-        let cases: [(fn(&mut ModuleHeader), &str); 5] = [
+        type Change = fn(&mut ModuleHeader);
+        let cases: [(Change, &str); 5] = [
             (|h| h.magic = 1, "bad magic number"),
             (|h| h.abi_major = 2, "uses ABI major version 2, this container speaks 1"),
             (|h| h.layout_hash ^= 1, "this container expects"),
