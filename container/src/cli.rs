@@ -1,4 +1,4 @@
-//! The command line.
+//! The command line: `serve` (the default) and the admin commands.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +24,26 @@ pub struct Cli {
 pub enum Command {
     /// Run the container: deploy the modules in the deploy directory and serve HTTP.
     Serve(ServeArgs),
+    /// List the deployed apps.
+    Apps(AdminArgs),
+    /// Upload a module and deploy it (or reload the running version).
+    Deploy {
+        /// The library to upload.
+        file: PathBuf,
+        /// App name [default: the file name without extension and `lib` prefix].
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Reload an app from its file in the deploy directory, without downtime.
+    Reload(NamedArgs),
+    /// Stop an app: drain it and call destroy; its file stays deployed.
+    Stop(NamedArgs),
+    /// Start a stopped (or failed) app from its file.
+    Start(NamedArgs),
+    /// Undeploy an app and remove its file.
+    Undeploy(NamedArgs),
 }
 
 /// `crabcat serve` flags.
@@ -38,6 +58,9 @@ pub struct ServeArgs {
     /// Directory to deploy modules from [default: ./deploy].
     #[arg(long)]
     pub deploy_dir: Option<PathBuf>,
+    /// Address of the admin API [default: 127.0.0.1:8081].
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -46,6 +69,30 @@ impl ServeArgs {
         Overrides {
             listen: self.listen,
             deploy_dir: self.deploy_dir.clone(),
+            admin_listen: self.admin_listen,
         }
     }
+}
+
+/// How the admin commands find the container.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AdminArgs {
+    /// Admin API URL [default: from the config's admin.listen, http://127.0.0.1:8081].
+    #[arg(long, env = "CRABCAT_ADMIN_URL")]
+    pub admin: Option<String>,
+    /// Bearer token [default: CRABCAT_ADMIN_TOKEN, the config's admin.token, or its admin.token_file].
+    #[arg(long, env = "CRABCAT_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Configuration file, to find the admin address and token file.
+    #[arg(long, short, env = "CRABCAT_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Admin commands that name one app.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NamedArgs {
+    /// The app name.
+    pub name: String,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }

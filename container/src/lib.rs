@@ -11,12 +11,14 @@
 //! * [`deploy`]: the deploy directory and private staging copies (knows no ABI).
 //! * [`abi`]: the only `unsafe` code: load and check a module, call it, the host vtable.
 //! * [`lifecycle`]: the app state machine, instances and their draining, the manager.
-//! * [`server`]: the axum router and layers, the context-path table, dispatch.
+//! * [`server`]: the axum router and layers, the context-path table, dispatch, metrics.
+//! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
 //!
 //! A request goes: listener → layers (access log, timeout, body limit) →
 //! [`server::dispatch`] → context table → app route table → module.
 
 pub mod abi;
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod deploy;
@@ -37,7 +39,10 @@ pub enum RunError {
     /// The staging directory could not be created.
     #[error(transparent)]
     Deploy(#[from] deploy::DeployError),
-    /// The listener could not be bound.
+    /// No admin token could be set up.
+    #[error(transparent)]
+    Token(#[from] admin::TokenError),
+    /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -49,29 +54,69 @@ pub enum RunError {
     Serve(#[source] std::io::Error),
 }
 
-/// Deploys every app, serves until `shutdown` is cancelled, then drains
-/// and destroys every app.
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })
+}
+
+/// Deploys every app, starts the admin API and the deploy-directory
+/// watcher, serves until `shutdown` is cancelled, then drains and destroys
+/// every app.
 ///
 /// # Errors
 /// See [`RunError`].
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let config = Arc::new(config);
-    let manager = AppManager::new(Arc::clone(&config))?;
+    let token = admin::AdminToken::resolve(&config.admin)?;
+    let manager = Arc::new(AppManager::new(Arc::clone(&config))?);
     manager.deploy_all().await;
-    let addr = config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| RunError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(RunError::Serve)?;
-    tracing::info!(addr = %local, "listening");
-    let router = server::router(manager.table(), &config.server);
+    let metrics = Arc::new(server::Metrics::default());
+
+    let listener = bind(config.server.listen).await?;
+    let admin_listener = bind(config.admin.listen).await?;
+    tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "listening");
+    tracing::info!(addr = %admin_listener.local_addr().map_err(RunError::Serve)?, "admin API listening");
+
+    let admin_state = Arc::new(admin::AdminState {
+        manager: Arc::clone(&manager),
+        metrics: Arc::clone(&metrics),
+        token,
+    });
+    let admin_router = admin::router(admin_state);
+    let admin_shutdown = shutdown.clone();
+    let admin_task = tokio::spawn(async move {
+        axum::serve(admin_listener, admin_router)
+            .with_graceful_shutdown(async move { admin_shutdown.cancelled().await })
+            .await
+    });
+    if config.deploy.watch {
+        spawn_watcher(&config, &manager, &shutdown);
+    }
+
+    let router = server::router(manager.table(), metrics, &config.server);
     let grace = config.server.shutdown_timeout;
-    let finished = server::serve(listener, router, shutdown, grace)
+    let finished = server::serve(listener, router, shutdown.clone(), grace)
         .await
         .map_err(RunError::Serve)?;
+    admin_task.abort();
     manager
         .shutdown(if finished { grace } else { std::time::Duration::ZERO })
         .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn spawn_watcher(config: &Config, manager: &Arc<AppManager>, shutdown: &CancellationToken) {
+    let deploy = &config.deploy;
+    let watcher = deploy::Watcher::new(&deploy.dir, deploy.settle_time, deploy.scan_interval);
+    let (changes, mut received) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(watcher.run(changes, shutdown.clone()));
+    let manager = Arc::clone(manager);
+    tokio::spawn(async move {
+        while let Some(change) = received.recv().await {
+            manager.apply(change).await;
+        }
+    });
+    tracing::info!(dir = %deploy.dir.display(), "watching the deploy directory");
 }

@@ -1,19 +1,25 @@
 //! The `crabcat` binary: parse the command line, set up logging, load the
-//! configuration, run until SIGINT or SIGTERM.
+//! configuration, then serve until SIGINT or SIGTERM, or run one admin
+//! command against a running container.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use crabcat::cli::{Cli, Command};
-use crabcat::config::Config;
+use crabcat::admin::client::{AdminClient, ClientError};
+use crabcat::cli::{AdminArgs, Cli, Command};
+use crabcat::config::{Config, Overrides};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let Command::Serve(args) = command else {
+        return runtime.block_on(admin(command));
     };
     let config = match Config::load(args.config.as_deref(), &args.overrides()) {
         Ok(config) => config,
@@ -23,10 +29,6 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config.log.filter);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -41,6 +43,49 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     crabcat::run(config, shutdown).await?;
     Ok(())
+}
+
+/// Runs one admin command and prints its result. Exit code 0, 1 (the
+/// container refused) or 2 (unreachable or misused).
+async fn admin(command: Command) -> ExitCode {
+    match run_admin(command).await {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("crabcat: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+async fn run_admin(command: Command) -> Result<String, ClientError> {
+    match command {
+        Command::Apps(args) => client(&args)?.apps().await,
+        Command::Deploy { file, name, admin } => client(&admin)?.deploy(&file, name.as_deref()).await,
+        Command::Reload(n) => client(&n.admin)?.action(&n.name, "reload").await,
+        Command::Stop(n) => client(&n.admin)?.action(&n.name, "stop").await,
+        Command::Start(n) => client(&n.admin)?.action(&n.name, "start").await,
+        Command::Undeploy(n) => client(&n.admin)?.undeploy(&n.name).await,
+        Command::Serve(_) => Err(ClientError::Failed("serve is not an admin command".into())),
+    }
+}
+
+/// The admin URL and token: flags and environment first, then the config.
+fn client(args: &AdminArgs) -> Result<AdminClient, ClientError> {
+    let config =
+        Config::load(args.config.as_deref(), &Overrides::default()).map_err(|e| ClientError::Failed(e.to_string()))?;
+    let base = args
+        .admin
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.admin.listen));
+    let token = args.token.clone().or(config.admin.token).or_else(|| {
+        std::fs::read_to_string(&config.admin.token_file)
+            .ok()
+            .map(|t| t.trim().to_owned())
+    });
+    Ok(AdminClient::new(&base, token))
 }
 
 fn init_tracing(filter: &str) {

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 /// How long to wait for the container to start or stop.
 pub const STARTUP: Duration = Duration::from_secs(30);
 
+/// The admin token the harness gives every container (unless a test sets
+/// `CRABCAT_ADMIN_TOKEN` itself).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -129,7 +133,10 @@ impl ContainerBuilder {
             .arg("127.0.0.1:0")
             .arg("--deploy-dir")
             .arg(self.deploy_dir())
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
             .env("RUST_LOG", "info")
+            .env("CRABCAT_ADMIN_TOKEN", ADMIN_TOKEN)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -154,6 +161,7 @@ impl ContainerBuilder {
         let mut container = Container {
             child,
             addr: None,
+            admin_addr: None,
             output,
             dir: self.dir,
             client: reqwest::Client::builder()
@@ -164,22 +172,25 @@ impl ContainerBuilder {
         let line = container
             .wait_for_log("listening addr=", STARTUP)
             .unwrap_or_else(|| panic!("crabcat did not start:\n{}", container.logs()));
-        let addr = line
-            .split("listening addr=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap();
-        container.addr = Some(addr.parse().expect("listen address"));
+        container.addr = Some(address_in(&line, "listening addr="));
+        let line = container
+            .wait_for_log("admin API listening addr=", STARTUP)
+            .unwrap_or_else(|| panic!("crabcat's admin API did not start:\n{}", container.logs()));
+        container.admin_addr = Some(address_in(&line, "admin API listening addr="));
         container
     }
+}
+
+fn address_in(line: &str, marker: &str) -> SocketAddr {
+    let addr = line.split(marker).nth(1).unwrap().split_whitespace().next().unwrap();
+    addr.parse().expect("a socket address")
 }
 
 /// A running `crabcat` process; killed on drop if still running.
 pub struct Container {
     child: Child,
     addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     output: Arc<Output>,
     dir: tempfile::TempDir,
     client: reqwest::Client,
@@ -205,6 +216,52 @@ impl Container {
     /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr())
+    }
+
+    /// `http://ADMIN_ADDR{path}`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr.expect("started"))
+    }
+
+    /// An admin API request with the right token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.admin_url(path))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// Sends an admin request; returns status and JSON body.
+    pub async fn admin_call(&self, request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let response = request.send().await.expect("admin request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The deploy directory.
+    pub fn deploy_dir(&self) -> PathBuf {
+        self.dir.path().join("deploy")
+    }
+
+    /// Polls `GET path` until `check` accepts the answer, up to `timeout`.
+    pub async fn wait_for_answer(
+        &self,
+        path: &str,
+        timeout: Duration,
+        check: impl Fn(u16, &str) -> bool,
+    ) -> (u16, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get(path).await;
+            if check(status, &body) {
+                return (status, body);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "GET {path} still answers {status} {body:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// An HTTP client that does not follow redirects.

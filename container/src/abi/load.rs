@@ -1,7 +1,7 @@
 //! Opening a library and checking its descriptor before anything is called.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crabcat_sdk::abi::{
     ABI_MAJOR, ENTRY_SYMBOL, EntryFn, FLAG_PANIC_UNWIND, LAYOUT_HASH, MAGIC, ModuleDescriptor, ModuleHeader, RawSlice,
@@ -83,13 +83,20 @@ pub struct Module {
     pub(super) descriptor: &'static ModuleDescriptor,
     info: ModuleInfo,
     file: PathBuf,
+    mapped_bytes: u64,
 }
 
 static LOADED_IMAGES: AtomicUsize = AtomicUsize::new(0);
 
-/// How many library images this process has loaded (and keeps loaded).
-pub fn loaded_images() -> usize {
-    LOADED_IMAGES.load(Ordering::Relaxed)
+static LOADED_IMAGE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// How many library images this process has loaded and keeps loaded, and
+/// the bytes of address space they map.
+pub fn loaded_images() -> (usize, u64) {
+    (
+        LOADED_IMAGES.load(Ordering::Relaxed),
+        LOADED_IMAGE_BYTES.load(Ordering::Relaxed),
+    )
 }
 
 impl Module {
@@ -115,6 +122,8 @@ impl Module {
         // Never unload: leak the handle (ABI.md fact 8).
         let library: &'static Library = Box::leak(Box::new(library));
         LOADED_IMAGES.fetch_add(1, Ordering::Relaxed);
+        let mapped_bytes = mapped_bytes(path);
+        LOADED_IMAGE_BYTES.fetch_add(mapped_bytes, Ordering::Relaxed);
         // SAFETY: the symbol, if present, is the SDK's entry point with the
         // `EntryFn` signature; its name carries the ABI major version.
         let entry =
@@ -134,7 +143,12 @@ impl Module {
         // SAFETY: the header matched this container's contract, so the
         // pointer is a complete `ModuleDescriptor` with the same layout.
         let descriptor = unsafe { &*descriptor };
-        Ok(Module { descriptor, info, file })
+        Ok(Module {
+            descriptor,
+            info,
+            file,
+            mapped_bytes,
+        })
     }
 
     /// What the module says about itself.
@@ -146,6 +160,27 @@ impl Module {
     pub fn file(&self) -> &Path {
         &self.file
     }
+
+    /// Bytes of address space its image maps (0 where unknown).
+    pub fn mapped_bytes(&self) -> u64 {
+        self.mapped_bytes
+    }
+}
+
+/// Bytes mapped from `path` by the dynamic loader, from `/proc/self/maps`
+/// (Linux); 0 elsewhere or if unreadable.
+fn mapped_bytes(path: &Path) -> u64 {
+    let (Ok(path), Ok(maps)) = (std::fs::canonicalize(path), std::fs::read_to_string("/proc/self/maps")) else {
+        return 0;
+    };
+    let path = path.to_string_lossy();
+    maps.lines()
+        .filter(|line| line.ends_with(&*path))
+        .filter_map(|line| {
+            let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+            Some(u64::from_str_radix(end, 16).ok()? - u64::from_str_radix(start, 16).ok()?)
+        })
+        .sum()
 }
 
 fn check_header(header: &ModuleHeader, file: &Path) -> Result<ModuleInfo, LoadError> {

@@ -30,6 +30,8 @@ pub struct Config {
     pub deploy: DeployConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
     /// Per-app settings, by app name.
     pub apps: BTreeMap<String, AppConfig>,
 }
@@ -70,11 +72,55 @@ impl Default for ServerConfig {
 pub struct DeployConfig {
     /// The directory modules are loaded from.
     pub dir: PathBuf,
+    /// Watch the directory: new files deploy, replaced ones reload, removed
+    /// ones undeploy.
+    pub watch: bool,
+    /// How often the directory is rescanned even without change events.
+    #[serde(with = "humantime_serde")]
+    pub scan_interval: Duration,
+    /// A file is picked up only once its size and modification time have
+    /// not changed for this long.
+    #[serde(with = "humantime_serde")]
+    pub settle_time: Duration,
+    /// On reload, stop and undeploy: how long the old instance's in-flight
+    /// requests may take before they are cancelled.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for DeployConfig {
     fn default() -> Self {
-        DeployConfig { dir: "deploy".into() }
+        DeployConfig {
+            dir: "deploy".into(),
+            watch: true,
+            scan_interval: Duration::from_secs(2),
+            settle_time: Duration::from_millis(500),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener. A non-loopback address needs `token`.
+    pub listen: SocketAddr,
+    /// The bearer token. Also read from `CRABCAT_ADMIN_TOKEN`. If neither is
+    /// set, one is generated at start and written to `token_file`.
+    pub token: Option<String>,
+    /// Where a generated token is written (readable only by its owner), and
+    /// where the admin commands look for it.
+    pub token_file: PathBuf,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            token: None,
+            token_file: "data/admin.token".into(),
+        }
     }
 }
 
@@ -110,6 +156,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--deploy-dir`
     pub deploy_dir: Option<PathBuf>,
+    /// `--admin-listen`
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -135,6 +183,14 @@ impl Config {
         if let Some(dir) = &overrides.deploy_dir {
             builder = builder.set_override("deploy.dir", dir.to_string_lossy().into_owned())?;
         }
+        if let Some(listen) = overrides.admin_listen {
+            builder = builder.set_override("admin.listen", listen.to_string())?;
+        }
+        if let Ok(token) = std::env::var("CRABCAT_ADMIN_TOKEN")
+            && !token.is_empty()
+        {
+            builder = builder.set_override("admin.token", token)?;
+        }
         let config: Config = builder.build()?.try_deserialize()?;
         config.validate()?;
         Ok(config)
@@ -156,6 +212,17 @@ impl Config {
         }
         if self.server.request_timeout.is_zero() {
             return invalid("server.request_timeout".into(), "must be greater than 0");
+        }
+        if let Some(token) = &self.admin.token
+            && token.len() < 16
+        {
+            return invalid("admin.token".into(), "must be at least 16 characters long");
+        }
+        if self.admin.token.is_none() && !self.admin.listen.ip().is_loopback() {
+            return invalid(
+                "admin.listen".into(),
+                "a non-loopback admin address needs a configured token (admin.token or CRABCAT_ADMIN_TOKEN)",
+            );
         }
         for (name, app) in &self.apps {
             if let Some(path) = &app.context_path

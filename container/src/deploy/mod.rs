@@ -1,9 +1,18 @@
-//! The deploy directory: which files are modules, what they are called, and
-//! the private staging copies that are actually loaded. Knows nothing of
-//! the ABI.
+//! The deploy directory: which files are modules and what they are called
+//! (here), the private staging copies that are actually loaded
+//! ([`staging`]), the status marker files beside each module ([`markers`]),
+//! and the watcher that notices new, replaced and removed files
+//! ([`watcher`]). Knows nothing of the ABI.
+
+mod markers;
+mod staging;
+mod watcher;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use markers::{Marker, write_marker};
+pub use staging::{StagedCopy, Staging, sha256_file, sha256_hex};
+pub use watcher::{Change, Fingerprint, Watcher};
 
 /// Why a deploy-directory file could not be staged.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +76,11 @@ pub fn validate_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The file name of app `name` in a deploy directory: `name.so`.
+pub fn file_name(name: &str) -> String {
+    format!("{name}.{}", library_extension())
+}
+
 /// Every library in `dir`, sorted by file name. Hidden files (a leading
 /// `.`, the convention for uploads in progress) are skipped. Files with a
 /// library extension but a bad name are returned as errors, to be reported.
@@ -90,79 +104,13 @@ pub fn scan(dir: &Path) -> Result<Vec<Result<Deployable, DeployError>>, DeployEr
         .collect())
 }
 
-fn is_candidate(path: &Path) -> bool {
+pub(crate) fn is_candidate(path: &Path) -> bool {
     let hidden = path
         .file_name()
         .and_then(|n| n.to_str())
         .is_none_or(|n| n.starts_with('.'));
     let extension = path.extension().and_then(|e| e.to_str()) == Some(library_extension());
     !hidden && extension && path.is_file()
-}
-
-/// Where staging copies go: a private directory per container process.
-pub struct Staging {
-    dir: PathBuf,
-    counter: AtomicU64,
-}
-
-impl Staging {
-    /// Creates `<tmp>/crabcat-<pid>/`.
-    ///
-    /// # Errors
-    /// If it cannot be created.
-    pub fn create() -> Result<Staging, DeployError> {
-        let dir = std::env::temp_dir().join(format!("crabcat-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|source| DeployError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        Ok(Staging {
-            dir,
-            counter: AtomicU64::new(0),
-        })
-    }
-
-    /// Copies `file` to a unique path that nothing else will ever write,
-    /// so that loading it gives a fresh image (the loader returns the old
-    /// image for a path it already has open) and replacing the deploy file
-    /// cannot crash the process (a library overwritten in place does).
-    /// Remove the copy with [`StagedCopy`]'s drop once it is loaded.
-    ///
-    /// # Errors
-    /// If the copy fails.
-    pub fn stage(&self, name: &str, file: &Path) -> Result<StagedCopy, DeployError> {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("{name}-{n}.{}", library_extension()));
-        std::fs::copy(file, &path).map_err(|source| DeployError::Io {
-            path: file.to_path_buf(),
-            source,
-        })?;
-        Ok(StagedCopy { path })
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A staging copy; the file is removed on drop (a loaded mapping stays valid).
-pub struct StagedCopy {
-    path: PathBuf,
-}
-
-impl StagedCopy {
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for StagedCopy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 #[cfg(test)]

@@ -1,41 +1,33 @@
-//! The lifecycle manager: the one place that changes app state.
+//! The lifecycle manager: the one place that changes app state. Operations
+//! on one app are serialised by a per-app lock; different apps proceed
+//! independently.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 use super::instance::Instance;
 use super::state::{AppState, Event};
+use super::status::{AppStatus, ManagerError, Outcome};
 use crate::abi::{HostApp, Module, ModuleInfo, RawInstance};
 use crate::config::Config;
-use crate::deploy::{self, Deployable, Staging};
+use crate::deploy::{self, Change, Deployable, Marker, Staging};
 use crate::server::routes::RouteTable;
 use crate::server::{AppSlot, ContextTable};
 
-/// What the container knows about one app; published on a watch channel.
-#[derive(Debug, Clone, Serialize)]
-pub struct AppStatus {
-    /// The app name.
-    pub name: String,
-    /// Its file in the deploy directory.
-    pub file: PathBuf,
-    /// Where it is mounted (`/` for the root app).
-    pub context_path: String,
-    /// Its lifecycle state (with the error, if failed).
-    #[serde(flatten)]
-    pub state: AppState,
-    /// What the module says about itself, once loaded.
-    pub module: Option<ModuleInfo>,
-    /// When the state last changed.
-    pub since: SystemTime,
+/// A freshly loaded and initialised instance, not yet mounted.
+struct Loaded {
+    instance: Instance,
+    info: ModuleInfo,
+    sha256: String,
 }
 
-/// Deploys apps, keeps their state, and stops them.
+/// Deploys, reloads, stops, starts and undeploys apps, and keeps their state.
 pub struct AppManager {
     config: Arc<Config>,
     staging: Staging,
@@ -43,6 +35,8 @@ pub struct AppManager {
     status: watch::Sender<BTreeMap<String, AppStatus>>,
     slots: Mutex<BTreeMap<String, Arc<AppSlot>>>,
     table: Arc<ArcSwap<ContextTable>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    retiring: TaskTracker,
 }
 
 impl AppManager {
@@ -58,6 +52,8 @@ impl AppManager {
             status: watch::channel(BTreeMap::new()).0,
             slots: Mutex::new(BTreeMap::new()),
             table: Arc::new(ArcSwap::from_pointee(ContextTable::default())),
+            locks: Mutex::new(HashMap::new()),
+            retiring: TaskTracker::new(),
         })
     }
 
@@ -66,9 +62,24 @@ impl AppManager {
         Arc::clone(&self.table)
     }
 
-    /// Every app's status, updated on each state change.
+    /// Every app's status, updated on each change.
     pub fn subscribe(&self) -> watch::Receiver<BTreeMap<String, AppStatus>> {
         self.status.subscribe()
+    }
+
+    /// The status of every app now.
+    pub fn apps(&self) -> BTreeMap<String, AppStatus> {
+        self.status.borrow().clone()
+    }
+
+    /// The routing slot of app `name` (for request counters).
+    pub fn slot(&self, name: &str) -> Option<Arc<AppSlot>> {
+        self.slots.lock().expect("slots lock").get(name).cloned()
+    }
+
+    /// The deploy directory.
+    pub fn deploy_dir(&self) -> &Path {
+        &self.config.deploy.dir
     }
 
     /// Deploys every library in the deploy directory, one after the other.
@@ -87,44 +98,328 @@ impl AppManager {
         }
         for item in found {
             match item {
-                Ok(deployable) => self.deploy(deployable).await,
+                Ok(deployable) => {
+                    let _ = self.deploy(&deployable.name, &deployable.file, &deployable.file).await;
+                }
                 Err(error) => tracing::error!(%error, "skipped a file in the deploy directory"),
             }
         }
     }
 
-    /// Loads, checks and initialises one app, then mounts it.
-    pub async fn deploy(&self, deployable: Deployable) {
-        let Deployable { name, file } = deployable;
-        let context_path = self.config.context_path(&name);
-        if let Err(reason) = self.register(&name, &file, &context_path) {
-            tracing::error!(app = %name, file = %file.display(), "not deployed: {reason}");
-            return;
+    /// Acts on a settled change in the deploy directory.
+    pub async fn apply(&self, change: Change) {
+        let result = match &change {
+            Change::Added(d) | Change::Changed(d) => self.redeploy_file(d).await,
+            Change::Removed(d) => self.undeploy_file(d).await,
+        };
+        match result {
+            Ok(outcome) => tracing::debug!(?change, ?outcome, "deploy directory change handled"),
+            Err(error) => tracing::debug!(?change, %error, "deploy directory change refused"),
         }
+    }
+
+    async fn redeploy_file(&self, d: &Deployable) -> Result<Outcome, ManagerError> {
+        let Some(current) = self.status.borrow().get(&d.name).cloned() else {
+            return self.deploy(&d.name, &d.file, &d.file).await;
+        };
+        if current.file != d.file {
+            let reason = format!(
+                "an app named {} is already deployed from {}",
+                d.name,
+                current.file.display()
+            );
+            tracing::error!(app = %d.name, file = %d.file.display(), "not deployed: {reason}");
+            return Err(ManagerError::Conflict(reason));
+        }
+        match current.state {
+            AppState::Stopped => {
+                tracing::info!(app = %d.name, "file changed while stopped; start the app to load it");
+                Ok(Outcome::Unchanged)
+            }
+            _ => self.reload(&d.name, None, false).await,
+        }
+    }
+
+    async fn undeploy_file(&self, d: &Deployable) -> Result<Outcome, ManagerError> {
+        let matches = self.status.borrow().get(&d.name).is_some_and(|s| s.file == d.file);
+        if !matches {
+            return Err(ManagerError::UnknownApp(d.name.clone()));
+        }
+        self.undeploy(&d.name, false).await
+    }
+
+    /// Deploys a new app `name` whose library is read from `source` and
+    /// lives at `file` in the deploy directory (the same path, except for
+    /// uploads, which are renamed into place only once they work).
+    ///
+    /// # Errors
+    /// [`ManagerError::Conflict`] if the name or context path is taken,
+    /// [`ManagerError::Refused`] if the module failed to load or init.
+    pub async fn deploy(&self, name: &str, source: &Path, file: &Path) -> Result<Outcome, ManagerError> {
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
+        let context_path = self.config.context_path(name);
+        if let Err(reason) = self.register(name, file, &context_path) {
+            tracing::error!(app = name, file = %file.display(), "not deployed: {reason}");
+            return Err(ManagerError::Conflict(reason));
+        }
+        self.load_and_mount(name, source, file)
+            .await
+            .map(|()| Outcome::Deployed)
+    }
+
+    /// Loads `source` for the registered app `name` (state `loading`) and
+    /// mounts it, or records the failure.
+    async fn load_and_mount(&self, name: &str, source: &Path, file: &Path) -> Result<(), ManagerError> {
         let started = Instant::now();
-        match self.start(&name, &file, &context_path).await {
-            Ok(instance) => {
-                let routes = instance.routes().len();
-                self.slot(&name).swap(Some(Arc::new(instance)));
-                self.transition(&name, Event::Started);
+        let context_path = self.config.context_path(name);
+        match self.load(name, source, &context_path).await {
+            Ok(loaded) => {
+                self.mount(name, loaded, file);
                 tracing::info!(
-                    app = %name,
+                    app = name,
                     context_path,
-                    routes,
                     file = %file.display(),
                     ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
                     "deployed"
                 );
+                Ok(())
             }
             Err(reason) => {
-                tracing::error!(app = %name, file = %file.display(), "deployment failed: {reason}");
-                self.transition(&name, Event::Failed(reason));
+                tracing::error!(app = name, file = %file.display(), "deployment failed: {reason}");
+                self.transition(name, Event::Failed(reason.clone()));
+                self.update(name, |s| s.last_error = Some(reason.clone()));
+                deploy::write_marker(file, Some((Marker::Failed, &reason)));
+                Err(ManagerError::Refused(reason))
             }
         }
     }
 
+    /// Puts a loaded instance in the app's slot: new requests reach it at once.
+    fn mount(&self, name: &str, loaded: Loaded, file: &Path) -> Option<Arc<Instance>> {
+        let Loaded { instance, info, sha256 } = loaded;
+        let text = format!("{} {} sha256:{sha256}\n", info.crate_name, info.version);
+        let previous = self.slot(name)?.swap(Some(Arc::new(instance)));
+        self.update(name, |s| {
+            s.module = Some(info);
+            s.sha256 = Some(sha256);
+            s.loaded_at = Some(SystemTime::now());
+            s.last_error = None;
+        });
+        if previous.is_none() {
+            self.transition(name, Event::Started);
+        }
+        deploy::write_marker(file, Some((Marker::Deployed, &text)));
+        previous
+    }
+
+    /// Replaces the running version of `name` with the library at `source`
+    /// (default: its file in the deploy directory), blue/green: the new
+    /// instance is loaded and initialised beside the old one, then swapped
+    /// in; the old one drains and is destroyed in the background. A stopped
+    /// or failed app is started instead. Without `force`, a library with the
+    /// SHA-256 of the running one is left alone ([`Outcome::Unchanged`]).
+    ///
+    /// # Errors
+    /// [`ManagerError::UnknownApp`], or [`ManagerError::Refused`] with the
+    /// reason, in which case the old version goes on serving.
+    pub async fn reload(&self, name: &str, source: Option<&Path>, force: bool) -> Result<Outcome, ManagerError> {
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
+        let current = self.current(name)?;
+        let source = source.unwrap_or(&current.file);
+        if !matches!(current.state, AppState::Running) {
+            return self.start_locked(name, source, &current).await;
+        }
+        let sha256 = deploy::sha256_file(source).map_err(|e| ManagerError::Io(format!("{}: {e}", source.display())))?;
+        if !force && current.sha256.as_deref() == Some(sha256.as_str()) {
+            return Ok(Outcome::Unchanged);
+        }
+        let started = Instant::now();
+        let loaded = match self.load(name, source, &current.context_path).await {
+            Ok(loaded) => loaded,
+            Err(reason) => {
+                tracing::error!(app = name, file = %source.display(), "reload failed, the previous version keeps serving: {reason}");
+                self.update(name, |s| s.last_error = Some(reason.clone()));
+                let text = format!("reload failed (the previous version keeps serving): {reason}");
+                deploy::write_marker(&current.file, Some((Marker::Failed, &text)));
+                return Err(ManagerError::Refused(reason));
+            }
+        };
+        let old = self.mount(name, loaded, &current.file);
+        self.update(name, |s| s.reloads += 1);
+        tracing::info!(
+            app = name,
+            ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+            "reloaded"
+        );
+        if let Some(old) = old {
+            self.retire_in_background(name, old);
+        }
+        Ok(Outcome::Reloaded)
+    }
+
+    /// Stops app `name`: out of routing (requests get 503), drained,
+    /// destroyed. Its file stays deployed.
+    ///
+    /// # Errors
+    /// [`ManagerError::UnknownApp`], or [`ManagerError::Conflict`] if it is
+    /// not running.
+    pub async fn stop(&self, name: &str) -> Result<Outcome, ManagerError> {
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
+        let current = self.current(name)?;
+        let instance = self.slot(name).and_then(|slot| slot.swap(None));
+        let Some(instance) = instance else {
+            return Err(ManagerError::Conflict(format!(
+                "{name} is not running (state: {})",
+                current.state
+            )));
+        };
+        self.stop_instance(name, instance, self.config.deploy.drain_timeout)
+            .await;
+        deploy::write_marker(&current.file, Some((Marker::Stopped, "stopped by an operator\n")));
+        Ok(Outcome::Stopped)
+    }
+
+    /// Starts a stopped or failed app from its file.
+    ///
+    /// # Errors
+    /// [`ManagerError::UnknownApp`], [`ManagerError::Conflict`] if it is
+    /// running, [`ManagerError::Refused`] if it failed to load or init.
+    pub async fn start(&self, name: &str) -> Result<Outcome, ManagerError> {
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
+        let current = self.current(name)?;
+        self.start_locked(name, &current.file, &current).await
+    }
+
+    async fn start_locked(&self, name: &str, source: &Path, current: &AppStatus) -> Result<Outcome, ManagerError> {
+        if !matches!(current.state, AppState::Stopped | AppState::Failed(_)) {
+            return Err(ManagerError::Conflict(format!("{name} is {}", current.state)));
+        }
+        self.transition(name, Event::Load);
+        self.load_and_mount(name, source, &current.file)
+            .await
+            .map(|()| Outcome::Started)
+    }
+
+    /// Undeploys app `name`: stops it if running, forgets it, removes its
+    /// markers and, with `remove_file`, its library.
+    ///
+    /// # Errors
+    /// [`ManagerError::UnknownApp`], or [`ManagerError::Io`] if the file
+    /// cannot be removed (the app is undeployed all the same).
+    pub async fn undeploy(&self, name: &str, remove_file: bool) -> Result<Outcome, ManagerError> {
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
+        let current = self.current(name)?;
+        if let Some(instance) = self.slot(name).and_then(|slot| slot.swap(None)) {
+            self.stop_instance(name, instance, self.config.deploy.drain_timeout)
+                .await;
+        }
+        {
+            let mut slots = self.slots.lock().expect("slots lock");
+            slots.remove(name);
+            self.table.store(Arc::new(ContextTable::new(slots.values().cloned())));
+        }
+        self.status.send_modify(|apps| {
+            apps.remove(name);
+        });
+        self.locks.lock().expect("locks lock").remove(name);
+        deploy::write_marker(&current.file, None);
+        tracing::info!(app = name, "undeployed");
+        if remove_file && let Err(e) = std::fs::remove_file(&current.file) {
+            return Err(ManagerError::Io(format!("{}: {e}", current.file.display())));
+        }
+        Ok(Outcome::Undeployed)
+    }
+
+    /// Stops every app: out of routing, drained (all apps share one
+    /// deadline, `grace` from now), destroyed; then waits for instances
+    /// retired by reloads.
+    pub async fn shutdown(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let slots: Vec<Arc<AppSlot>> = self.slots.lock().expect("slots lock").values().cloned().collect();
+        for slot in slots {
+            let lock = self.lock(&slot.name);
+            let _guard = lock.lock().await;
+            let Some(instance) = slot.swap(None) else { continue };
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.stop_instance(&slot.name, instance, left).await;
+        }
+        self.retiring.close();
+        self.retiring.wait().await;
+    }
+
+    async fn stop_instance(&self, name: &str, instance: Arc<Instance>, grace: Duration) {
+        self.transition(name, Event::Drain);
+        retire(name, instance, grace).await;
+        self.transition(name, Event::Drained);
+    }
+
+    fn retire_in_background(&self, name: &str, old: Arc<Instance>) {
+        let name = name.to_owned();
+        let grace = self.config.deploy.drain_timeout;
+        self.retiring.spawn(async move { retire(&name, old, grace).await });
+    }
+
+    /// Stages, loads, checks and initialises `source` for app `name`.
+    async fn load(&self, name: &str, source: &Path, context_path: &str) -> Result<Loaded, String> {
+        let staged = self.staging.stage(name, source).map_err(|e| e.to_string())?;
+        let sha256 = staged.sha256().to_owned();
+        let file = source.to_path_buf();
+        let module = tokio::task::spawn_blocking(move || Module::load(staged.path(), &file))
+            .await
+            .map_err(|e| format!("loading crashed: {e}"))?
+            .map(Arc::new)
+            .map_err(|e| e.to_string())?;
+        let (info, mapped_bytes) = (module.info().clone(), module.mapped_bytes());
+        // Counted now: the image stays loaded even if init fails.
+        self.update(name, |s| {
+            s.images += 1;
+            s.image_bytes += mapped_bytes;
+        });
+        if self.current(name).is_ok_and(|s| s.state == AppState::Loading) {
+            self.transition(name, Event::Loaded);
+        }
+        let document = self.init_document(name, context_path);
+        let host_app = HostApp::leak(name.into(), self.runtime.clone());
+        let (raw, specs) = tokio::task::spawn_blocking(move || RawInstance::init(module, host_app, &document))
+            .await
+            .map_err(|e| format!("init crashed: {e}"))?
+            .map_err(|e| format!("init failed: {e}"))?;
+        match RouteTable::build(&specs) {
+            Ok(routes) => Ok(Loaded {
+                instance: Instance::new(raw, routes),
+                info,
+                sha256,
+            }),
+            Err(error) => {
+                // `init` succeeded, so `destroy` must run: dropping `raw` does it.
+                let _ = tokio::task::spawn_blocking(move || drop(raw)).await;
+                Err(format!("bad routes: {error}"))
+            }
+        }
+    }
+
+    fn init_document(&self, name: &str, context_path: &str) -> Vec<u8> {
+        let config = self.config.apps.get(name).map(|a| a.config.clone()).unwrap_or_default();
+        let max_log_level = tracing::level_filters::LevelFilter::current()
+            .to_string()
+            .to_lowercase();
+        let prefix = if context_path == "/" { "" } else { context_path };
+        serde_json::to_vec(&serde_json::json!({
+            "name": name,
+            "context_path": prefix,
+            "config": config,
+            "max_log_level": max_log_level,
+        }))
+        .expect("a JSON value serialises")
+    }
+
     /// Records a new app in state `loading` and mounts its (empty) slot.
-    fn register(&self, name: &str, file: &std::path::Path, context_path: &str) -> Result<(), String> {
+    fn register(&self, name: &str, file: &Path, context_path: &str) -> Result<(), String> {
         let prefix: Arc<str> = if context_path == "/" {
             "".into()
         } else {
@@ -148,6 +443,7 @@ impl AppManager {
             slots.insert(name.to_owned(), Arc::new(AppSlot::new(name.into(), prefix)));
             self.table.store(Arc::new(ContextTable::new(slots.values().cloned())));
         }
+        let now = SystemTime::now();
         self.status.send_modify(|apps| {
             apps.insert(
                 name.to_owned(),
@@ -156,74 +452,37 @@ impl AppManager {
                     file: file.to_path_buf(),
                     context_path: context_path.to_owned(),
                     state: AppState::Loading,
+                    last_error: None,
                     module: None,
-                    since: SystemTime::now(),
+                    sha256: None,
+                    loaded_at: None,
+                    since: now,
+                    reloads: 0,
+                    images: 0,
+                    image_bytes: 0,
                 },
             );
         });
         Ok(())
     }
 
-    /// Steps 1–4 of a deployment; the error is the reason to record.
-    async fn start(&self, name: &str, file: &std::path::Path, context_path: &str) -> Result<Instance, String> {
-        let module = self.load(name, file).await?;
-        self.set_module_info(name, module.info().clone());
-        self.transition(name, Event::Loaded);
-        let document = self.init_document(name, context_path);
-        let host_app = HostApp::leak(name.into(), self.runtime.clone());
-        let (raw, specs) = tokio::task::spawn_blocking(move || RawInstance::init(module, host_app, &document))
-            .await
-            .map_err(|e| format!("init crashed: {e}"))?
-            .map_err(|e| format!("init failed: {e}"))?;
-        match RouteTable::build(&specs) {
-            Ok(routes) => Ok(Instance::new(raw, routes)),
-            Err(error) => {
-                // `init` succeeded, so `destroy` must run: dropping `raw` does it.
-                let _ = tokio::task::spawn_blocking(move || drop(raw)).await;
-                Err(format!("bad routes: {error}"))
-            }
-        }
+    fn current(&self, name: &str) -> Result<AppStatus, ManagerError> {
+        self.status
+            .borrow()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ManagerError::UnknownApp(name.to_owned()))
     }
 
-    async fn load(&self, name: &str, file: &std::path::Path) -> Result<Arc<Module>, String> {
-        let staged = self.staging.stage(name, file).map_err(|e| e.to_string())?;
-        let file = file.to_path_buf();
-        tokio::task::spawn_blocking(move || Module::load(staged.path(), &file))
-            .await
-            .map_err(|e| format!("loading crashed: {e}"))?
-            .map(Arc::new)
-            .map_err(|e| e.to_string())
+    fn lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().expect("locks lock");
+        Arc::clone(locks.entry(name.to_owned()).or_default())
     }
 
-    fn init_document(&self, name: &str, context_path: &str) -> Vec<u8> {
-        let config = self.config.apps.get(name).map(|a| a.config.clone()).unwrap_or_default();
-        let max_log_level = tracing::level_filters::LevelFilter::current()
-            .to_string()
-            .to_lowercase();
-        let prefix = if context_path == "/" { "" } else { context_path };
-        serde_json::to_vec(&serde_json::json!({
-            "name": name,
-            "context_path": prefix,
-            "config": config,
-            "max_log_level": max_log_level,
-        }))
-        .expect("a JSON value serialises")
-    }
-
-    fn slot(&self, name: &str) -> Arc<AppSlot> {
-        Arc::clone(
-            self.slots
-                .lock()
-                .expect("slots lock")
-                .get(name)
-                .expect("registered app"),
-        )
-    }
-
-    fn set_module_info(&self, name: &str, info: ModuleInfo) {
+    fn update(&self, name: &str, change: impl FnOnce(&mut AppStatus)) {
         self.status.send_modify(|apps| {
             if let Some(app) = apps.get_mut(name) {
-                app.module = Some(info);
+                change(app);
             }
         });
     }
@@ -242,47 +501,34 @@ impl AppManager {
             }
         });
     }
+}
 
-    /// Stops every running app: takes it out of routing, drains it (all
-    /// apps share one deadline, `grace` from now), cancels its tasks and
-    /// calls `destroy` once.
-    pub async fn shutdown(&self, grace: Duration) {
-        let deadline = Instant::now() + grace;
-        let slots: Vec<Arc<AppSlot>> = self.slots.lock().expect("slots lock").values().cloned().collect();
-        for slot in slots {
-            let Some(instance) = slot.swap(None) else { continue };
-            self.stop(&slot.name, instance, deadline.saturating_duration_since(Instant::now()))
-                .await;
-        }
+/// Drains `instance` (bounded by `grace`), cancels its tasks, and calls
+/// `destroy` by dropping the last reference on a blocking thread.
+async fn retire(name: &str, instance: Arc<Instance>, grace: Duration) {
+    let cancelled = instance.drain(grace).await;
+    if cancelled > 0 {
+        tracing::warn!(
+            app = name,
+            cancelled,
+            "cancelled requests still running after the drain timeout"
+        );
     }
-
-    async fn stop(&self, name: &str, instance: Arc<Instance>, grace: Duration) {
-        self.transition(name, Event::Drain);
-        let cancelled = instance.drain(grace).await;
-        if cancelled > 0 {
-            tracing::warn!(
-                app = name,
-                cancelled,
-                "cancelled requests still running after the grace period"
-            );
+    let destroyed = tokio::task::spawn_blocking(move || match Arc::try_unwrap(instance) {
+        Ok(instance) => {
+            drop(instance); // calls the module's destroy
+            true
         }
-        let destroyed = tokio::task::spawn_blocking(move || match Arc::try_unwrap(instance) {
-            Ok(instance) => {
-                drop(instance); // calls the module's destroy
-                true
-            }
-            Err(_) => false,
-        })
-        .await
-        .unwrap_or(false);
-        if destroyed {
-            tracing::info!(app = name, "destroyed");
-        } else {
-            tracing::warn!(
-                app = name,
-                "still referenced after draining; destroy runs when the last request ends"
-            );
-        }
-        self.transition(name, Event::Drained);
+        Err(_) => false,
+    })
+    .await
+    .unwrap_or(false);
+    if destroyed {
+        tracing::info!(app = name, "destroyed");
+    } else {
+        tracing::warn!(
+            app = name,
+            "still referenced after draining; destroy runs when the last request ends"
+        );
     }
 }

@@ -1,10 +1,12 @@
-//! The app lifecycle: the state machine, running instances, and the
-//! manager that deploys, tracks and stops apps.
+//! The app lifecycle: the state machine, running instances, what is
+//! published about each app, and the manager that drives them.
 
 mod instance;
 mod manager;
 mod state;
+mod status;
 
 pub use instance::{Instance, ServeError};
-pub use manager::{AppManager, AppStatus};
+pub use manager::AppManager;
 pub use state::{AppState, Event, InvalidTransition};
+pub use status::{AppStatus, ManagerError, Outcome};

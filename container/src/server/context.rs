@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 
@@ -17,6 +18,7 @@ pub struct AppSlot {
     /// The mount prefix: `/name`, or empty for the root app.
     pub prefix: Arc<str>,
     instance: ArcSwapOption<Instance>,
+    served: AtomicU64,
 }
 
 impl AppSlot {
@@ -26,7 +28,23 @@ impl AppSlot {
             name,
             prefix,
             instance: ArcSwapOption::empty(),
+            served: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one request routed to this app.
+    pub fn count_request(&self) {
+        self.served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests routed to this app so far (across reloads).
+    pub fn requests_served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Requests running in the current instance now.
+    pub fn in_flight(&self) -> usize {
+        self.instance.load().as_ref().map_or(0, |i| i.in_flight())
     }
 
     /// The running instance, if any.

@@ -74,6 +74,7 @@ pub async fn dispatch(State(state): State<Arc<ServerState>>, request: Request) -
         Resolved::NotFound => return Reject::NotFound.into_response(),
     };
     drop(table);
+    slot.count_request();
     let name = AppName(Arc::clone(&slot.name));
     let mut response = match serve(&state, &slot, path_start, request).await {
         Ok(response) => response,

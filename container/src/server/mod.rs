@@ -1,9 +1,10 @@
 //! The HTTP side: the router and its layers, the context-path table, the
 //! per-app route tables, and dispatch into modules.
 
-pub mod access_log;
 pub mod context;
 pub mod dispatch;
+pub mod metrics;
+pub mod observe;
 pub mod routes;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use context::{AppSlot, ContextTable};
+pub use metrics::Metrics;
 
 use crate::config::ServerConfig;
 
@@ -29,26 +31,24 @@ pub struct ServerState {
     pub max_body_bytes: usize,
 }
 
-/// The HTTP router with its layers: access log (outermost), timeout, body
-/// limit, then dispatch.
-pub fn router(table: Arc<ArcSwap<ContextTable>>, config: &ServerConfig) -> Router {
+/// The HTTP router with its layers: metrics and access log (outermost),
+/// timeout, body limit, then dispatch.
+pub fn router(table: Arc<ArcSwap<ContextTable>>, metrics: Arc<Metrics>, config: &ServerConfig) -> Router {
     let state = Arc::new(ServerState {
         table,
         max_body_bytes: config.max_body_bytes,
     });
-    let router = Router::new()
+    let observer = Arc::new(observe::Observer {
+        metrics,
+        access_log: config.access_log,
+    });
+    let timeout = TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout);
+    Router::new()
         .fallback(dispatch::dispatch)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            config.request_timeout,
-        ));
-    if config.access_log {
-        router.layer(axum::middleware::from_fn(access_log::access_log))
-    } else {
-        router
-    }
+        .layer(timeout)
+        .layer(axum::middleware::from_fn_with_state(observer, observe::observe))
 }
 
 /// Serves until `shutdown` is cancelled, then stops accepting and waits up

@@ -1,0 +1,166 @@
+//! The client behind `crabcat apps | deploy | reload | stop | start |
+//! undeploy`: talks to the admin API and prints what happened.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Why an admin command failed; decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The container answered with an error (exit code 1).
+    #[error("{0}")]
+    Refused(String),
+    /// The container could not be reached, or the command is wrong (exit code 2).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ClientError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Refused(_) => 1,
+            ClientError::Failed(_) => 2,
+        }
+    }
+}
+
+/// A connection to one container's admin API.
+pub struct AdminClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    /// A client for the API at `base` (e.g. `http://127.0.0.1:8081`).
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        AdminClient {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Failed(format!("cannot reach the admin API at {url}: {e}")))?;
+        let status = response.status();
+        let json: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(json)
+        } else {
+            let reason = json["error"].as_str().unwrap_or("no reason given");
+            Err(ClientError::Refused(format!("{} ({status})", reason)))
+        }
+    }
+
+    /// `GET /apps`, as a table.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn apps(&self) -> Result<String, ClientError> {
+        let apps = self.call(reqwest::Method::GET, "/apps", None).await?;
+        Ok(apps_table(apps.as_array().map(Vec::as_slice).unwrap_or_default()))
+    }
+
+    /// `PUT /apps/{name}` with the library at `file`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn deploy(&self, file: &Path, name: Option<&str>) -> Result<String, ClientError> {
+        let name = match name {
+            Some(name) => name.to_owned(),
+            None => crate::deploy::app_name(file).map_err(|e| ClientError::Failed(e.to_string()))?,
+        };
+        let bytes = std::fs::read(file).map_err(|e| ClientError::Failed(format!("{}: {e}", file.display())))?;
+        let done = self
+            .call(reqwest::Method::PUT, &format!("/apps/{name}"), Some(bytes))
+            .await?;
+        Ok(describe(&name, &done))
+    }
+
+    /// `POST /apps/{name}/{action}` (`reload`, `stop`, `start`).
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn action(&self, name: &str, action: &str) -> Result<String, ClientError> {
+        let done = self
+            .call(reqwest::Method::POST, &format!("/apps/{name}/{action}"), None)
+            .await?;
+        Ok(describe(name, &done))
+    }
+
+    /// `DELETE /apps/{name}`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn undeploy(&self, name: &str) -> Result<String, ClientError> {
+        let done = self
+            .call(reqwest::Method::DELETE, &format!("/apps/{name}"), None)
+            .await?;
+        Ok(describe(name, &done))
+    }
+}
+
+fn describe(name: &str, done: &Value) -> String {
+    let outcome = done["outcome"].as_str().unwrap_or("done");
+    let app = &done["app"];
+    match (app["version"].as_str(), app["sha256"].as_str()) {
+        (Some(version), Some(sha)) => format!(
+            "{name}: {outcome} (version {version}, sha256 {})",
+            &sha[..12.min(sha.len())]
+        ),
+        _ => format!("{name}: {outcome}"),
+    }
+}
+
+fn apps_table(apps: &[Value]) -> String {
+    let header = [
+        "NAME",
+        "STATE",
+        "VERSION",
+        "CONTEXT",
+        "REQUESTS",
+        "IN-FLIGHT",
+        "IMAGES",
+        "ERROR",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    for app in apps {
+        let text = |key: &str| app[key].as_str().unwrap_or("-").to_owned();
+        let number = |key: &str| app[key].as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let error = app["error"].as_str().or(app["last_error"].as_str()).unwrap_or("");
+        rows.push(vec![
+            text("name"),
+            text("state"),
+            text("version"),
+            text("context_path"),
+            number("requests_served"),
+            number("requests_in_flight"),
+            number("images"),
+            error.to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

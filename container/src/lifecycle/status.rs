@@ -1,0 +1,82 @@
+//! What the manager publishes about each app, and how operations end.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::state::AppState;
+use crate::abi::ModuleInfo;
+
+/// What the container knows about one app; published on a watch channel.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppStatus {
+    /// The app name.
+    pub name: String,
+    /// Its file in the deploy directory.
+    pub file: PathBuf,
+    /// Where it is mounted (`/` for the root app).
+    pub context_path: String,
+    /// Its lifecycle state (with the error, if failed).
+    #[serde(flatten)]
+    pub state: AppState,
+    /// The error of the last failed operation (a failed reload leaves the
+    /// app running the previous version, with the reason here).
+    pub last_error: Option<String>,
+    /// What the running module says about itself.
+    pub module: Option<ModuleInfo>,
+    /// SHA-256 of the running library.
+    pub sha256: Option<String>,
+    /// When the running instance was loaded.
+    #[serde(with = "humantime_serde")]
+    pub loaded_at: Option<SystemTime>,
+    /// When the state last changed.
+    #[serde(with = "humantime_serde")]
+    pub since: SystemTime,
+    /// Successful reloads so far.
+    pub reloads: u64,
+    /// Library images of this app loaded so far (never unloaded): the
+    /// running one plus one per earlier load.
+    pub images: u64,
+    /// Bytes of address space those images map.
+    pub image_bytes: u64,
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A new app was deployed and is running.
+    Deployed,
+    /// A new version replaced the running one.
+    Reloaded,
+    /// The library is the one already running; nothing changed.
+    Unchanged,
+    /// The app was drained and destroyed; its file stays.
+    Stopped,
+    /// A stopped or failed app was loaded again and is running.
+    Started,
+    /// The app was drained, destroyed and removed.
+    Undeployed,
+}
+
+/// Why an operation did nothing (or failed).
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// No app has that name.
+    #[error("no app named {0}")]
+    UnknownApp(String),
+    /// The name cannot be an app name.
+    #[error("invalid app name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    /// The module was refused (load, check or init failed); whatever ran
+    /// before keeps running.
+    #[error("{0}")]
+    Refused(String),
+    /// The operation does not fit the app's state or another app's claim.
+    #[error("{0}")]
+    Conflict(String),
+    /// A file could not be written or removed.
+    #[error("{0}")]
+    Io(String),
+}

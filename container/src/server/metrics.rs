@@ -1,0 +1,157 @@
+//! Prometheus metrics: requests by app and status, latency, in-flight
+//! requests, reloads, loaded images and their memory.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    app: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppLabels {
+    app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    app: String,
+    state: String,
+}
+
+/// One app's figures, read at scrape time.
+pub struct AppFigures<'a> {
+    /// App name.
+    pub app: &'a str,
+    /// Its state name.
+    pub state: &'a str,
+    /// Requests running now.
+    pub in_flight: usize,
+    /// Successful reloads.
+    pub reloads: u64,
+}
+
+/// The container's metrics registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<AppLabels, Histogram>,
+    in_flight: Family<AppLabels, Gauge>,
+    reloads: Family<AppLabels, Gauge>,
+    states: Family<StateLabels, Gauge>,
+    images: Gauge,
+    image_bytes: Gauge,
+    resident_bytes: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~3.3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("crabcat"),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            in_flight: Family::default(),
+            reloads: Family::default(),
+            states: Family::default(),
+            images: Gauge::default(),
+            image_bytes: Gauge::default(),
+            resident_bytes: Gauge::default(),
+        };
+        let r = &mut metrics.registry;
+        r.register("requests", "HTTP requests by app and status", metrics.requests.clone());
+        r.register(
+            "request_duration_seconds",
+            "Request latency by app",
+            metrics.latency.clone(),
+        );
+        r.register(
+            "requests_in_flight",
+            "Requests running now, by app",
+            metrics.in_flight.clone(),
+        );
+        r.register("app_reloads", "Successful reloads, by app", metrics.reloads.clone());
+        r.register("app_state", "1 for the state each app is in", metrics.states.clone());
+        r.register(
+            "loaded_images",
+            "Module images loaded and kept (never unloaded)",
+            metrics.images.clone(),
+        );
+        r.register(
+            "loaded_image_bytes",
+            "Address space mapped by loaded module images",
+            metrics.image_bytes.clone(),
+        );
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident set size of the container",
+            metrics.resident_bytes.clone(),
+        );
+        metrics
+    }
+}
+
+impl Metrics {
+    /// Counts one request. `app` is `-` when no app took it.
+    pub fn observe_request(&self, app: &str, status: u16, latency: Duration) {
+        let labels = RequestLabels {
+            app: app.to_owned(),
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
+        let labels = AppLabels { app: labels.app };
+        self.latency.get_or_create(&labels).observe(latency.as_secs_f64());
+    }
+
+    /// Renders the Prometheus text format, after setting the gauges from
+    /// the apps as they are now.
+    pub fn render<'a>(&self, apps: impl IntoIterator<Item = AppFigures<'a>>) -> String {
+        self.in_flight.clear();
+        self.reloads.clear();
+        self.states.clear();
+        for app in apps {
+            let labels = AppLabels {
+                app: app.app.to_owned(),
+            };
+            self.in_flight
+                .get_or_create(&labels)
+                .set(saturating_i64(app.in_flight as u64));
+            self.reloads.get_or_create(&labels).set(saturating_i64(app.reloads));
+            let labels = StateLabels {
+                app: labels.app,
+                state: app.state.to_owned(),
+            };
+            self.states.get_or_create(&labels).set(1);
+        }
+        let (images, bytes) = crate::abi::loaded_images();
+        self.images.set(saturating_i64(images as u64));
+        self.image_bytes.set(saturating_i64(bytes));
+        self.resident_bytes.set(saturating_i64(resident_bytes().unwrap_or(0)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String");
+        text
+    }
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The resident set size of this process (Linux), in bytes.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
