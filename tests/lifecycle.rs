@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crabcat::config::{AppConfig, Config};
+use crabcat::config::{AppConfig, Config, DatasourceConfig};
+use crabcat::db::Datasources;
 use crabcat::lifecycle::{AppManager, AppState};
 use crabcat_tests::module;
 
@@ -18,8 +19,8 @@ fn config_with(dir: &std::path::Path, apps: &[(&str, serde_json::Value)]) -> Con
         config.apps.insert(
             (*name).to_owned(),
             AppConfig {
-                context_path: None,
                 config: map,
+                ..AppConfig::default()
             },
         );
     }
@@ -32,8 +33,17 @@ async fn states_are_published_with_the_failure_reason() {
     std::fs::copy(module("hello"), dir.path().join("hello.so")).unwrap();
     std::fs::copy(module("probe"), dir.path().join("broken.so")).unwrap();
     std::fs::copy(module("bad-abi"), dir.path().join("old.so")).unwrap();
-    let config = config_with(dir.path(), &[("broken", serde_json::json!({"init": "error"}))]);
-    let manager = AppManager::new(Arc::new(config)).unwrap();
+    let mut config = config_with(dir.path(), &[("broken", serde_json::json!({"init": "error"}))]);
+    let url = format!("sqlite://{}/crabcat.db", dir.path().display());
+    config.datasources.insert(
+        "default".into(),
+        DatasourceConfig {
+            url,
+            ..Default::default()
+        },
+    );
+    let datasources = Arc::new(Datasources::from_config(&config.datasources).unwrap());
+    let manager = AppManager::new(Arc::new(config), datasources).unwrap();
     let mut status = manager.subscribe();
     manager.deploy_all().await;
 

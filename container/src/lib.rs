@@ -10,6 +10,7 @@
 //! * [`config`]: defaults < file < `CRABCAT__...` env < flags, one typed section per subsystem.
 //! * [`deploy`]: the deploy directory and private staging copies (knows no ABI).
 //! * [`abi`]: the only `unsafe` code: load and check a module, call it, the host vtable.
+//! * [`db`]: datasources (sqlx pools), module queries, transactions, migrations.
 //! * [`lifecycle`]: the app state machine, instances and their draining, the manager.
 //! * [`server`]: the axum router and layers, the context-path table, dispatch, metrics.
 //! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
@@ -21,6 +22,7 @@ pub mod abi;
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod deploy;
 pub mod lifecycle;
 pub mod server;
@@ -42,6 +44,9 @@ pub enum RunError {
     /// No admin token could be set up.
     #[error(transparent)]
     Token(#[from] admin::TokenError),
+    /// A datasource could not be set up.
+    #[error(transparent)]
+    Datasource(#[from] db::SetupError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,7 +74,14 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, RunError> {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let config = Arc::new(config);
     let token = admin::AdminToken::resolve(&config.admin)?;
-    let manager = Arc::new(AppManager::new(Arc::clone(&config))?);
+    let datasources = Arc::new(db::Datasources::from_config(&config.datasources)?);
+    let manager = Arc::new(AppManager::new(Arc::clone(&config), Arc::clone(&datasources))?);
+    // The watcher's snapshot is taken before the first scan, so a file
+    // dropped in while apps deploy is picked up, not missed.
+    let watcher = config.deploy.watch.then(|| {
+        let d = &config.deploy;
+        deploy::Watcher::new(&d.dir, d.settle_time, d.scan_interval)
+    });
     manager.deploy_all().await;
     let metrics = Arc::new(server::Metrics::default());
 
@@ -80,6 +92,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
 
     let admin_state = Arc::new(admin::AdminState {
         manager: Arc::clone(&manager),
+        datasources,
         metrics: Arc::clone(&metrics),
         token,
     });
@@ -90,8 +103,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             .with_graceful_shutdown(async move { admin_shutdown.cancelled().await })
             .await
     });
-    if config.deploy.watch {
-        spawn_watcher(&config, &manager, &shutdown);
+    if let Some(watcher) = watcher {
+        spawn_watcher(watcher, &config, &manager, &shutdown);
     }
 
     let router = server::router(manager.table(), metrics, &config.server);
@@ -107,16 +120,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     Ok(())
 }
 
-fn spawn_watcher(config: &Config, manager: &Arc<AppManager>, shutdown: &CancellationToken) {
-    let deploy = &config.deploy;
-    let watcher = deploy::Watcher::new(&deploy.dir, deploy.settle_time, deploy.scan_interval);
+fn spawn_watcher(watcher: deploy::Watcher, config: &Config, manager: &Arc<AppManager>, shutdown: &CancellationToken) {
     let (changes, mut received) = tokio::sync::mpsc::channel(64);
     tokio::spawn(watcher.run(changes, shutdown.clone()));
     let manager = Arc::clone(manager);
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        while let Some(change) = received.recv().await {
+        loop {
+            let change = tokio::select! {
+                () = shutdown.cancelled() => return,
+                change = received.recv() => change,
+            };
+            let Some(change) = change else { return };
             manager.apply(change).await;
         }
     });
-    tracing::info!(dir = %deploy.dir.display(), "watching the deploy directory");
+    tracing::info!(dir = %config.deploy.dir.display(), "watching the deploy directory");
 }

@@ -72,8 +72,12 @@ async fn run_admin(command: Command) -> Result<String, ClientError> {
     }
 }
 
-/// The admin URL and token: flags and environment first, then the config.
+/// The admin URL and token: flags and environment first, then the config
+/// (read only when one of them is missing).
 fn client(args: &AdminArgs) -> Result<AdminClient, ClientError> {
+    if let (Some(base), Some(token)) = (&args.admin, &args.token) {
+        return Ok(AdminClient::new(base, Some(token.clone())));
+    }
     let config =
         Config::load(args.config.as_deref(), &Overrides::default()).map_err(|e| ClientError::Failed(e.to_string()))?;
     let base = args

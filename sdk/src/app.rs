@@ -26,6 +26,11 @@ pub trait App: Sized + Send + Sync + 'static {
     /// error's message, and the container goes on serving every other app.
     fn init(ctx: &InitContext) -> Result<Self>;
 
+    /// The app's database migrations, applied by the container in order
+    /// (each once, checksummed) on its default datasource before `init`.
+    /// An applied migration must never be edited: add a new one.
+    const MIGRATIONS: &'static [Migration] = &[];
+
     /// Declares the routes, e.g. `routes.get("/greet/{name}", Self::greet)`.
     fn routes(routes: &mut Routes<Self>);
 
@@ -33,6 +38,59 @@ pub trait App: Sized + Send + Sync + 'static {
     /// container shuts down, after its last request finished. The default
     /// does nothing; the instance is dropped right after.
     fn destroy(&self) {}
+}
+
+/// One schema migration: a version (applied in ascending order), a
+/// description, and SQL (several statements allowed), usually from a file:
+///
+/// ```
+/// # use crabcat_sdk::Migration;
+/// const MIGRATIONS: &[Migration] = &[
+///     Migration::new(1, "create entries", "CREATE TABLE entries (id INTEGER PRIMARY KEY, body TEXT)")
+///         .postgres("CREATE TABLE entries (id BIGSERIAL PRIMARY KEY, body TEXT)"),
+/// ];
+/// ```
+///
+/// Where SQLite and PostgreSQL disagree (auto-increment keys, mostly), give
+/// the backend its own variant with [`postgres`](Self::postgres) or
+/// [`sqlite`](Self::sqlite); the checksum covers the SQL the backend runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Applied in ascending order; never reuse or change one.
+    pub version: i64,
+    /// Shown in logs and errors.
+    pub description: &'static str,
+    /// The SQL every backend runs unless it has a variant of its own.
+    pub sql: &'static str,
+    /// What PostgreSQL runs instead, if set.
+    pub postgres: Option<&'static str>,
+    /// What SQLite runs instead, if set.
+    pub sqlite: Option<&'static str>,
+}
+
+impl Migration {
+    /// A migration.
+    pub const fn new(version: i64, description: &'static str, sql: &'static str) -> Self {
+        Migration {
+            version,
+            description,
+            sql,
+            postgres: None,
+            sqlite: None,
+        }
+    }
+
+    /// The SQL PostgreSQL runs instead of [`sql`](Self::sql).
+    pub const fn postgres(mut self, sql: &'static str) -> Self {
+        self.postgres = Some(sql);
+        self
+    }
+
+    /// The SQL SQLite runs instead of [`sql`](Self::sql).
+    pub const fn sqlite(mut self, sql: &'static str) -> Self {
+        self.sqlite = Some(sql);
+        self
+    }
 }
 
 /// What [`App::init`] gets from the container.

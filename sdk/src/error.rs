@@ -50,6 +50,15 @@ impl Error {
         }
     }
 
+    /// An error with a public `message` and a `detail` for the log only.
+    pub fn with_detail(status: StatusCode, message: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error {
+            status,
+            message: message.into(),
+            detail: Some(detail.into()),
+        }
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -94,7 +103,11 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Some(detail) = &self.detail {
-            log::error!("{} {}: {detail}", self.status.as_u16(), self.message);
+            if self.status.is_server_error() {
+                log::error!("{} {}: {detail}", self.status.as_u16(), self.message);
+            } else {
+                log::info!("{} {}: {detail}", self.status.as_u16(), self.message);
+            }
         }
         Response::error(self.status, &self.message)
     }

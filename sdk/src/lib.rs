@@ -112,6 +112,7 @@
 
 pub mod abi;
 mod app;
+pub mod db;
 mod error;
 #[doc(hidden)]
 pub mod ffi;
@@ -120,20 +121,21 @@ mod request;
 mod response;
 mod routing;
 
-pub use app::{App, InitContext};
+pub use app::{App, InitContext, Migration};
+pub use db::{Db, DbError, DbErrorKind, Done, Row, Transaction, Value};
 pub use error::{Error, Result};
 pub use ffi::host::{sleep, spawn};
 pub use http::{Method, StatusCode};
 pub use log;
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response, html_escape};
-pub use routing::{Blocking, Handler, Routes, blocking};
+pub use routing::{Blocking, Handler, Routes, Transactional, blocking, transactional};
 
 /// Everything an app needs: `use crabcat_sdk::prelude::*;`
 pub mod prelude {
     pub use crate::log;
     pub use crate::{
-        App, Error, Html, InitContext, IntoResponse, Json, Method, Request, Response, Result, Routes, StatusCode,
-        blocking, html_escape,
+        App, DbError, DbErrorKind, Error, Html, InitContext, IntoResponse, Json, Method, Migration, Request, Response,
+        Result, Routes, Row, StatusCode, blocking, html_escape, transactional,
     };
 }

@@ -2,7 +2,9 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::abi::wire::{Reply, WireError};
 use crate::abi::{PART_BODY, PART_CONTEXT_PATH, PART_METHOD, PART_PATH, PART_QUERY};
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ffi::host::RequestHandle;
 
@@ -84,6 +86,35 @@ impl Request {
         (0..)
             .map_while(|i| self.handle.header_at(i))
             .filter_map(|(k, v)| Some((std::str::from_utf8(k).ok()?, v)))
+    }
+
+    /// The app's default datasource (the first one it was granted, usually
+    /// `default`). See [`crate::db`].
+    pub fn db(&self) -> Db<'_> {
+        Db::new(self, "")
+    }
+
+    /// Datasource `name`, which the app must have been granted in its
+    /// `datasources` setting; any other gives
+    /// [`DbErrorKind::PermissionDenied`](crate::db::DbErrorKind::PermissionDenied)
+    /// on first use.
+    pub fn datasource(&self, name: &str) -> Db<'_> {
+        Db::new(self, name)
+    }
+
+    pub(crate) async fn db_call(
+        &self,
+        op: u32,
+        datasource: &str,
+        tx: u64,
+        sql: &str,
+        params: &[u8],
+    ) -> Result<Reply, WireError> {
+        self.handle.db_call(op, datasource, tx, sql, params).await
+    }
+
+    pub(crate) fn release_transaction(&self, tx: u64) {
+        self.handle.release_transaction(tx);
     }
 
     /// The body bytes (the container has read the whole body, up to its

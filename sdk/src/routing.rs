@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::abi::ROUTE_BLOCKING;
+use crate::abi::{ROUTE_BLOCKING, ROUTE_TRANSACTIONAL};
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 
@@ -29,6 +29,7 @@ struct Route<A> {
     method: Method,
     pattern: String,
     handler: HandlerFn<A>,
+    flags: u32,
 }
 
 /// The routes of an app, declared in [`App::routes`](crate::App::routes).
@@ -56,10 +57,17 @@ impl<A: Send + Sync + 'static> Routes<A> {
     where
         H: Handler<A, M>,
     {
+        let extra = handler.flags();
+        let handler = handler.into_handler_fn();
+        let flags = match handler {
+            HandlerFn::Async(_) => extra,
+            HandlerFn::Blocking(_) => extra | ROUTE_BLOCKING,
+        };
         self.routes.push(Route {
             method,
             pattern: pattern.to_owned(),
-            handler: handler.into_handler_fn(),
+            handler,
+            flags,
         });
         self
     }
@@ -90,13 +98,9 @@ impl<A: Send + Sync + 'static> Routes<A> {
     }
 
     pub(crate) fn table(&self) -> impl Iterator<Item = (&str, &str, u32)> {
-        self.routes.iter().map(|r| {
-            let flags = match r.handler {
-                HandlerFn::Async(_) => 0,
-                HandlerFn::Blocking(_) => ROUTE_BLOCKING,
-            };
-            (r.method.as_str(), r.pattern.as_str(), flags)
-        })
+        self.routes
+            .iter()
+            .map(|r| (r.method.as_str(), r.pattern.as_str(), r.flags))
     }
 
     pub(crate) fn handler(&self, index: u32) -> Option<&HandlerFn<A>> {
@@ -110,6 +114,11 @@ impl<A: Send + Sync + 'static> Routes<A> {
 pub trait Handler<A, M>: Send + Sync + 'static {
     #[doc(hidden)]
     fn into_handler_fn(self) -> HandlerFn<A>;
+
+    #[doc(hidden)]
+    fn flags(&self) -> u32 {
+        0
+    }
 }
 
 #[doc(hidden)]
@@ -153,5 +162,36 @@ where
     fn into_handler_fn(self) -> HandlerFn<A> {
         let f = self.0;
         HandlerFn::Blocking(Box::new(move |app, request| f(app, request).into_response()))
+    }
+}
+
+/// A handler the container runs inside one transaction, made with
+/// [`transactional`].
+pub struct Transactional<H>(H);
+
+/// Runs `handler` inside a container-managed transaction on the app's
+/// default datasource: every query made through
+/// [`Request::db`](crate::Request::db) joins it; the container commits when
+/// the response status is below 400 and rolls back on an error status, an
+/// `Err` or a panic. Wraps async and [`blocking`] handlers alike:
+/// `routes.post("/transfer", transactional(Self::transfer))`.
+pub fn transactional<H>(handler: H) -> Transactional<H> {
+    Transactional(handler)
+}
+
+#[doc(hidden)]
+pub struct TransactionalMarker<M>(PhantomData<M>);
+
+impl<A, M, H> Handler<A, TransactionalMarker<M>> for Transactional<H>
+where
+    H: Handler<A, M>,
+    M: 'static,
+{
+    fn into_handler_fn(self) -> HandlerFn<A> {
+        self.0.into_handler_fn()
+    }
+
+    fn flags(&self) -> u32 {
+        self.0.flags() | ROUTE_TRANSACTIONAL
     }
 }

@@ -137,6 +137,10 @@ impl ContainerBuilder {
             .arg("127.0.0.1:0")
             .env("RUST_LOG", "info")
             .env("CRABCAT_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env(
+                "CRABCAT__DATASOURCES__DEFAULT__URL",
+                format!("sqlite://{}", self.dir.path().join("crabcat.db").display()),
+            )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

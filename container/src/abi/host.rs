@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::load::slice;
+use crate::db::RequestScope;
 
 /// The host's side of one app instance: what `log` and `spawn` need.
 /// Leaked on creation ([`HostApp::leak`]) so that it outlives the module
@@ -63,6 +64,8 @@ pub struct HostRequest {
     /// Percent-decoded path parameters, in pattern order.
     pub params: Vec<(String, String)>,
     pub body: Bytes,
+    /// What the request holds in the database.
+    pub scope: Arc<RequestScope>,
 }
 
 impl HostRequest {
@@ -94,7 +97,27 @@ pub struct RouteSpec {
     pub method: String,
     pub pattern: String,
     pub blocking: bool,
+    pub transactional: bool,
 }
+
+/// One migration variant a module reported.
+#[derive(Debug, Clone)]
+pub struct MigrationSpec {
+    pub version: i64,
+    pub description: String,
+    /// Empty for the default SQL, else `postgres` or `sqlite`.
+    pub backend: String,
+    pub sql: String,
+}
+
+/// What `migrations` reports.
+#[derive(Default)]
+pub(super) struct MigrationSink {
+    pub migrations: Vec<MigrationSpec>,
+}
+
+/// A database reply the module reads and releases.
+pub(super) struct HostBuffer(Vec<u8>);
 
 /// What `init` reports besides its return value.
 #[derive(Default)]
@@ -119,7 +142,73 @@ pub(super) static VTABLE: HostVtable = HostVtable {
     init_error,
     sleep: host_sleep,
     spawn: host_spawn,
+    db: host_db,
+    buffer_bytes,
+    buffer_release,
+    tx_release,
+    migration: host_migration,
 };
+
+unsafe extern "C" fn host_db(
+    request: *const abi::HostRequest,
+    op: u32,
+    datasource: RawSlice,
+    tx: u64,
+    sql: RawSlice,
+    params: RawSlice,
+) -> FfiFuture<abi::BufferHandle> {
+    // SAFETY: the module passes its live request; the slices are valid for
+    // this call, and are copied before it returns.
+    let (scope, datasource, sql, params) = unsafe {
+        (
+            Arc::clone(&request_ref(request).scope),
+            text(datasource),
+            text(sql),
+            slice(params).to_vec(),
+        )
+    };
+    async move {
+        let reply = scope.call(op, &datasource, tx, sql, &params).await;
+        abi::BufferHandle {
+            ptr: Box::into_raw(Box::new(HostBuffer(reply))).cast(),
+        }
+    }
+    .into_ffi()
+}
+
+unsafe extern "C" fn buffer_bytes(buffer: *const abi::HostBuffer) -> RawSlice {
+    // SAFETY: a buffer from `host_db`, not yet released.
+    unsafe { buffer.cast::<HostBuffer>().as_ref() }.map_or(RawSlice::NULL, |b| RawSlice::new(&b.0))
+}
+
+unsafe extern "C" fn buffer_release(buffer: *mut abi::HostBuffer) {
+    if !buffer.is_null() {
+        // SAFETY: created by `Box::into_raw` in `host_db`; released once.
+        drop(unsafe { Box::from_raw(buffer.cast::<HostBuffer>()) });
+    }
+}
+
+unsafe extern "C" fn tx_release(request: *const abi::HostRequest, tx: u64) {
+    // SAFETY: the module passes its live request.
+    unsafe { request_ref(request) }.scope.release(tx);
+}
+
+unsafe extern "C" fn host_migration(
+    sink: *mut abi::MigrationSink,
+    version: i64,
+    description: RawSlice,
+    backend: RawSlice,
+    sql: RawSlice,
+) {
+    // SAFETY: the sink of the current `migrations` call, on this thread.
+    let sink = unsafe { &mut *sink.cast::<MigrationSink>() };
+    sink.migrations.push(MigrationSpec {
+        version,
+        description: text(description),
+        backend: text(backend),
+        sql: text(sql),
+    });
+}
 
 fn text(s: RawSlice) -> String {
     // SAFETY: every slice a module passes is valid for the call (contract).
@@ -266,6 +355,7 @@ unsafe extern "C" fn init_route(sink: *mut abi::InitSink, method: RawSlice, patt
         method: text(method),
         pattern: text(pattern),
         blocking: flags & abi::ROUTE_BLOCKING != 0,
+        transactional: flags & abi::ROUTE_TRANSACTIONAL != 0,
     });
 }
 

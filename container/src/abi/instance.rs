@@ -6,8 +6,19 @@ use std::sync::Arc;
 
 use crabcat_sdk::abi::{RawSlice, SERVICE_NO_ROUTE, SERVICE_OK, SERVICE_PANICKED};
 
-use super::host::{self, HostApp, HostRequest, HostResponse, InitSink, RouteSpec};
+use super::host::{self, HostApp, HostRequest, HostResponse, InitSink, MigrationSink, MigrationSpec, RouteSpec};
 use super::load::Module;
+
+/// The migrations a checked module declares. Blocking (a module call): run
+/// it on a blocking thread.
+pub fn migrations_of(module: &Module) -> Vec<MigrationSpec> {
+    let mut sink = MigrationSink::default();
+    let migrations = module.descriptor.migrations;
+    // SAFETY: the descriptor passed every check, so `migrations` has the
+    // contract's signature; the vtable is a static and `sink` outlives the call.
+    unsafe { migrations(host::vtable(), (&mut sink as *mut MigrationSink).cast()) };
+    sink.migrations
+}
 
 /// Why a call into a module produced no response.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,6 @@ mod host;
 mod instance;
 mod load;
 
-pub use host::{HostApp, HostRequest, HostResponse, RouteSpec};
-pub use instance::{CallError, RawInstance};
+pub use host::{HostApp, HostRequest, HostResponse, MigrationSpec, RouteSpec};
+pub use instance::{CallError, RawInstance, migrations_of};
 pub use load::{LoadError, Module, ModuleInfo, loaded_images};

@@ -1,6 +1,5 @@
 //! Admin API handlers. Errors become responses in one place: [`AdminError`].
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
@@ -39,9 +38,7 @@ impl IntoResponse for AdminError {
 /// One app as the API shows it.
 #[derive(Serialize)]
 pub struct AppView {
-    name: String,
     version: Option<String>,
-    context_path: String,
     #[serde(flatten)]
     status: AppStatus,
     requests_served: u64,
@@ -54,9 +51,7 @@ fn view(state: &AdminState, status: AppStatus) -> AppView {
     let slot = state.manager.slot(&status.name);
     let running = u64::from(status.state == AppState::Running);
     AppView {
-        name: status.name.clone(),
         version: status.module.as_ref().map(|m| m.version.clone()),
-        context_path: status.context_path.clone(),
         requests_served: slot.as_ref().map_or(0, |s| s.requests_served()),
         requests_in_flight: slot.as_ref().map_or(0, |s| s.in_flight()),
         images_kept_by_reloads: status.images.saturating_sub(running),
@@ -120,15 +115,15 @@ pub async fn show(
 
 /// `PUT /apps/{name}` with the library as the body: checked, initialised
 /// and only then renamed into the deploy directory; deploys a new app or
-/// reloads a running one. A refused module changes nothing.
+/// reloads a running one. A refused module leaves the running version (or
+/// no app) in place; the error is reported.
 pub async fn upload(
     State(state): State<Arc<AdminState>>,
     UrlPath(name): UrlPath<String>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
     valid_name(&name)?;
-    let dir = state.manager.deploy_dir().to_path_buf();
-    let target = dir.join(deploy::file_name(&name));
+    let dir = state.manager.deploy_dir();
     let upload = dir.join(format!(
         ".{}.upload-{:016x}",
         deploy::file_name(&name),
@@ -137,38 +132,15 @@ pub async fn upload(
     tokio::fs::write(&upload, &body)
         .await
         .map_err(|e| ManagerError::Io(format!("{}: {e}", upload.display())))?;
-    let known = state.manager.apps().contains_key(&name);
-    let result = if known {
-        state.manager.reload(&name, Some(&upload), false).await
-    } else {
-        state.manager.deploy(&name, &upload, &target).await
-    };
-    let outcome = match result {
-        Ok(Outcome::Unchanged) => Outcome::Unchanged,
-        Ok(outcome) => {
-            rename_into_place(&upload, &target)?;
-            outcome
-        }
-        Err(error) => {
-            let _ = std::fs::remove_file(&upload);
-            if !known {
-                // Nothing was deployed: forget the failed attempt entirely.
-                let _ = state.manager.undeploy(&name, false).await;
-            }
-            return Err(error.into());
-        }
-    };
-    let _ = std::fs::remove_file(&upload);
+    let result = state.manager.install(&name, &upload).await;
+    let _ = std::fs::remove_file(&upload); // still there unless it was installed
+    let outcome = result?;
     let status = if outcome == Outcome::Deployed {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((status, done(&state, &name, outcome)).into_response())
-}
-
-fn rename_into_place(upload: &Path, target: &Path) -> Result<(), AdminError> {
-    std::fs::rename(upload, target).map_err(|e| AdminError(ManagerError::Io(format!("{}: {e}", target.display()))))
 }
 
 /// `POST /apps/{name}/reload`: reloads from the file in the deploy directory.
@@ -220,7 +192,11 @@ pub async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
         in_flight: state.manager.slot(&s.name).map_or(0, |slot| slot.in_flight()),
         reloads: s.reloads,
     });
-    let text = state.metrics.render(figures);
+    let pools = state.datasources.iter().map(|d| {
+        let (size, idle) = d.usage();
+        (d.name.as_str(), size, idle)
+    });
+    let text = state.metrics.render(figures, pools);
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

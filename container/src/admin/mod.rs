@@ -26,6 +26,8 @@ pub struct AdminState {
     pub manager: Arc<AppManager>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    /// The datasources, for pool metrics.
+    pub datasources: Arc<crate::db::Datasources>,
     /// The bearer token.
     pub token: AdminToken,
 }

@@ -32,8 +32,49 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin API.
     pub admin: AdminConfig,
+    /// Named datasources. `default` (an embedded SQLite file) is added
+    /// when not configured.
+    pub datasources: BTreeMap<String, DatasourceConfig>,
     /// Per-app settings, by app name.
     pub apps: BTreeMap<String, AppConfig>,
+}
+
+/// `[datasources.NAME]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasourceConfig {
+    /// `sqlite://path/file.db` or `postgres://user:pass@host:port/db`.
+    pub url: String,
+    /// Connections kept open even when idle.
+    pub min_connections: u32,
+    /// Most connections at once; further requests wait up to `acquire_timeout`.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it gets a 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// Idle connections above `min_connections` are closed after this.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    /// Connections are replaced after this long.
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Option<Duration>,
+    /// PostgreSQL only: statements running longer are cancelled.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for DatasourceConfig {
+    fn default() -> Self {
+        DatasourceConfig {
+            url: "sqlite://data/crabcat.db".into(),
+            min_connections: 0,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+            statement_timeout: Some(Duration::from_secs(30)),
+        }
+    }
 }
 
 /// `[server]`
@@ -78,8 +119,8 @@ pub struct DeployConfig {
     /// How often the directory is rescanned even without change events.
     #[serde(with = "humantime_serde")]
     pub scan_interval: Duration,
-    /// A file is picked up only once its size and modification time have
-    /// not changed for this long.
+    /// A file is picked up only once its size, modification time and
+    /// inode have not changed for this long.
     #[serde(with = "humantime_serde")]
     pub settle_time: Duration,
     /// On reload, stop and undeploy: how long the old instance's in-flight
@@ -140,13 +181,25 @@ impl Default for LogConfig {
 }
 
 /// `[apps.NAME]`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppConfig {
     /// Where the app is mounted: `/NAME` unless set; `/` for the root app.
     pub context_path: Option<String>,
+    /// The datasources the app may use; the first is its default.
+    pub datasources: Vec<String>,
     /// `[apps.NAME.config]`: handed to the app's `init` as it is.
     pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            context_path: None,
+            datasources: vec!["default".to_owned()],
+            config: serde_json::Map::new(),
+        }
+    }
 }
 
 /// Command-line overrides, applied last.
@@ -191,7 +244,8 @@ impl Config {
         {
             builder = builder.set_override("admin.token", token)?;
         }
-        let config: Config = builder.build()?.try_deserialize()?;
+        let mut config: Config = builder.build()?.try_deserialize()?;
+        config.datasources.entry("default".to_owned()).or_default();
         config.validate()?;
         Ok(config)
     }
@@ -224,7 +278,21 @@ impl Config {
                 "a non-loopback admin address needs a configured token (admin.token or CRABCAT_ADMIN_TOKEN)",
             );
         }
+        for (name, ds) in &self.datasources {
+            if ds.max_connections == 0 || ds.min_connections > ds.max_connections {
+                return invalid(
+                    format!("datasources.{name}.max_connections"),
+                    "must be at least 1 and at least min_connections",
+                );
+            }
+        }
         for (name, app) in &self.apps {
+            if let Some(missing) = app.datasources.iter().find(|d| !self.datasources.contains_key(*d)) {
+                return invalid(
+                    format!("apps.{name}.datasources"),
+                    &format!("no datasource named {missing}"),
+                );
+            }
             if let Some(path) = &app.context_path
                 && !is_valid_context_path(path)
             {
@@ -235,6 +303,13 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The datasources app `name` may use (its own setting, or `default`).
+    pub fn app_datasources(&self, name: &str) -> Vec<String> {
+        self.apps
+            .get(name)
+            .map_or_else(|| vec!["default".to_owned()], |a| a.datasources.clone())
     }
 
     /// The context path of app `name`: configured, or `/name`.

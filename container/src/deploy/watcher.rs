@@ -1,7 +1,7 @@
 //! Watches the deploy directory. A file counts only once it has settled:
 //! its size, modification time and inode have not changed for
-//! `settle_time` (so a file still being copied in is not loaded; a file
-//! renamed into place settles at once). Change events from the `notify`
+//! `settle_time`, so a file still being copied in is not loaded (a file
+//! renamed into place is complete, and is loaded one settle time later). Change events from the `notify`
 //! crate trigger a scan; a periodic rescan is the fallback for filesystems
 //! without events.
 

@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::abi::{CallError, HostRequest, HostResponse, RawInstance};
+use crate::db::{AppData, RequestScope};
 use crate::server::routes::{RouteTable, Target};
 
 /// Why a request to an instance produced no response.
@@ -23,11 +24,15 @@ pub enum ServeError {
     /// The blocking thread running the handler died.
     #[error("blocking handler task failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
+    /// The managed transaction could not begin or commit.
+    #[error("managed transaction: {1}")]
+    Transaction(crabcat_sdk::abi::wire::ErrorKind, String),
 }
 
 /// One initialised app instance.
 pub struct Instance {
     routes: RouteTable,
+    data: Arc<AppData>,
     requests: TaskTracker,
     cancel: CancellationToken,
     /// Last field: dropped last, and dropping it calls the module's `destroy`.
@@ -42,11 +47,27 @@ struct Lease {
     _token: TaskTrackerToken,
 }
 
+impl Lease {
+    async fn call(self, target: Target, request: HostRequest) -> Result<HostResponse, ServeError> {
+        if target.blocking {
+            let job = tokio::task::spawn_blocking(move || self.instance.raw.call_blocking(target.route, request));
+            return Ok(job.await??);
+        }
+        let instance = &self.instance;
+        tokio::select! {
+            biased;
+            result = instance.raw.call(target.route, request) => Ok(result?),
+            () = instance.cancel.cancelled() => Err(ServeError::Cancelled),
+        }
+    }
+}
+
 impl Instance {
     /// Wraps an initialised module instance.
-    pub fn new(raw: RawInstance, routes: RouteTable) -> Self {
+    pub fn new(raw: RawInstance, routes: RouteTable, data: Arc<AppData>) -> Self {
         Instance {
             routes,
+            data,
             requests: TaskTracker::new(),
             cancel: CancellationToken::new(),
             raw,
@@ -56,6 +77,11 @@ impl Instance {
     /// Its routes.
     pub fn routes(&self) -> &RouteTable {
         &self.routes
+    }
+
+    /// A fresh database scope for one request.
+    pub fn new_scope(&self) -> Arc<RequestScope> {
+        Arc::new(RequestScope::new(Arc::clone(&self.data)))
     }
 
     /// Requests running now.
@@ -70,17 +96,28 @@ impl Instance {
     /// See [`ServeError`].
     pub async fn serve(self: Arc<Self>, target: Target, request: HostRequest) -> Result<HostResponse, ServeError> {
         let _token = self.requests.token();
+        let scope = Arc::clone(&request.scope);
+        let name = Arc::clone(&self.data.name);
         let lease = Lease { instance: self, _token };
-        if target.blocking {
-            let job = tokio::task::spawn_blocking(move || lease.instance.raw.call_blocking(target.route, request));
-            return Ok(job.await??);
+        if target.transactional {
+            scope
+                .begin_managed()
+                .await
+                .map_err(|(kind, message)| ServeError::Transaction(kind, message))?;
         }
-        let instance = &lease.instance;
-        tokio::select! {
-            biased;
-            result = instance.raw.call(target.route, request) => Ok(result?),
-            () = instance.cancel.cancelled() => Err(ServeError::Cancelled),
+        let result = lease.call(target, request).await;
+        if target.transactional {
+            let commit = result.as_ref().is_ok_and(|r| r.status.as_u16() < 400);
+            if let Err((kind, message)) = scope.end_managed(commit).await {
+                scope.close().await;
+                return Err(ServeError::Transaction(kind, message));
+            }
         }
+        let leaked = scope.close().await;
+        if leaked > 0 {
+            tracing::warn!(app = %name, leaked, "request left transactions open; rolled back");
+        }
+        result
     }
 
     /// Waits up to `timeout` for in-flight requests, then cancels the async

@@ -14,8 +14,9 @@ use tokio_util::task::TaskTracker;
 use super::instance::Instance;
 use super::state::{AppState, Event};
 use super::status::{AppStatus, ManagerError, Outcome};
-use crate::abi::{HostApp, Module, ModuleInfo, RawInstance};
+use crate::abi::{HostApp, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
 use crate::config::Config;
+use crate::db::{AppData, AppMigration, Datasources, apply_app_migrations};
 use crate::deploy::{self, Change, Deployable, Marker, Staging};
 use crate::server::routes::RouteTable;
 use crate::server::{AppSlot, ContextTable};
@@ -30,6 +31,7 @@ struct Loaded {
 /// Deploys, reloads, stops, starts and undeploys apps, and keeps their state.
 pub struct AppManager {
     config: Arc<Config>,
+    datasources: Arc<Datasources>,
     staging: Staging,
     runtime: tokio::runtime::Handle,
     status: watch::Sender<BTreeMap<String, AppStatus>>,
@@ -44,9 +46,10 @@ impl AppManager {
     ///
     /// # Errors
     /// If the staging directory cannot be created.
-    pub fn new(config: Arc<Config>) -> Result<Self, deploy::DeployError> {
+    pub fn new(config: Arc<Config>, datasources: Arc<Datasources>) -> Result<Self, deploy::DeployError> {
         Ok(AppManager {
             config,
+            datasources,
             staging: Staging::create()?,
             runtime: tokio::runtime::Handle::current(),
             status: watch::channel(BTreeMap::new()).0,
@@ -173,7 +176,7 @@ impl AppManager {
     async fn load_and_mount(&self, name: &str, source: &Path, file: &Path) -> Result<(), ManagerError> {
         let started = Instant::now();
         let context_path = self.config.context_path(name);
-        match self.load(name, source, &context_path).await {
+        match self.load(name, source, file, &context_path).await {
             Ok(loaded) => {
                 self.mount(name, loaded, file);
                 tracing::info!(
@@ -226,6 +229,43 @@ impl AppManager {
     pub async fn reload(&self, name: &str, source: Option<&Path>, force: bool) -> Result<Outcome, ManagerError> {
         let lock = self.lock(name);
         let _guard = lock.lock().await;
+        self.reload_locked(name, source, force).await
+    }
+
+    /// Installs an uploaded library as app `name`: loaded, checked and
+    /// initialised from `upload` (beside the running version, if any), and
+    /// only then renamed to the app's file in the deploy directory, all
+    /// under the app's lock, so the watcher never sees a half-done install.
+    /// A refused module leaves the running version (or no app) in place.
+    ///
+    /// # Errors
+    /// As [`deploy`](Self::deploy) and [`reload`](Self::reload).
+    pub async fn install(&self, name: &str, upload: &Path) -> Result<Outcome, ManagerError> {
+        let lock = self.lock(name);
+        let _guard = lock.lock().await;
+        let known = self.status.borrow().get(name).map(|s| s.file.clone());
+        let (target, result) = match known {
+            Some(file) => (file, self.reload_locked(name, Some(upload), false).await),
+            None => {
+                let target = self.deploy_dir().join(deploy::file_name(name));
+                let context_path = self.config.context_path(name);
+                self.register(name, &target, &context_path)
+                    .map_err(ManagerError::Conflict)?;
+                let result = self.load_and_mount(name, upload, &target).await;
+                if result.is_err() {
+                    // Nothing was deployed: forget the attempt entirely.
+                    let _ = self.undeploy_locked(name, false).await;
+                }
+                (target, result.map(|()| Outcome::Deployed))
+            }
+        };
+        if let Ok(Outcome::Deployed | Outcome::Reloaded | Outcome::Started) = result {
+            std::fs::rename(upload, &target).map_err(|e| ManagerError::Io(format!("{}: {e}", target.display())))?;
+        }
+        result
+    }
+
+    async fn reload_locked(&self, name: &str, source: Option<&Path>, force: bool) -> Result<Outcome, ManagerError> {
         let current = self.current(name)?;
         let source = source.unwrap_or(&current.file);
         if !matches!(current.state, AppState::Running) {
@@ -236,10 +276,10 @@ impl AppManager {
             return Ok(Outcome::Unchanged);
         }
         let started = Instant::now();
-        let loaded = match self.load(name, source, &current.context_path).await {
+        let loaded = match self.load(name, source, &current.file, &current.context_path).await {
             Ok(loaded) => loaded,
             Err(reason) => {
-                tracing::error!(app = name, file = %source.display(), "reload failed, the previous version keeps serving: {reason}");
+                tracing::error!(app = name, file = %current.file.display(), "reload failed, the previous version keeps serving: {reason}");
                 self.update(name, |s| s.last_error = Some(reason.clone()));
                 let text = format!("reload failed (the previous version keeps serving): {reason}");
                 deploy::write_marker(&current.file, Some((Marker::Failed, &text)));
@@ -313,6 +353,10 @@ impl AppManager {
     pub async fn undeploy(&self, name: &str, remove_file: bool) -> Result<Outcome, ManagerError> {
         let lock = self.lock(name);
         let _guard = lock.lock().await;
+        self.undeploy_locked(name, remove_file).await
+    }
+
+    async fn undeploy_locked(&self, name: &str, remove_file: bool) -> Result<Outcome, ManagerError> {
         let current = self.current(name)?;
         if let Some(instance) = self.slot(name).and_then(|slot| slot.swap(None)) {
             self.stop_instance(name, instance, self.config.deploy.drain_timeout)
@@ -364,11 +408,12 @@ impl AppManager {
         self.retiring.spawn(async move { retire(&name, old, grace).await });
     }
 
-    /// Stages, loads, checks and initialises `source` for app `name`.
-    async fn load(&self, name: &str, source: &Path, context_path: &str) -> Result<Loaded, String> {
+    /// Stages, loads, checks and initialises `source` for app `name`
+    /// (errors name `file`, the app's file in the deploy directory).
+    async fn load(&self, name: &str, source: &Path, file: &Path, context_path: &str) -> Result<Loaded, String> {
         let staged = self.staging.stage(name, source).map_err(|e| e.to_string())?;
         let sha256 = staged.sha256().to_owned();
-        let file = source.to_path_buf();
+        let file = file.to_path_buf();
         let module = tokio::task::spawn_blocking(move || Module::load(staged.path(), &file))
             .await
             .map_err(|e| format!("loading crashed: {e}"))?
@@ -383,6 +428,12 @@ impl AppManager {
         if self.current(name).is_ok_and(|s| s.state == AppState::Loading) {
             self.transition(name, Event::Loaded);
         }
+        let data = Arc::new(self.app_data(name)?);
+        let for_migrations = Arc::clone(&module);
+        let specs = tokio::task::spawn_blocking(move || migrations_of(&for_migrations))
+            .await
+            .map_err(|e| format!("listing migrations crashed: {e}"))?;
+        self.migrate(&data, &specs).await?;
         let document = self.init_document(name, context_path);
         let host_app = HostApp::leak(name.into(), self.runtime.clone());
         let (raw, specs) = tokio::task::spawn_blocking(move || RawInstance::init(module, host_app, &document))
@@ -391,7 +442,7 @@ impl AppManager {
             .map_err(|e| format!("init failed: {e}"))?;
         match RouteTable::build(&specs) {
             Ok(routes) => Ok(Loaded {
-                instance: Instance::new(raw, routes),
+                instance: Instance::new(raw, routes, data),
                 info,
                 sha256,
             }),
@@ -401,6 +452,37 @@ impl AppManager {
                 Err(format!("bad routes: {error}"))
             }
         }
+    }
+
+    /// The datasources app `name` is granted.
+    fn app_data(&self, name: &str) -> Result<AppData, String> {
+        let granted = self
+            .config
+            .app_datasources(name)
+            .iter()
+            .map(|d| {
+                self.datasources
+                    .get(d)
+                    .cloned()
+                    .ok_or_else(|| format!("datasource {d} is not configured"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AppData::new(name.into(), granted))
+    }
+
+    /// Applies the module's migrations on the app's default datasource.
+    async fn migrate(&self, data: &AppData, specs: &[MigrationSpec]) -> Result<(), String> {
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let ds = data
+            .default_datasource()
+            .ok_or_else(|| format!("app {} has migrations but no datasource", data.name))?;
+        let migrations = group_migrations(specs);
+        apply_app_migrations(ds, &data.name, &migrations)
+            .await
+            .map(drop)
+            .map_err(|e| format!("migrations failed: {e}"))
     }
 
     fn init_document(&self, name: &str, context_path: &str) -> Vec<u8> {
@@ -501,6 +583,32 @@ impl AppManager {
             }
         });
     }
+}
+
+/// Groups the per-variant reports of a module into migrations.
+fn group_migrations(specs: &[MigrationSpec]) -> Vec<AppMigration> {
+    let mut migrations: Vec<AppMigration> = Vec::new();
+    for spec in specs {
+        let index = match migrations.iter().position(|m| m.version == spec.version) {
+            Some(i) => i,
+            None => {
+                migrations.push(AppMigration {
+                    version: spec.version,
+                    description: spec.description.clone(),
+                    sql: String::new(),
+                    variants: Vec::new(),
+                });
+                migrations.len() - 1
+            }
+        };
+        let m = &mut migrations[index];
+        if spec.backend.is_empty() {
+            m.sql = spec.sql.clone();
+        } else {
+            m.variants.push((spec.backend.clone(), spec.sql.clone()));
+        }
+    }
+    migrations
 }
 
 /// Drains `instance` (bounded by `grace`), cancels its tasks, and calls

@@ -51,6 +51,7 @@ impl IntoResponse for Reject {
             Reject::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
             Reject::BadBody => (StatusCode::BAD_REQUEST, "could not read request body"),
             Reject::Failed(ServeError::Cancelled) => (StatusCode::SERVICE_UNAVAILABLE, "application stopping"),
+            Reject::Failed(ServeError::Transaction(..)) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
             Reject::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
         };
         let content_type = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -115,6 +116,7 @@ async fn serve(
         headers: parts.headers,
         params,
         body,
+        scope: instance.new_scope(),
     };
     let response = instance.serve(target, request).await.map_err(Reject::Failed)?;
     Ok(into_http(response, head))

@@ -22,6 +22,12 @@ struct AppLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    datasource: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     app: String,
     state: String,
@@ -47,6 +53,7 @@ pub struct Metrics {
     in_flight: Family<AppLabels, Gauge>,
     reloads: Family<AppLabels, Gauge>,
     states: Family<StateLabels, Gauge>,
+    pools: Family<PoolLabels, Gauge>,
     images: Gauge,
     image_bytes: Gauge,
     resident_bytes: Gauge,
@@ -66,6 +73,7 @@ impl Default for Metrics {
             in_flight: Family::default(),
             reloads: Family::default(),
             states: Family::default(),
+            pools: Family::default(),
             images: Gauge::default(),
             image_bytes: Gauge::default(),
             resident_bytes: Gauge::default(),
@@ -84,6 +92,11 @@ impl Default for Metrics {
         );
         r.register("app_reloads", "Successful reloads, by app", metrics.reloads.clone());
         r.register("app_state", "1 for the state each app is in", metrics.states.clone());
+        r.register(
+            "pool_connections",
+            "Database connections by datasource, idle or in use",
+            metrics.pools.clone(),
+        );
         r.register(
             "loaded_images",
             "Module images loaded and kept (never unloaded)",
@@ -117,7 +130,22 @@ impl Metrics {
 
     /// Renders the Prometheus text format, after setting the gauges from
     /// the apps as they are now.
-    pub fn render<'a>(&self, apps: impl IntoIterator<Item = AppFigures<'a>>) -> String {
+    pub fn render<'a>(
+        &self,
+        apps: impl IntoIterator<Item = AppFigures<'a>>,
+        pools: impl IntoIterator<Item = (&'a str, u32, usize)>,
+    ) -> String {
+        self.pools.clear();
+        for (datasource, size, idle) in pools {
+            let used = u64::from(size).saturating_sub(idle as u64);
+            for (state, n) in [("idle", idle as u64), ("used", used)] {
+                let labels = PoolLabels {
+                    datasource: datasource.to_owned(),
+                    state,
+                };
+                self.pools.get_or_create(&labels).set(saturating_i64(n));
+            }
+        }
         self.in_flight.clear();
         self.reloads.clear();
         self.states.clear();

@@ -11,6 +11,8 @@ pub struct Target {
     pub route: u32,
     /// Run on the blocking thread pool.
     pub blocking: bool,
+    /// Run inside a container-managed transaction.
+    pub transactional: bool,
 }
 
 /// Why a module's routes could not be installed.
@@ -111,8 +113,12 @@ impl RouteTable {
                     pattern: spec.pattern.clone(),
                 });
             }
-            let blocking = spec.blocking;
-            path.methods.push((method, Target { route, blocking }));
+            let target = Target {
+                route,
+                blocking: spec.blocking,
+                transactional: spec.transactional,
+            };
+            path.methods.push((method, target));
         }
         let mut table = RouteTable::default();
         for (pattern, path) in patterns {
@@ -168,6 +174,7 @@ mod tests {
             method: method.into(),
             pattern: pattern.into(),
             blocking: false,
+            transactional: false,
         }
     }
 
@@ -183,7 +190,11 @@ mod tests {
     #[test]
     fn finds_routes_and_decodes_params() {
         let t = table();
-        let target = |route| Target { route, blocking: false };
+        let target = |route| Target {
+            route,
+            blocking: false,
+            transactional: false,
+        };
         assert_eq!(
             t.lookup(&Method::GET, "/"),
             Lookup::Found {

@@ -8,7 +8,7 @@
 
 use core::mem::{align_of, size_of};
 
-use super::{FfiFuture, HostVtable, ModuleDescriptor, ModuleHeader, RawSlice};
+use super::{BufferHandle, FfiFuture, HostVtable, ModuleDescriptor, ModuleHeader, RawSlice};
 
 /// One field of a [`TypeLayout`].
 #[derive(Debug)]
@@ -98,6 +98,7 @@ pub const CONTRACT: &[TypeLayout] = &[
         service: super::ServiceFn,
         service_blocking: super::ServiceBlockingFn,
         destroy: super::DestroyFn,
+        migrations: super::MigrationsFn,
     }),
     crate::__type_layout!(HostVtable {
         size: usize,
@@ -114,9 +115,16 @@ pub const CONTRACT: &[TypeLayout] = &[
         init_error: unsafe extern "C" fn(*mut super::InitSink, RawSlice),
         sleep: unsafe extern "C" fn(u64) -> FfiFuture<()>,
         spawn: unsafe extern "C" fn(*const super::HostApp, FfiFuture<()>),
+        db: unsafe extern "C" fn(*const super::HostRequest, u32, RawSlice, u64, RawSlice, RawSlice) -> FfiFuture<super::BufferHandle>,
+        buffer_bytes: unsafe extern "C" fn(*const super::HostBuffer) -> RawSlice,
+        buffer_release: unsafe extern "C" fn(*mut super::HostBuffer),
+        tx_release: unsafe extern "C" fn(*const super::HostRequest, u64),
+        migration: unsafe extern "C" fn(*mut super::MigrationSink, i64, RawSlice, RawSlice, RawSlice),
     }),
+    crate::__type_layout!(BufferHandle { ptr: *mut super::HostBuffer }),
     foreign::<FfiFuture<u32>>("FfiFuture<u32>"),
     foreign::<FfiFuture<()>>("FfiFuture<()>"),
+    foreign::<FfiFuture<BufferHandle>>("FfiFuture<BufferHandle>"),
 ];
 
 /// The fingerprint both sides compute from [`CONTRACT`].

@@ -27,6 +27,7 @@ use core::ffi::c_void;
 pub use async_ffi::{FfiFuture, FfiPoll};
 
 mod layout;
+pub mod wire;
 
 #[doc(hidden)]
 pub use layout::layout_field;
@@ -53,6 +54,24 @@ pub const SERVICE_NO_ROUTE: u32 = 2;
 /// [`HostVtable::route`] flag: the handler is synchronous and the host runs
 /// it on its blocking thread pool through [`ModuleDescriptor::service_blocking`].
 pub const ROUTE_BLOCKING: u32 = 1;
+
+/// [`HostVtable::route`] flag: the container runs the handler inside one
+/// transaction on the app's default datasource, committed when the response
+/// status is below 400 and rolled back otherwise (or on a panic).
+pub const ROUTE_TRANSACTIONAL: u32 = 2;
+
+/// [`HostVtable::db`] operation: run a query, reply with all rows.
+pub const DB_FETCH_ALL: u32 = 0;
+/// [`HostVtable::db`] operation: run a query, reply with at most one row.
+pub const DB_FETCH_OPTIONAL: u32 = 1;
+/// [`HostVtable::db`] operation: run a statement, reply `DONE`.
+pub const DB_EXECUTE: u32 = 2;
+/// [`HostVtable::db`] operation: begin a transaction, reply `TX`.
+pub const DB_BEGIN: u32 = 3;
+/// [`HostVtable::db`] operation: commit transaction `tx`, reply `DONE`.
+pub const DB_COMMIT: u32 = 4;
+/// [`HostVtable::db`] operation: roll back transaction `tx`, reply `DONE`.
+pub const DB_ROLLBACK: u32 = 5;
 
 /// [`HostVtable::request_part`]: the HTTP method, e.g. `GET`.
 pub const PART_METHOD: u32 = 0;
@@ -145,6 +164,32 @@ pub struct InitSink {
     _private: [u8; 0],
 }
 
+/// Opaque host object collecting a module's migrations. Owned by the host;
+/// valid only during the [`MigrationsFn`] call.
+#[repr(C)]
+pub struct MigrationSink {
+    _private: [u8; 0],
+}
+
+/// Opaque host buffer holding a database reply (see [`wire`]). Allocated by
+/// the host; the module reads it with [`HostVtable::buffer_bytes`] and gives
+/// it back exactly once with [`HostVtable::buffer_release`].
+#[repr(C)]
+pub struct HostBuffer {
+    _private: [u8; 0],
+}
+
+/// A [`HostBuffer`] pointer as a future's output.
+#[repr(transparent)]
+pub struct BufferHandle {
+    /// The buffer, or null if the host could not even start the operation.
+    pub ptr: *mut HostBuffer,
+}
+
+/// Reports the module's migrations, each with [`HostVtable::migration`], in
+/// order. Called on a blocking thread before `init`; does nothing else.
+pub type MigrationsFn = unsafe extern "C" fn(host: *const HostVtable, sink: *mut MigrationSink);
+
 /// Creates the app instance.
 ///
 /// Called once per instance on a blocking thread. `config` is a JSON
@@ -228,6 +273,8 @@ pub struct ModuleDescriptor {
     pub service_blocking: ServiceBlockingFn,
     /// See [`DestroyFn`].
     pub destroy: DestroyFn,
+    /// See [`MigrationsFn`].
+    pub migrations: MigrationsFn,
 }
 
 /// The signature of [`ENTRY_SYMBOL`].
@@ -284,4 +331,35 @@ pub struct HostVtable {
     /// Runs `task` on the host runtime, tracked for `app`: the host cancels
     /// (drops) it before the app's `destroy`.
     pub spawn: unsafe extern "C" fn(app: *const HostApp, task: FfiFuture<()>),
+    /// Runs database operation `op` (`DB_*`) for the app serving `request`,
+    /// on `datasource` (empty: the app's default), inside transaction `tx`
+    /// (0: none; then the route's managed transaction if it has one, else
+    /// the pool). `sql` and `params` ([`wire`] values) are copied before
+    /// this returns. The future yields a reply buffer the module owns.
+    pub db: unsafe extern "C" fn(
+        request: *const HostRequest,
+        op: u32,
+        datasource: RawSlice,
+        tx: u64,
+        sql: RawSlice,
+        params: RawSlice,
+    ) -> FfiFuture<BufferHandle>,
+    /// The bytes of a reply buffer; valid until it is released.
+    pub buffer_bytes: unsafe extern "C" fn(buffer: *const HostBuffer) -> RawSlice,
+    /// Gives a reply buffer back to the host.
+    pub buffer_release: unsafe extern "C" fn(buffer: *mut HostBuffer),
+    /// Rolls back transaction `tx` of `request` if it is still open (the
+    /// module dropped it without committing). Does not block.
+    pub tx_release: unsafe extern "C" fn(request: *const HostRequest, tx: u64),
+    /// During [`MigrationsFn`]: reports migration `version` with its
+    /// description and SQL (all copied). `backend` is empty for the SQL
+    /// every backend runs, or `postgres` / `sqlite` for a variant that
+    /// backend runs instead; one call per variant.
+    pub migration: unsafe extern "C" fn(
+        sink: *mut MigrationSink,
+        version: i64,
+        description: RawSlice,
+        backend: RawSlice,
+        sql: RawSlice,
+    ),
 }

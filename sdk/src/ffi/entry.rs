@@ -11,10 +11,11 @@ use std::sync::Once;
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures_util::FutureExt as _;
 
-use super::host::{self, InitReport, RequestHandle, ResponseSink};
+use super::host::{self, InitReport, MigrationReport, RequestHandle, ResponseSink};
 use crate::abi::{
     ABI_MAJOR, ABI_MINOR, FLAG_PANIC_UNWIND, HostApp, HostRequest, HostResponse, HostVtable, InitSink, LAYOUT_HASH,
-    LOG_ERROR, MAGIC, ModuleDescriptor, ModuleHeader, RawSlice, SERVICE_NO_ROUTE, SERVICE_OK, SERVICE_PANICKED,
+    LOG_ERROR, MAGIC, MigrationSink, ModuleDescriptor, ModuleHeader, RawSlice, SERVICE_NO_ROUTE, SERVICE_OK,
+    SERVICE_PANICKED,
 };
 use crate::app::{App, Started};
 use crate::request::Request;
@@ -44,6 +45,30 @@ pub const fn descriptor<A: App>(name: &'static str, version: &'static str, unwin
         service: service::<A>,
         service_blocking: service_blocking::<A>,
         destroy: destroy::<A>,
+        migrations: migrations::<A>,
+    }
+}
+
+// SAFETY: the future's output is a plain pointer to a host buffer that the
+// receiving module alone reads and releases.
+unsafe impl Send for crate::abi::BufferHandle {}
+
+unsafe extern "C" fn migrations<A: App>(host: *const HostVtable, sink: *mut MigrationSink) {
+    // SAFETY: the host passes its process-long vtable.
+    let Some(host) = (unsafe { host.as_ref() }) else { return };
+    if host.size < size_of::<HostVtable>() {
+        return;
+    }
+    // SAFETY: `sink` is the sink of this call.
+    let report = unsafe { MigrationReport::new(host, sink) };
+    // Reading a constant cannot panic; reporting only copies strings.
+    for m in A::MIGRATIONS {
+        report.migration(m.version, m.description, "", m.sql);
+        for (backend, sql) in [("postgres", m.postgres), ("sqlite", m.sqlite)] {
+            if let Some(sql) = sql {
+                report.migration(m.version, m.description, backend, sql);
+            }
+        }
     }
 }
 

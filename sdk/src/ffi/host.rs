@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_ffi::FutureExt as _;
 
-use crate::abi::{HostApp, HostRequest, HostResponse, HostVtable, InitSink, RawSlice};
+use crate::abi::wire::{Reply, WireError, decode_reply};
+use crate::abi::{HostApp, HostRequest, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice};
 
 /// The host vtable and app handle of this module image, set by `init`.
 /// Each loaded image has its own statics, so one image serves one app.
@@ -117,6 +118,33 @@ impl InitReport {
     }
 }
 
+/// Reports migrations to the host before `init`.
+pub(crate) struct MigrationReport {
+    host: &'static HostVtable,
+    sink: *mut MigrationSink,
+}
+
+impl MigrationReport {
+    /// # Safety
+    /// `sink` must be the one passed to the current `migrations` call.
+    pub(crate) unsafe fn new(host: &'static HostVtable, sink: *mut MigrationSink) -> Self {
+        MigrationReport { host, sink }
+    }
+
+    pub(crate) fn migration(&self, version: i64, description: &str, backend: &str, sql: &str) {
+        // SAFETY: the sink is valid during the call; slices borrow live strings.
+        unsafe {
+            (self.host.migration)(
+                self.sink,
+                version,
+                RawSlice::from_str(description),
+                RawSlice::from_str(backend),
+                RawSlice::from_str(sql),
+            )
+        }
+    }
+}
+
 /// An owned host request; released to the host on drop.
 pub(crate) struct RequestHandle {
     host: &'static HostVtable,
@@ -148,6 +176,47 @@ impl RequestHandle {
         let value = unsafe { (self.host.request_header)(self.raw.as_ptr(), RawSlice::from_str(name)) };
         // SAFETY: as in `part`.
         (!value.is_null()).then(|| unsafe { bytes(value) })
+    }
+
+    /// Runs a database operation for this request and decodes the reply.
+    pub(crate) async fn db_call(
+        &self,
+        op: u32,
+        datasource: &str,
+        tx: u64,
+        sql: &str,
+        params: &[u8],
+    ) -> Result<Reply, WireError> {
+        let host = self.host;
+        // SAFETY: the request is live while `self` is borrowed; the host
+        // copies `datasource`, `sql` and `params` before returning.
+        let future = unsafe {
+            (host.db)(
+                self.raw.as_ptr(),
+                op,
+                RawSlice::from_str(datasource),
+                tx,
+                RawSlice::from_str(sql),
+                RawSlice::new(params),
+            )
+        };
+        let buffer = future.await.ptr;
+        if buffer.is_null() {
+            return Err(WireError("the container returned no reply"));
+        }
+        // SAFETY: a reply buffer the host handed us; read, then released
+        // exactly once; nothing borrows it afterwards (decoding copies).
+        unsafe {
+            let reply = decode_reply(bytes((host.buffer_bytes)(buffer)));
+            (host.buffer_release)(buffer);
+            reply
+        }
+    }
+
+    /// Rolls back transaction `tx` if still open (a dropped transaction).
+    pub(crate) fn release_transaction(&self, tx: u64) {
+        // SAFETY: the request is live; the call does not block.
+        unsafe { (self.host.tx_release)(self.raw.as_ptr(), tx) }
     }
 
     pub(crate) fn header_at(&self, index: usize) -> Option<(&[u8], &[u8])> {

@@ -1,0 +1,33 @@
+//! What a sqlx error means to an app.
+
+use crabcat_sdk::abi::wire::ErrorKind;
+
+/// The kind an app can match on, and a message for the log.
+pub fn classify(error: &sqlx::Error) -> (ErrorKind, String) {
+    let kind = match error {
+        sqlx::Error::RowNotFound => ErrorKind::NotFound,
+        sqlx::Error::PoolTimedOut => ErrorKind::Timeout,
+        sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+            ErrorKind::ConnectionLost
+        }
+        sqlx::Error::Database(db) => database_kind(db.as_ref()),
+        _ => ErrorKind::Other,
+    };
+    (kind, error.to_string())
+}
+
+fn database_kind(db: &dyn sqlx::error::DatabaseError) -> ErrorKind {
+    match db.kind() {
+        sqlx::error::ErrorKind::UniqueViolation => ErrorKind::UniqueViolation,
+        sqlx::error::ErrorKind::ForeignKeyViolation
+        | sqlx::error::ErrorKind::NotNullViolation
+        | sqlx::error::ErrorKind::CheckViolation => ErrorKind::Constraint,
+        _ => match db.code().as_deref() {
+            // PostgreSQL: statement timeout / lock timeout; SQLite: busy, locked.
+            Some("57014" | "55P03" | "5" | "6" | "517" | "262") => ErrorKind::Timeout,
+            // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, connection exceptions.
+            Some(code) if code.starts_with("08") || code.starts_with("57P") => ErrorKind::ConnectionLost,
+            _ => ErrorKind::Other,
+        },
+    }
+}

@@ -1,0 +1,167 @@
+//! Running one module query on SQLite or PostgreSQL: bind the wire values,
+//! execute, encode the rows back into wire values.
+
+use crabcat_sdk::abi::wire::{self, ErrorKind, Value};
+use sqlx::postgres::{PgArgumentBuffer, PgRow, PgTypeInfo};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Column, Postgres, Row, Sqlite, TypeInfo, ValueRef};
+
+use super::error::classify;
+
+/// What to do with the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Every row.
+    FetchAll,
+    /// At most one row.
+    FetchOptional,
+    /// No rows: rows affected.
+    Execute,
+}
+
+/// A failure to report to the module.
+pub type Failure = (ErrorKind, String);
+
+fn db_failure(error: sqlx::Error) -> Failure {
+    classify(&error)
+}
+
+/// A NULL whose type PostgreSQL infers from where it is used (parameter
+/// type OID 0, "unspecified"), so `Option::None` works for any column.
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(sqlx::postgres::types::Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(&self, _: &mut PgArgumentBuffer) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+/// Binds `params` to `sql`, runs it per `op` and encodes the reply.
+macro_rules! run {
+    ($db:ty, $executor:expr, $op:expr, $sql:expr, $params:expr, $null:expr, $decode:path, $last_id:expr) => {{
+        let mut query = sqlx::query::<$db>(AssertSqlSafe($sql));
+        for value in $params {
+            query = match value {
+                Value::Null => query.bind($null),
+                Value::Int(n) => query.bind(n),
+                Value::Float(x) => query.bind(x),
+                Value::Text(s) => query.bind(s),
+                Value::Bytes(b) => query.bind(b),
+                Value::Bool(b) => query.bind(b),
+            };
+        }
+        match $op {
+            Op::FetchAll => {
+                let rows = query.fetch_all($executor).await.map_err(db_failure)?;
+                encode_rows(&rows, $decode)
+            }
+            Op::FetchOptional => {
+                let row = query.fetch_optional($executor).await.map_err(db_failure)?;
+                encode_rows(row.as_slice(), $decode)
+            }
+            Op::Execute => {
+                let done = query.execute($executor).await.map_err(db_failure)?;
+                let last_id: fn(&_) -> Option<i64> = $last_id;
+                Ok(wire::encode_done(done.rows_affected(), last_id(&done)))
+            }
+        }
+    }};
+}
+
+/// Runs on SQLite.
+pub async fn sqlite<'e>(
+    executor: impl sqlx::Executor<'e, Database = Sqlite>,
+    op: Op,
+    sql: String,
+    params: Vec<Value>,
+) -> Result<Vec<u8>, Failure> {
+    run!(
+        Sqlite,
+        executor,
+        op,
+        sql,
+        params,
+        None::<i64>,
+        sqlite_value,
+        |d: &sqlx::sqlite::SqliteQueryResult| { Some(d.last_insert_rowid()) }
+    )
+}
+
+/// Runs on PostgreSQL.
+pub async fn postgres<'e>(
+    executor: impl sqlx::Executor<'e, Database = Postgres>,
+    op: Op,
+    sql: String,
+    params: Vec<Value>,
+) -> Result<Vec<u8>, Failure> {
+    run!(
+        Postgres,
+        executor,
+        op,
+        sql,
+        params,
+        UntypedNull,
+        postgres_value,
+        |_: &sqlx::postgres::PgQueryResult| None
+    )
+}
+
+fn encode_rows<R: Row>(rows: &[R], decode: fn(&R, usize) -> Result<Value, String>) -> Result<Vec<u8>, Failure> {
+    let mut out = Vec::with_capacity(64 + rows.len() * 32);
+    let columns = rows.first().map(|r| r.columns()).unwrap_or_default();
+    let count_at = wire::start_rows(&mut out, columns.iter().map(|c| c.name()));
+    for row in rows {
+        for i in 0..columns.len() {
+            let value =
+                decode(row, i).map_err(|e| (ErrorKind::Decode, format!("column {}: {e}", columns[i].name())))?;
+            wire::put_value(&mut out, &value);
+        }
+    }
+    wire::finish_rows(&mut out, count_at, rows.len());
+    Ok(out)
+}
+
+fn sqlite_value(row: &SqliteRow, i: usize) -> Result<Value, String> {
+    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let get_error = |e: sqlx::Error| e.to_string();
+    // The storage class of the value itself (SQLite types are per value).
+    Ok(match raw.type_info().name() {
+        "INTEGER" | "BOOLEAN" | "INT8" | "BIGINT" => Value::Int(row.try_get_unchecked(i).map_err(get_error)?),
+        "REAL" | "NUMERIC" => Value::Float(row.try_get_unchecked(i).map_err(get_error)?),
+        "BLOB" => Value::Bytes(row.try_get_unchecked(i).map_err(get_error)?),
+        _ => Value::Text(row.try_get_unchecked(i).map_err(get_error)?),
+    })
+}
+
+fn postgres_value(row: &PgRow, i: usize) -> Result<Value, String> {
+    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let get_error = |e: sqlx::Error| e.to_string();
+    let type_name = row.column(i).type_info().name().to_owned();
+    Ok(match type_name.as_str() {
+        "INT2" => Value::Int(row.try_get::<i16, _>(i).map_err(get_error)?.into()),
+        "INT4" => Value::Int(row.try_get::<i32, _>(i).map_err(get_error)?.into()),
+        "INT8" => Value::Int(row.try_get(i).map_err(get_error)?),
+        "FLOAT4" => Value::Float(row.try_get::<f32, _>(i).map_err(get_error)?.into()),
+        "FLOAT8" => Value::Float(row.try_get(i).map_err(get_error)?),
+        "BOOL" => Value::Bool(row.try_get(i).map_err(get_error)?),
+        "BYTEA" => Value::Bytes(row.try_get(i).map_err(get_error)?),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" => Value::Text(row.try_get(i).map_err(get_error)?),
+        other => {
+            return Err(format!(
+                "type {other} is not supported; cast it in SQL (e.g. col::text or CAST(col AS BIGINT))"
+            ));
+        }
+    })
+}

@@ -1,0 +1,124 @@
+//! Migrations: the container's own schema (sqlx's migrator, embedded) and
+//! each app's migrations, applied in order with a checksum before its init.
+
+use std::borrow::Cow;
+
+use sha2::{Digest, Sha256};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+
+use super::pool::{Datasource, on_pool};
+
+/// One migration of an app, with its per-backend variants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppMigration {
+    /// Applied in ascending order.
+    pub version: i64,
+    /// For messages.
+    pub description: String,
+    /// SQL every backend runs unless it has its own variant.
+    pub sql: String,
+    /// `(backend, sql)` variants.
+    pub variants: Vec<(String, String)>,
+}
+
+impl AppMigration {
+    fn sql_for(&self, backend: &str) -> &str {
+        self.variants
+            .iter()
+            .find(|(b, _)| b == backend)
+            .map_or(self.sql.as_str(), |(_, sql)| sql.as_str())
+    }
+}
+
+/// Applies the container's schema (`migrations/` at the repository root).
+pub(super) async fn container_schema(ds: &Datasource) -> Result<(), sqlx::migrate::MigrateError> {
+    let migration = Migration::new(
+        1,
+        Cow::Borrowed("app migrations"),
+        MigrationType::Simple,
+        include_str!("../../../migrations/0001_app_migrations.sql").into_sql_str(),
+        false,
+    );
+    let migrator = Migrator::with_migrations(vec![migration]);
+    on_pool!(&ds.pool, pool => migrator.run(pool).await)
+}
+
+fn checksum(sql: &str) -> String {
+    format!("{:x}", Sha256::digest(sql.as_bytes()))
+}
+
+/// Applies `app`'s pending migrations on `ds`, each in its own transaction
+/// together with its record; checks that applied ones were not edited.
+/// Returns how many were applied.
+///
+/// # Errors
+/// A message naming the migration and the reason. Nothing of a failed
+/// migration stays applied (both backends have transactional DDL).
+pub async fn apply_app_migrations(ds: &Datasource, app: &str, migrations: &[AppMigration]) -> Result<usize, String> {
+    let mut sorted: Vec<&AppMigration> = migrations.iter().collect();
+    sorted.sort_by_key(|m| m.version);
+    if let Some(pair) = sorted.windows(2).find(|w| w[0].version == w[1].version) {
+        return Err(format!("app {app} declares migration {} twice", pair[0].version));
+    }
+    ds.ensure_schema()
+        .await
+        .map_err(|e| format!("cannot prepare datasource {}: {e}", ds.name))?;
+    let applied = applied(ds, app).await?;
+    for (version, description, sum) in &applied {
+        let Some(m) = sorted.iter().find(|m| m.version == *version) else {
+            return Err(format!(
+                "migration {version} ({description}) of app {app} was applied on datasource {} but the module no longer has it",
+                ds.name
+            ));
+        };
+        let expected = checksum(m.sql_for(ds.backend().name()));
+        if &expected != sum {
+            return Err(format!(
+                "migration {version} ({description}) of app {app} was edited after it was applied on datasource {} \
+                 (checksum {sum} then, {expected} now); add a new migration instead",
+                ds.name
+            ));
+        }
+    }
+    let mut count = 0;
+    for m in sorted
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version))
+    {
+        apply_one(ds, app, m).await?;
+        tracing::info!(app, version = m.version, description = %m.description, datasource = %ds.name, "migration applied");
+        count += 1;
+    }
+    Ok(count)
+}
+
+async fn applied(ds: &Datasource, app: &str) -> Result<Vec<(i64, String, String)>, String> {
+    let sql = "SELECT version, description, checksum FROM crabcat_app_migrations WHERE app = $1 ORDER BY version";
+    on_pool!(&ds.pool, pool => sqlx::query_as(sql).bind(app).fetch_all(pool).await)
+        .map_err(|e| format!("cannot read the migrations of app {app} on datasource {}: {e}", ds.name))
+}
+
+async fn apply_one(ds: &Datasource, app: &str, m: &AppMigration) -> Result<(), String> {
+    let sql = m.sql_for(ds.backend().name()).to_owned();
+    let record = "INSERT INTO crabcat_app_migrations (app, version, description, checksum, applied_at) \
+                  VALUES ($1, $2, $3, $4, $5)";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let sum = checksum(&sql);
+    let result: Result<(), sqlx::Error> = on_pool!(&ds.pool, pool => async {
+        let mut tx = pool.begin().await?;
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+        sqlx::query(record)
+            .bind(app)
+            .bind(m.version)
+            .bind(&m.description)
+            .bind(sum)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }.await);
+    result.map_err(|e| format!("migration {} ({}) of app {app} failed: {e}", m.version, m.description))
+}

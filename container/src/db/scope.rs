@@ -1,0 +1,245 @@
+//! What an app may use, and what one request holds open.
+//!
+//! A [`RequestScope`] owns every transaction a request begins (and the
+//! route's managed one). When the request ends the container closes the
+//! scope: anything still open is rolled back, returned to the pool and
+//! logged as a leak.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crabcat_sdk::abi::wire::{self, ErrorKind};
+use crabcat_sdk::abi::{DB_BEGIN, DB_COMMIT, DB_EXECUTE, DB_FETCH_ALL, DB_FETCH_OPTIONAL, DB_ROLLBACK};
+use sqlx::{Postgres, Sqlite};
+
+use super::exec::{self, Failure, Op};
+use super::pool::{Datasource, Pool};
+
+/// The datasources an app was granted; the first is its default.
+pub struct AppData {
+    /// The app name.
+    pub name: Arc<str>,
+    granted: Vec<Arc<Datasource>>,
+}
+
+impl AppData {
+    /// An app's grants.
+    pub fn new(name: Arc<str>, granted: Vec<Arc<Datasource>>) -> Self {
+        AppData { name, granted }
+    }
+
+    /// The default datasource, if the app was granted any.
+    pub fn default_datasource(&self) -> Option<&Arc<Datasource>> {
+        self.granted.first()
+    }
+
+    fn resolve(&self, name: &str) -> Result<&Arc<Datasource>, Failure> {
+        let found = if name.is_empty() {
+            self.granted.first()
+        } else {
+            self.granted.iter().find(|d| d.name == name)
+        };
+        found.ok_or_else(|| {
+            let what = if name.is_empty() { "any datasource" } else { name };
+            (
+                ErrorKind::PermissionDenied,
+                format!(
+                    "app {} is not granted {what} (see apps.{}.datasources)",
+                    self.name, self.name
+                ),
+            )
+        })
+    }
+}
+
+enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    async fn end(self, commit: bool) -> Result<(), sqlx::Error> {
+        match (self, commit) {
+            (Tx::Sqlite(tx), true) => tx.commit().await,
+            (Tx::Sqlite(tx), false) => tx.rollback().await,
+            (Tx::Postgres(tx), true) => tx.commit().await,
+            (Tx::Postgres(tx), false) => tx.rollback().await,
+        }
+    }
+}
+
+struct Open {
+    datasource: Arc<Datasource>,
+    /// `None` while a query runs on it.
+    tx: Option<Tx>,
+}
+
+/// Everything one request holds in the database.
+pub struct RequestScope {
+    app: Arc<AppData>,
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, Open>>,
+    managed: Mutex<Option<u64>>,
+}
+
+fn failure_reply((kind, message): Failure) -> Vec<u8> {
+    wire::encode_error(kind, &message)
+}
+
+impl RequestScope {
+    /// An empty scope for a request to `app`.
+    pub fn new(app: Arc<AppData>) -> Self {
+        RequestScope {
+            app,
+            next_id: AtomicU64::new(1),
+            open: Mutex::new(HashMap::new()),
+            managed: Mutex::new(None),
+        }
+    }
+
+    /// Runs one operation from the module; the reply (or the error) in wire form.
+    pub async fn call(&self, op: u32, datasource: &str, tx: u64, sql: String, params: &[u8]) -> Vec<u8> {
+        let result = match op {
+            DB_BEGIN => self.begin(datasource).await.map(wire::encode_transaction),
+            DB_COMMIT | DB_ROLLBACK => self.end(tx, op == DB_COMMIT).await.map(|()| wire::encode_done(0, None)),
+            DB_FETCH_ALL => self.query(datasource, tx, Op::FetchAll, sql, params).await,
+            DB_FETCH_OPTIONAL => self.query(datasource, tx, Op::FetchOptional, sql, params).await,
+            DB_EXECUTE => self.query(datasource, tx, Op::Execute, sql, params).await,
+            other => Err((ErrorKind::Other, format!("unknown database operation {other}"))),
+        };
+        if let Err((kind, message)) = &result
+            && !matches!(kind, ErrorKind::NotFound)
+        {
+            tracing::warn!(app = %self.app.name, ?kind, "database error: {message}");
+        }
+        result.unwrap_or_else(failure_reply)
+    }
+
+    async fn begin(&self, datasource: &str) -> Result<u64, Failure> {
+        let ds = Arc::clone(self.app.resolve(datasource)?);
+        let tx = match &ds.pool {
+            // IMMEDIATE takes the write lock up front: read-then-write
+            // transactions then queue on the busy timeout instead of failing.
+            Pool::Sqlite(pool) => Tx::Sqlite(
+                pool.begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(|e| super::classify(&e))?,
+            ),
+            Pool::Postgres(pool) => Tx::Postgres(pool.begin().await.map_err(|e| super::classify(&e))?),
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let open = Open {
+            datasource: ds,
+            tx: Some(tx),
+        };
+        self.open.lock().expect("scope lock").insert(id, open);
+        Ok(id)
+    }
+
+    async fn end(&self, id: u64, commit: bool) -> Result<(), Failure> {
+        let tx = self.take(id)?;
+        self.open.lock().expect("scope lock").remove(&id);
+        tx.end(commit).await.map_err(|e| super::classify(&e))
+    }
+
+    /// Takes transaction `id` out of its slot for one operation.
+    fn take(&self, id: u64) -> Result<Tx, Failure> {
+        let mut open = self.open.lock().expect("scope lock");
+        let slot = open
+            .get_mut(&id)
+            .ok_or_else(|| (ErrorKind::Other, format!("no open transaction {id}")))?;
+        slot.tx.take().ok_or_else(|| {
+            (
+                ErrorKind::Other,
+                "the transaction is busy with another query".to_owned(),
+            )
+        })
+    }
+
+    fn put_back(&self, id: u64, tx: Tx) {
+        if let Some(slot) = self.open.lock().expect("scope lock").get_mut(&id) {
+            slot.tx = Some(tx);
+        }
+    }
+
+    /// The transaction a query with `tx` (0: none) on `ds` should use.
+    fn transaction_for(&self, tx: u64, ds: &Arc<Datasource>) -> Result<Option<u64>, Failure> {
+        if tx != 0 {
+            let open = self.open.lock().expect("scope lock");
+            let slot = open
+                .get(&tx)
+                .ok_or_else(|| (ErrorKind::Other, format!("no open transaction {tx}")))?;
+            if !Arc::ptr_eq(&slot.datasource, ds) {
+                return Err((
+                    ErrorKind::Other,
+                    "the transaction belongs to another datasource".to_owned(),
+                ));
+            }
+            return Ok(Some(tx));
+        }
+        let managed = *self.managed.lock().expect("scope lock");
+        let open = self.open.lock().expect("scope lock");
+        Ok(managed.filter(|id| open.get(id).is_some_and(|slot| Arc::ptr_eq(&slot.datasource, ds))))
+    }
+
+    async fn query(&self, datasource: &str, tx: u64, op: Op, sql: String, params: &[u8]) -> Result<Vec<u8>, Failure> {
+        let ds = Arc::clone(self.app.resolve(datasource)?);
+        let params = wire::decode_values(params).map_err(|e| (ErrorKind::Other, e.to_string()))?;
+        let Some(id) = self.transaction_for(tx, &ds)? else {
+            return match &ds.pool {
+                Pool::Sqlite(pool) => exec::sqlite(pool, op, sql, params).await,
+                Pool::Postgres(pool) => exec::postgres(pool, op, sql, params).await,
+            };
+        };
+        let mut tx = self.take(id)?;
+        let result = match &mut tx {
+            Tx::Sqlite(tx) => exec::sqlite(&mut **tx, op, sql, params).await,
+            Tx::Postgres(tx) => exec::postgres(&mut **tx, op, sql, params).await,
+        };
+        self.put_back(id, tx);
+        result
+    }
+
+    /// Begins the route's managed transaction on the app's default datasource.
+    ///
+    /// # Errors
+    /// If the app has no datasource or the database cannot begin one.
+    pub async fn begin_managed(&self) -> Result<(), Failure> {
+        let id = self.begin("").await?;
+        *self.managed.lock().expect("scope lock") = Some(id);
+        Ok(())
+    }
+
+    /// Commits (or rolls back) the managed transaction.
+    ///
+    /// # Errors
+    /// If the commit fails (the transaction is rolled back).
+    pub async fn end_managed(&self, commit: bool) -> Result<(), Failure> {
+        let managed = self.managed.lock().expect("scope lock").take();
+        match managed {
+            Some(id) => self.end(id, commit).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Rolls back transaction `id` if still open (the module dropped it).
+    pub fn release(&self, id: u64) {
+        // Dropping a sqlx transaction queues its rollback; the connection
+        // goes back to the pool.
+        let slot = self.open.lock().expect("scope lock").remove(&id);
+        drop(slot);
+    }
+
+    /// Rolls back whatever is still open; returns how many were left open.
+    pub async fn close(&self) -> usize {
+        let left: Vec<Open> = self.open.lock().expect("scope lock").drain().map(|(_, o)| o).collect();
+        let count = left.len();
+        for open in left {
+            if let Some(tx) = open.tx {
+                let _ = tx.end(false).await;
+            }
+        }
+        count
+    }
+}
