@@ -117,9 +117,8 @@ fn encode_rows<R: Row>(rows: &[R], decode: fn(&R, usize) -> Result<Value, String
     let columns = rows.first().map(|r| r.columns()).unwrap_or_default();
     let count_at = wire::start_rows(&mut out, columns.iter().map(|c| c.name()));
     for row in rows {
-        for i in 0..columns.len() {
-            let value =
-                decode(row, i).map_err(|e| (ErrorKind::Decode, format!("column {}: {e}", columns[i].name())))?;
+        for (i, column) in columns.iter().enumerate() {
+            let value = decode(row, i).map_err(|e| (ErrorKind::Decode, format!("column {}: {e}", column.name())))?;
             wire::put_value(&mut out, &value);
         }
     }
