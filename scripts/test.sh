@@ -2,8 +2,9 @@
 # Runs every test: builds the container, the sample apps and the fixture
 # modules once, then runs the whole suite against them.
 #
-# Needs only the Rust toolchain. PostgreSQL tests (once there are any) run
-# when CRABCAT_TEST_POSTGRES_URL is set.
+# Needs only the Rust toolchain. The PostgreSQL tests run
+# when CRABCAT_TEST_POSTGRES_URL is set (e.g. postgres://postgres@127.0.0.1:5432/test);
+# each creates and drops a database of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

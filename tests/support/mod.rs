@@ -104,6 +104,12 @@ impl ContainerBuilder {
         self
     }
 
+    /// Points the `default` datasource at `url` (the harness default is a
+    /// SQLite file in the test's directory).
+    pub fn datasource(self, url: &str) -> Self {
+        self.env("CRABCAT__DATASOURCES__DEFAULT__URL", url)
+    }
+
     /// Sets an environment variable for the container.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -341,4 +347,90 @@ impl Drop for Container {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The PostgreSQL server the tests use, from `CRABCAT_TEST_POSTGRES_URL`
+/// (e.g. `postgres://postgres@127.0.0.1:5432/test`).
+pub fn postgres_url() -> Option<String> {
+    std::env::var("CRABCAT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A database of its own for one test, dropped afterwards.
+pub struct PgDb {
+    /// Where to reach it.
+    pub url: String,
+    name: String,
+    server: String,
+}
+
+impl PgDb {
+    /// A fresh database, or `None` (with a note) when no server is
+    /// configured. Panics if one is configured but cannot be reached: CI
+    /// must fail, not skip.
+    pub async fn create(test: &str) -> Option<PgDb> {
+        let Some(server) = postgres_url() else {
+            eprintln!("skipped the PostgreSQL part of {test}: set CRABCAT_TEST_POSTGRES_URL to run it");
+            return None;
+        };
+        let name = format!("crabcat_t_{}_{:08x}", std::process::id(), rand_u32());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("CRABCAT_TEST_POSTGRES_URL={server} is not reachable: {e}"));
+        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create a test database");
+        let (base, query) = server.split_once('?').map_or((server.as_str(), ""), |(b, q)| (b, q));
+        let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+        let url = if query.is_empty() {
+            format!("{base}/{name}")
+        } else {
+            format!("{base}/{name}?{query}")
+        };
+        Some(PgDb { url, name, server })
+    }
+
+    /// Runs one statement in this database (for fault injection).
+    pub async fn execute(&self, sql: &str) {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.server)
+            .await
+            .expect("connect");
+        let sql = sql.replace("{db}", &self.name);
+        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql))
+            .await
+            .expect("statement");
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs inside a test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql)).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
+    h.finish() as u32
 }

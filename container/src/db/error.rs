@@ -25,8 +25,17 @@ fn database_kind(db: &dyn sqlx::error::DatabaseError) -> ErrorKind {
         _ => match db.code().as_deref() {
             // PostgreSQL: statement timeout / lock timeout; SQLite: busy, locked.
             Some("57014" | "55P03" | "5" | "6" | "517" | "262") => ErrorKind::Timeout,
-            // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, connection exceptions.
-            Some(code) if code.starts_with("08") || code.starts_with("57P") => ErrorKind::ConnectionLost,
+            // PostgreSQL: the database cannot be reached or used right now:
+            // connection exceptions (08), operator intervention (57P: shutdown,
+            // terminated), insufficient resources (53: too many connections),
+            // invalid authorization (28), no such database (3D000), database
+            // not accepting connections (55000).
+            Some(code)
+                if ["08", "57P", "53", "28"].iter().any(|class| code.starts_with(class))
+                    || matches!(code, "3D000" | "55000") =>
+            {
+                ErrorKind::ConnectionLost
+            }
             _ => ErrorKind::Other,
         },
     }

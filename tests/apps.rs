@@ -1,0 +1,167 @@
+//! The DB-backed sample apps, on SQLite and (when configured) PostgreSQL.
+
+use std::sync::Arc;
+
+use crabcat_tests::{Container, PgDb, module};
+
+const CLIENTS: usize = 16;
+const TRANSFERS: usize = 200;
+const ACCOUNTS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
+
+fn bank(url: Option<&str>) -> Container {
+    let mut builder = Container::builder()
+        .deploy(&module("bank"), "bank.so")
+        .config("[server]\naccess_log = false\n");
+    if let Some(url) = url {
+        builder = builder.datasource(url);
+    }
+    builder.start()
+}
+
+async fn balances(c: &Container) -> Vec<(String, i64)> {
+    let (status, body) = c.get("/bank/accounts").await;
+    assert_eq!(status, 200, "{body}");
+    let accounts: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    accounts
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap().to_owned(), a["balance"].as_i64().unwrap()))
+        .collect()
+}
+
+/// 200 transfers from 16 concurrent clients between five accounts: the
+/// total is unchanged, no balance is negative, every success is audited.
+async fn concurrent_transfers(url: Option<&str>) {
+    let c = Arc::new(bank(url));
+    let before: i64 = balances(&c).await.iter().map(|(_, b)| b).sum();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for i in (client..TRANSFERS).step_by(CLIENTS) {
+                    let seed = (i as u64)
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let from = ACCOUNTS[(seed >> 33) as usize % 5];
+                    let to = ACCOUNTS[((seed >> 40) as usize % 4 + 1 + (seed >> 33) as usize % 5) % 5];
+                    let amount = (seed >> 20) % 400 + 1;
+                    let body = serde_json::json!({"from": from, "to": to, "amount": amount});
+                    let response = c
+                        .client()
+                        .post(c.url("/bank/transfer"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status().as_u16();
+                    outcomes.push((status, response.text().await.unwrap()));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        for (status, body) in task.await.unwrap() {
+            assert!(status == 200 || status == 409, "{status} {body}");
+            ok += usize::from(status == 200);
+        }
+    }
+    let after = balances(&c).await;
+    assert_eq!(
+        after.iter().map(|(_, b)| b).sum::<i64>(),
+        before,
+        "money was created or lost: {after:?}"
+    );
+    assert!(after.iter().all(|(_, b)| *b >= 0), "{after:?}");
+    assert!(ok > TRANSFERS / 4, "only {ok} transfers succeeded");
+    let (_, audit) = c.get("/bank/audit?limit=100").await;
+    let audit: Vec<serde_json::Value> = serde_json::from_str(&audit).unwrap();
+    assert_eq!(audit.len(), ok.min(100), "one audit row per successful transfer");
+    eprintln!("{ok} of {TRANSFERS} transfers succeeded, the rest were refused for insufficient funds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bank_transfers_under_concurrency_on_sqlite() {
+    concurrent_transfers(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bank_transfers_under_concurrency_on_postgres() {
+    if let Some(db) = PgDb::create("bank_transfers_under_concurrency_on_postgres").await {
+        concurrent_transfers(Some(&db.url)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_transfers_roll_back_entirely() {
+    let c = bank(None);
+    let transfer = |from: &str, to: &str, amount: i64| {
+        c.client()
+            .post(c.url("/bank/transfer"))
+            .json(&serde_json::json!({"from": from, "to": to, "amount": amount}))
+            .send()
+    };
+    assert_eq!(transfer("alice", "bob", 5000).await.unwrap().status(), 409);
+    // The debit of alice succeeds before the credit of "zed" fails: rolled back.
+    assert_eq!(transfer("alice", "zed", 10).await.unwrap().status(), 404);
+    assert_eq!(transfer("nobody", "bob", 10).await.unwrap().status(), 404);
+    assert_eq!(transfer("alice", "alice", 10).await.unwrap().status(), 422);
+    assert_eq!(transfer("alice", "bob", -5).await.unwrap().status(), 422);
+    assert!(balances(&c).await.iter().all(|(_, b)| *b == 1000));
+    let (_, audit) = c.get("/bank/audit").await;
+    assert_eq!(audit.trim(), "[]", "no audit rows for failed transfers");
+    let response = transfer("alice", "bob", 250).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (json["from_balance"].as_i64(), json["to_balance"].as_i64()),
+        (Some(750), Some(1250))
+    );
+    let (status, report) = c.get("/bank/report").await;
+    assert_eq!(status, 200);
+    assert!(report.contains("total:     5000"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guestbook_escapes_validates_and_pages() {
+    let c = Container::builder()
+        .deploy(&module("guestbook"), "guestbook.so")
+        .start();
+    let post = |name: &str, message: &str| {
+        c.client()
+            .post(c.url("/guestbook/entries"))
+            .form(&[("name", name), ("message", message)])
+            .send()
+    };
+    let response = post("<script>alert(1)</script>", "a & b \"quoted\"").await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/guestbook/");
+    let (status, page) = c.get("/guestbook/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
+    assert!(!page.contains("<script>alert"), "user input reached the page unescaped");
+    assert!(page.contains("a &amp; b &quot;quoted&quot;"));
+
+    let response = post("", "<b>kept</b>").await.unwrap();
+    assert_eq!(response.status(), 422);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("&lt;b&gt;kept&lt;/b&gt;"), "the input is kept, escaped");
+
+    for i in 0..11 {
+        assert_eq!(post(&format!("writer {i}"), "hello").await.unwrap().status(), 303);
+    }
+    let (_, json) = c.get("/guestbook/entries.json?page=1").await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["total"], 12);
+    assert_eq!(json["entries"].as_array().unwrap().len(), 10);
+    assert_eq!(json["entries"][0]["name"], "writer 10", "newest first");
+    let (_, json) = c.get("/guestbook/entries.json?page=2").await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json["entries"][1]["name"], "<script>alert(1)</script>",
+        "JSON carries the raw text"
+    );
+    assert_eq!(c.get("/guestbook/entries.json?page=x").await.0, 400);
+}
