@@ -18,7 +18,9 @@
 //! ```
 //!
 //! Every async call has a `_blocking` twin for [`blocking`](crate::blocking)
-//! handlers.
+//! handlers. Never call a `_blocking` method from an async handler: it
+//! would block one of the container's runtime threads until the database
+//! answers.
 
 use std::fmt;
 use std::sync::Arc;

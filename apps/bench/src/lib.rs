@@ -1,0 +1,152 @@
+//! # bench — the TechEmpower Framework Benchmarks test types as a module
+//!
+//! `/plaintext`, `/json`, `/db`, `/queries?queries=N`, `/fortunes`,
+//! `/updates?queries=N`, following the TFB requirements. Its migrations
+//! create and fill `world` (10,000 rows) and `fortune` on SQLite and
+//! PostgreSQL. `bench/native` serves the same endpoints with the same SQL
+//! from a plain axum binary; `bench/run.sh` compares the two.
+//!
+//! ```text
+//! curl localhost:8080/bench/json        # {"message":"Hello, World!"}
+//! curl localhost:8080/bench/queries?queries=3
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crabcat_sdk::prelude::*;
+use serde::Serialize;
+
+struct Bench {
+    seed: AtomicU64,
+}
+
+#[derive(Serialize)]
+struct World {
+    id: i32,
+    #[serde(rename = "randomNumber")]
+    random_number: i32,
+}
+
+#[derive(Serialize)]
+struct Message {
+    message: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration::new(1, "create and fill world", include_str!("../migrations/0001_world.sql"))
+        .postgres(include_str!("../migrations/0001_world.postgres.sql")),
+    Migration::new(2, "create and fill fortune", include_str!("../migrations/0002_fortune.sql")),
+];
+
+impl App for Bench {
+    const MIGRATIONS: &'static [Migration] = MIGRATIONS;
+
+    fn init(_ctx: &InitContext) -> Result<Self> {
+        Ok(Bench {
+            seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+        })
+    }
+
+    fn routes(routes: &mut Routes<Self>) {
+        routes
+            .get("/plaintext", Self::plaintext)
+            .get("/json", Self::json)
+            .get("/db", Self::db)
+            .get("/queries", Self::queries)
+            .get("/fortunes", Self::fortunes)
+            .get("/updates", Self::updates);
+    }
+}
+
+/// TFB: `queries` clamped to 1..=500; missing or not a number means 1.
+fn query_count(req: &Request) -> usize {
+    req.query("queries").and_then(|q| q.parse::<usize>().ok()).unwrap_or(1).clamp(1, 500)
+}
+
+impl Bench {
+    /// A random id in 1..=10000 (xorshift; no threads, no thread-locals).
+    fn random_id(&self) -> i32 {
+        let mut x = self.seed.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        (x % 10_000) as i32 + 1
+    }
+
+    async fn plaintext(self: Arc<Self>, _req: Request) -> Response {
+        Response::bytes("text/plain", "Hello, World!").with_header("server", "crabcat")
+    }
+
+    async fn json(self: Arc<Self>, _req: Request) -> Response {
+        Response::json(&Message {
+            message: "Hello, World!",
+        })
+        .with_header("server", "crabcat")
+    }
+
+    async fn world(&self, req: &Request, id: i32) -> Result<World> {
+        let row = req
+            .db()
+            .query("SELECT id, randomnumber FROM world WHERE id = $1")
+            .bind(id)
+            .fetch_one()
+            .await?;
+        Ok(World {
+            id: row.get(0)?,
+            random_number: row.get(1)?,
+        })
+    }
+
+    async fn db(self: Arc<Self>, req: Request) -> Result<Response> {
+        let world = self.world(&req, self.random_id()).await?;
+        Ok(Response::json(&world).with_header("server", "crabcat"))
+    }
+
+    async fn queries(self: Arc<Self>, req: Request) -> Result<Response> {
+        let mut worlds = Vec::with_capacity(query_count(&req));
+        for _ in 0..worlds.capacity() {
+            worlds.push(self.world(&req, self.random_id()).await?);
+        }
+        Ok(Response::json(&worlds).with_header("server", "crabcat"))
+    }
+
+    async fn updates(self: Arc<Self>, req: Request) -> Result<Response> {
+        let mut worlds = Vec::with_capacity(query_count(&req));
+        for _ in 0..worlds.capacity() {
+            let mut world = self.world(&req, self.random_id()).await?;
+            world.random_number = self.random_id();
+            worlds.push(world);
+        }
+        for world in &worlds {
+            req.db()
+                .query("UPDATE world SET randomnumber = $1 WHERE id = $2")
+                .bind(world.random_number)
+                .bind(world.id)
+                .execute()
+                .await?;
+        }
+        Ok(Response::json(&worlds).with_header("server", "crabcat"))
+    }
+
+    async fn fortunes(self: Arc<Self>, req: Request) -> Result<Response> {
+        let rows = req.db().query("SELECT id, message FROM fortune").fetch_all().await?;
+        let mut fortunes = rows
+            .iter()
+            .map(|r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)))
+            .collect::<Result<Vec<_>>>()?;
+        fortunes.push((0, "Additional fortune added at request time.".to_owned()));
+        fortunes.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut html = String::with_capacity(2048);
+        html.push_str("<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>");
+        for (id, message) in &fortunes {
+            html.push_str(&format!("<tr><td>{id}</td><td>{}</td></tr>", html_escape(message)));
+        }
+        html.push_str("</table></body></html>");
+        Ok(Response::html(html).with_header("server", "crabcat"))
+    }
+}
+
+crabcat_sdk::export_app!(Bench);
