@@ -154,9 +154,14 @@ impl<A: App> Started<A> {
         self.routes.table()
     }
 
-    pub(crate) fn call_async(&self, route: u32, request: Request) -> Option<crate::routing::BoxFuture> {
+    pub(crate) fn call_async(
+        &self,
+        route: u32,
+        request: Request,
+        sink: crate::ffi::host::ResponseSink,
+    ) -> Option<crate::abi::FfiFuture<u32>> {
         match self.routes.handler(route)? {
-            HandlerFn::Async(f) => Some(f(Arc::clone(&self.app), request)),
+            HandlerFn::Async(f) => Some(f(Arc::clone(&self.app), request, sink)),
             HandlerFn::Blocking(_) => None,
         }
     }

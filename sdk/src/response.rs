@@ -1,15 +1,20 @@
 //! Responses, and the conversion of handler results into them.
 
+use std::borrow::Cow;
+
 use http::StatusCode;
 use serde::Serialize;
 
 use crate::error::Error;
 
+/// Response headers: names and values, borrowed when `'static`.
+pub type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;
+
 /// An HTTP response built by a handler.
 #[derive(Debug, Clone)]
 pub struct Response {
     status: StatusCode,
-    headers: Vec<(String, String)>,
+    headers: Headers,
     body: Vec<u8>,
 }
 
@@ -24,7 +29,7 @@ impl Response {
     }
 
     /// `200 OK` with a body and its content type.
-    pub fn bytes(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+    pub fn bytes(content_type: impl Into<Cow<'static, str>>, body: impl Into<Vec<u8>>) -> Self {
         Response::new(StatusCode::OK)
             .with_header("content-type", content_type)
             .with_body(body)
@@ -51,12 +56,12 @@ impl Response {
     }
 
     /// `303 See Other` to `location`: the usual answer to a form `POST`.
-    pub fn redirect(location: &str) -> Self {
+    pub fn redirect(location: impl Into<Cow<'static, str>>) -> Self {
         Response::new(StatusCode::SEE_OTHER).with_header("location", location)
     }
 
     /// `308 Permanent Redirect` to `location`.
-    pub fn redirect_permanent(location: &str) -> Self {
+    pub fn redirect_permanent(location: impl Into<Cow<'static, str>>) -> Self {
         Response::new(StatusCode::PERMANENT_REDIRECT).with_header("location", location)
     }
 
@@ -72,9 +77,10 @@ impl Response {
     }
 
     /// Adds a header (headers that are not valid HTTP are dropped by the
-    /// container, with a warning in the log).
-    pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_owned(), value.to_owned()));
+    /// container, with a warning in the log). `&'static str` names and
+    /// values are not copied; pass a `String` for anything else.
+    pub fn with_header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -90,7 +96,7 @@ impl Response {
     }
 
     /// The headers, in the order they were added.
-    pub fn headers(&self) -> &[(String, String)] {
+    pub fn headers(&self) -> &[(Cow<'static, str>, Cow<'static, str>)] {
         &self.headers
     }
 
@@ -99,7 +105,7 @@ impl Response {
         &self.body
     }
 
-    pub(crate) fn into_parts(self) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    pub(crate) fn into_parts(self) -> (StatusCode, Headers, Vec<u8>) {
         (self.status, self.headers, self.body)
     }
 }
@@ -209,10 +215,7 @@ mod tests {
     #[test]
     fn json_sets_content_type() {
         let resp = Json(serde_json::json!({"a": 1})).into_response();
-        assert_eq!(
-            resp.headers(),
-            &[("content-type".to_owned(), "application/json".to_owned())]
-        );
+        assert_eq!(resp.headers(), &[("content-type".into(), "application/json".into())]);
         assert_eq!(resp.body(), br#"{"a":1}"#);
     }
 }

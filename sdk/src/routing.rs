@@ -2,21 +2,20 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use http::Method;
 
-use crate::abi::{ROUTE_BLOCKING, ROUTE_TRANSACTIONAL};
+use crate::abi::{FfiFuture, ROUTE_BLOCKING, ROUTE_TRANSACTIONAL};
+use crate::ffi::entry::respond;
+use crate::ffi::host::ResponseSink;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 
 #[doc(hidden)]
-pub type AsyncFn<A> = Box<dyn Fn(Arc<A>, Request) -> BoxFuture + Send + Sync>;
+pub type AsyncFn<A> = Box<dyn Fn(Arc<A>, Request, ResponseSink) -> FfiFuture<u32> + Send + Sync>;
 #[doc(hidden)]
 pub type BlockingFn<A> = Box<dyn Fn(&A, Request) -> Response + Send + Sync>;
-#[doc(hidden)]
-pub type BoxFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// A type-erased handler; `pub` only because [`Handler`] names it.
 #[doc(hidden)]
@@ -135,10 +134,9 @@ where
     Fut::Output: IntoResponse,
 {
     fn into_handler_fn(self) -> HandlerFn<A> {
-        HandlerFn::Async(Box::new(move |app, request| {
-            let future = self(app, request);
-            Box::pin(async move { future.await.into_response() })
-        }))
+        // One allocation per request: the FFI future wraps the handler's
+        // future directly.
+        HandlerFn::Async(Box::new(move |app, request, sink| respond(self(app, request), sink)))
     }
 }
 

@@ -38,7 +38,11 @@ struct Message {
 const MIGRATIONS: &[Migration] = &[
     Migration::new(1, "create and fill world", include_str!("../migrations/0001_world.sql"))
         .postgres(include_str!("../migrations/0001_world.postgres.sql")),
-    Migration::new(2, "create and fill fortune", include_str!("../migrations/0002_fortune.sql")),
+    Migration::new(
+        2,
+        "create and fill fortune",
+        include_str!("../migrations/0002_fortune.sql"),
+    ),
 ];
 
 impl App for Bench {
@@ -63,7 +67,10 @@ impl App for Bench {
 
 /// TFB: `queries` clamped to 1..=500; missing or not a number means 1.
 fn query_count(req: &Request) -> usize {
-    req.query("queries").and_then(|q| q.parse::<usize>().ok()).unwrap_or(1).clamp(1, 500)
+    req.query("queries")
+        .and_then(|q| q.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, 500)
 }
 
 impl Bench {

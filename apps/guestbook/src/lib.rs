@@ -94,7 +94,7 @@ impl Guestbook {
         let errors = match input.validate() {
             Ok(entry) => {
                 entries::insert(&req, entry).await?;
-                return Ok(Response::redirect(&format!("{}/", req.context_path())));
+                return Ok(Response::redirect(format!("{}/", req.context_path())));
             }
             Err(errors) => errors,
         };

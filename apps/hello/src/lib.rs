@@ -92,7 +92,10 @@ impl Hello {
     }
 
     async fn echo(self: Arc<Self>, req: Request) -> Response {
-        let content_type = req.header("content-type").unwrap_or("application/octet-stream");
+        let content_type = req
+            .header("content-type")
+            .unwrap_or("application/octet-stream")
+            .to_owned();
         Response::bytes(content_type, req.body())
     }
 

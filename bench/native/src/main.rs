@@ -52,7 +52,11 @@ struct Queries {
 }
 
 fn count(q: &Queries) -> usize {
-    q.queries.as_deref().and_then(|q| q.parse().ok()).unwrap_or(1).clamp(1, 500)
+    q.queries
+        .as_deref()
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 500)
 }
 
 impl Bench {
@@ -125,7 +129,8 @@ async fn updates(State(b): State<Arc<Bench>>, Query(q): Query<Queries>) -> Respo
     }
     for w in &worlds {
         let sql = "UPDATE world SET randomnumber = $1 WHERE id = $2";
-        let result = on_pool!(&b.pool, p => sqlx::query(sql).bind(w.random_number).bind(w.id).execute(p).await.map(drop));
+        let result =
+            on_pool!(&b.pool, p => sqlx::query(sql).bind(w.random_number).bind(w.id).execute(p).await.map(drop));
         if let Err(e) = result {
             return failed(e);
         }
@@ -150,7 +155,9 @@ async fn fortunes(State(b): State<Arc<Bench>>) -> Response {
     fortunes.push((0, "Additional fortune added at request time.".to_owned()));
     fortunes.sort_by(|a, b| a.1.cmp(&b.1));
     let mut html = String::with_capacity(2048);
-    html.push_str("<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>");
+    html.push_str(
+        "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>",
+    );
     for (id, message) in &fortunes {
         html.push_str(&format!("<tr><td>{id}</td><td>{}</td></tr>", escape(message)));
     }
@@ -240,6 +247,9 @@ async fn main() {
         .route("/fortunes", get(fortunes))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
-    eprintln!("bench-native listening addr={}", listener.local_addr().expect("address"));
+    eprintln!(
+        "bench-native listening addr={}",
+        listener.local_addr().expect("address")
+    );
     axum::serve(listener, app).await.expect("serve");
 }

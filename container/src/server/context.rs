@@ -3,11 +3,12 @@
 //! instance on its own (reload) without touching the table.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 
+use super::metrics::{AppMetrics, Metrics};
 use crate::lifecycle::Instance;
 
 /// An app's place in routing. Its instance is absent while the app is not
@@ -19,6 +20,7 @@ pub struct AppSlot {
     pub prefix: Arc<str>,
     instance: ArcSwapOption<Instance>,
     served: AtomicU64,
+    metrics: OnceLock<AppMetrics>,
 }
 
 impl AppSlot {
@@ -29,7 +31,13 @@ impl AppSlot {
             prefix,
             instance: ArcSwapOption::empty(),
             served: AtomicU64::new(0),
+            metrics: OnceLock::new(),
         }
+    }
+
+    /// This app's metric handles (created on first use).
+    pub fn metrics(&self, metrics: &Metrics) -> &AppMetrics {
+        self.metrics.get_or_init(|| metrics.app(&self.name))
     }
 
     /// Counts one request routed to this app.

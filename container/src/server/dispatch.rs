@@ -9,15 +9,14 @@ use axum::response::{IntoResponse, Response};
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Method, StatusCode};
 
+use std::time::Instant;
+
 use super::ServerState;
-use super::context::Resolved;
+use super::context::{AppSlot, Resolved};
+use super::observe::{self, Access};
 use super::routes::Lookup;
 use crate::abi::{CallError, HostRequest, HostResponse};
 use crate::lifecycle::ServeError;
-
-/// The app that answered, for the access log.
-#[derive(Clone)]
-pub struct AppName(pub Arc<str>);
 
 /// Every way a request can fail before or around the module. Turned into a
 /// response in exactly one place: the `IntoResponse` impl below.
@@ -30,6 +29,7 @@ pub enum Reject {
     BadParam,
     BodyTooLarge,
     BadBody,
+    Timeout,
     Failed(ServeError),
 }
 
@@ -50,6 +50,7 @@ impl IntoResponse for Reject {
             Reject::BadParam => (StatusCode::BAD_REQUEST, "bad path parameter"),
             Reject::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
             Reject::BadBody => (StatusCode::BAD_REQUEST, "could not read request body"),
+            Reject::Timeout => (StatusCode::GATEWAY_TIMEOUT, "request timed out"),
             Reject::Failed(ServeError::Cancelled) => (StatusCode::SERVICE_UNAVAILABLE, "application stopping"),
             Reject::Failed(ServeError::Transaction(..)) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
             Reject::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
@@ -65,38 +66,47 @@ impl IntoResponse for Reject {
     }
 }
 
-/// The fallback handler of the router: every request comes here.
+/// The handler behind every request: resolve the app, enforce the body
+/// limit and the timeout, call the module, record metrics and the access log.
 pub async fn dispatch(State(state): State<Arc<ServerState>>, request: Request) -> Response {
-    let table = state.table.load();
-    let path = request.uri().path();
-    let (slot, path_start) = match table.resolve(path) {
-        Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),
-        Resolved::AddSlash => return Reject::AddSlash(with_slash(request.uri())).into_response(),
-        Resolved::NotFound => return Reject::NotFound.into_response(),
-    };
-    drop(table);
-    slot.count_request();
-    let name = AppName(Arc::clone(&slot.name));
-    let mut response = match serve(&state, &slot, path_start, request).await {
-        Ok(response) => response,
-        Err(reject) => {
-            if let Reject::Failed(error) = &reject {
-                log_failure(&slot.name, error);
-            }
-            reject.into_response()
-        }
-    };
-    response.extensions_mut().insert(name);
+    let start = Instant::now();
+    let access = Access::capture(&state, &request);
+    let (slot, response) = route(&state, request).await;
+    observe::record(&state, slot.as_deref(), access, response.status(), start.elapsed());
     response
 }
 
-async fn serve(
-    state: &ServerState,
-    slot: &super::AppSlot,
-    path_start: usize,
-    request: Request,
-) -> Result<Response, Reject> {
+async fn route(state: &ServerState, request: Request) -> (Option<Arc<AppSlot>>, Response) {
+    let table = state.table.load();
+    let (slot, path_start) = match table.resolve(request.uri().path()) {
+        Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),
+        Resolved::AddSlash => return (None, Reject::AddSlash(with_slash(request.uri())).into_response()),
+        Resolved::NotFound => return (None, Reject::NotFound.into_response()),
+    };
+    drop(table);
+    slot.count_request();
+    let result = match tokio::time::timeout(state.request_timeout, serve(state, &slot, path_start, request)).await {
+        Ok(result) => result,
+        Err(_) => Err(Reject::Timeout),
+    };
+    let response = result.unwrap_or_else(|reject| {
+        if let Reject::Failed(error) = &reject {
+            log_failure(&slot.name, error);
+        }
+        reject.into_response()
+    });
+    (Some(slot), response)
+}
+
+fn declared_length(request: &Request) -> Option<usize> {
+    request.headers().get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+async fn serve(state: &ServerState, slot: &AppSlot, path_start: usize, request: Request) -> Result<Response, Reject> {
     let instance = slot.instance().ok_or(Reject::Unavailable)?;
+    if declared_length(&request).is_some_and(|n| n > state.max_body_bytes) {
+        return Err(Reject::BodyTooLarge);
+    }
     let (parts, body) = request.into_parts();
     let (target, params) = match instance.routes().lookup(&parts.method, &parts.uri.path()[path_start..]) {
         Lookup::Found { target, params } => (target, params),

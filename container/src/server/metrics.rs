@@ -33,6 +33,31 @@ struct StateLabels {
     state: String,
 }
 
+/// Metric handles of one app, cached in its routing slot so that the
+/// common case (status 200) costs two atomic updates and no lookup.
+pub struct AppMetrics {
+    app: String,
+    ok: Counter,
+    latency: Histogram,
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl AppMetrics {
+    /// Counts one request of this app.
+    pub fn observe(&self, status: u16, latency: Duration) {
+        if status == 200 {
+            self.ok.inc();
+        } else {
+            let labels = RequestLabels {
+                app: self.app.clone(),
+                status,
+            };
+            self.requests.get_or_create(&labels).inc();
+        }
+        self.latency.observe(latency.as_secs_f64());
+    }
+}
+
 /// One app's figures, read at scrape time.
 pub struct AppFigures<'a> {
     /// App name.
@@ -117,6 +142,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The handles of app `app`.
+    pub fn app(&self, app: &str) -> AppMetrics {
+        let ok = RequestLabels {
+            app: app.to_owned(),
+            status: 200,
+        };
+        let latency = AppLabels { app: app.to_owned() };
+        AppMetrics {
+            app: app.to_owned(),
+            ok: self.requests.get_or_create(&ok).clone(),
+            latency: self.latency.get_or_create(&latency).clone(),
+            requests: self.requests.clone(),
+        }
+    }
+
     /// Counts one request. `app` is `-` when no app took it.
     pub fn observe_request(&self, app: &str, status: u16, latency: Duration) {
         let labels = RequestLabels {

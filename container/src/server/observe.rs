@@ -1,36 +1,45 @@
 //! Per-request observation: metrics for every request, and the access log
 //! line (app, method, path, status, latency) when it is on.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use http::{Method, StatusCode};
 
-use super::dispatch::AppName;
-use super::metrics::Metrics;
+use super::ServerState;
+use super::context::AppSlot;
 
-/// What the middleware needs.
-pub struct Observer {
-    /// Where request metrics go.
-    pub metrics: Arc<Metrics>,
-    /// Write an access log line per request.
-    pub access_log: bool,
+/// The method and path of a request, kept for its access log line.
+pub struct Access {
+    method: Method,
+    path: String,
 }
 
-/// Middleware: records metrics, writes the access log (target `crabcat::access`).
-pub async fn observe(State(observer): State<Arc<Observer>>, request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let access = observer
-        .access_log
-        .then(|| (request.method().clone(), request.uri().path().to_owned()));
-    let response = next.run(request).await;
-    let latency = start.elapsed();
-    let app = response.extensions().get::<AppName>().map_or("-", |a| &*a.0);
-    let status = response.status().as_u16();
-    observer.metrics.observe_request(app, status, latency);
-    if let Some((method, path)) = access {
+impl Access {
+    /// What the access log needs of a request, if the log is on.
+    pub fn capture(state: &ServerState, request: &axum::extract::Request) -> Option<Access> {
+        state.access_log.then(|| Access {
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+        })
+    }
+}
+
+/// Records one finished request: metrics, and the access log line
+/// (target `crabcat::access`) when `access` is given.
+pub fn record(
+    state: &ServerState,
+    slot: Option<&AppSlot>,
+    access: Option<Access>,
+    status: StatusCode,
+    latency: Duration,
+) {
+    let status = status.as_u16();
+    match slot {
+        Some(slot) => slot.metrics(&state.metrics).observe(status, latency),
+        None => state.metrics.observe_request("-", status, latency),
+    }
+    if let Some(Access { method, path }) = access {
+        let app = slot.map_or("-", |s| &*s.name);
         tracing::info!(
             target: "crabcat::access",
             app,
@@ -41,5 +50,4 @@ pub async fn observe(State(observer): State<Arc<Observer>>, request: Request, ne
             "request"
         );
     }
-    response
 }

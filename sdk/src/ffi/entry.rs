@@ -143,18 +143,27 @@ unsafe extern "C" fn service<A: App>(
     else {
         return async { SERVICE_NO_ROUTE }.into_ffi();
     };
-    let future = match catch_unwind(AssertUnwindSafe(|| started.call_async(route, request))) {
+    match catch_unwind(AssertUnwindSafe(|| started.call_async(route, request, sink))) {
         Ok(Some(future)) => future,
-        Ok(None) => return async { SERVICE_NO_ROUTE }.into_ffi(),
+        Ok(None) => async { SERVICE_NO_ROUTE }.into_ffi(),
         Err(payload) => {
             drop(panic_message(payload));
-            return async { SERVICE_PANICKED }.into_ffi();
+            async { SERVICE_PANICKED }.into_ffi()
         }
-    };
+    }
+}
+
+/// The FFI future of one async handler call: polls `future` with panics
+/// caught, then writes its response to `sink`.
+pub(crate) fn respond<F>(future: F, sink: ResponseSink) -> FfiFuture<u32>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: crate::IntoResponse,
+{
     async move {
         match AssertUnwindSafe(future).catch_unwind().await {
             Ok(response) => {
-                sink.write(response);
+                sink.write(crate::IntoResponse::into_response(response));
                 SERVICE_OK
             }
             Err(payload) => {

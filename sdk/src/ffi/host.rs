@@ -248,7 +248,8 @@ impl Drop for RequestHandle {
 }
 
 /// The host's response sink for one request.
-pub(crate) struct ResponseSink {
+#[doc(hidden)]
+pub struct ResponseSink {
     host: &'static HostVtable,
     raw: *mut HostResponse,
 }
