@@ -279,6 +279,13 @@ impl Config {
             );
         }
         for (name, ds) in &self.datasources {
+            let supported = ["sqlite:", "postgres:", "postgresql:"];
+            if !supported.iter().any(|scheme| ds.url.starts_with(scheme)) {
+                return invalid(
+                    format!("datasources.{name}.url"),
+                    "must start with sqlite:// or postgres:// (MySQL is not supported)",
+                );
+            }
             if ds.max_connections == 0 || ds.min_connections > ds.max_connections {
                 return invalid(
                     format!("datasources.{name}.max_connections"),

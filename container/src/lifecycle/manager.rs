@@ -478,7 +478,7 @@ impl AppManager {
         let ds = data
             .default_datasource()
             .ok_or_else(|| format!("app {} has migrations but no datasource", data.name))?;
-        let migrations = group_migrations(specs);
+        let migrations = group_migrations(specs)?;
         apply_app_migrations(ds, &data.name, &migrations)
             .await
             .map(drop)
@@ -586,7 +586,7 @@ impl AppManager {
 }
 
 /// Groups the per-variant reports of a module into migrations.
-fn group_migrations(specs: &[MigrationSpec]) -> Vec<AppMigration> {
+fn group_migrations(specs: &[MigrationSpec]) -> Result<Vec<AppMigration>, String> {
     let mut migrations: Vec<AppMigration> = Vec::new();
     for spec in specs {
         let index = match migrations.iter().position(|m| m.version == spec.version) {
@@ -602,13 +602,18 @@ fn group_migrations(specs: &[MigrationSpec]) -> Vec<AppMigration> {
             }
         };
         let m = &mut migrations[index];
-        if spec.backend.is_empty() {
-            m.sql = spec.sql.clone();
+        let twice = if spec.backend.is_empty() {
+            !std::mem::replace(&mut m.sql, spec.sql.clone()).is_empty()
         } else {
+            let seen = m.variants.iter().any(|(b, _)| *b == spec.backend);
             m.variants.push((spec.backend.clone(), spec.sql.clone()));
+            seen
+        };
+        if twice {
+            return Err(format!("the module declares migration {} twice", spec.version));
         }
     }
-    migrations
+    Ok(migrations)
 }
 
 /// Drains `instance` (bounded by `grace`), cancels its tasks, and calls
