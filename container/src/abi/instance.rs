@@ -92,10 +92,9 @@ impl RawInstance {
         let mut response = Box::new(HostResponse::new());
         let request = Box::into_raw(Box::new(request)).cast();
         let service = self.module.descriptor.service;
-        // SAFETY: `self` (the instance) is borrowed for the whole of this
-        // future, so it outlives the module's future; the request becomes
-        // the module's; `response` is declared before `future`, so it is
-        // dropped after it even if this future is cancelled.
+        // SAFETY: the instance is borrowed for this whole future and outlives
+        // the module's; the request becomes the module's; `response`, declared
+        // first, is dropped after `future` even if this future is cancelled.
         let future = unsafe {
             service(
                 self.ptr.as_ptr(),
