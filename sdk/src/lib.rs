@@ -105,6 +105,9 @@
 //! * [`App`], [`InitContext`]: the lifecycle (`app`).
 //! * [`Routes`], [`blocking`]: method + path pattern → handler (`routing`).
 //! * [`Request`], [`Response`], [`IntoResponse`], [`Error`]: the HTTP side.
+//! * [`db`]: the data API (`req.db().query("... $1").bind(x).fetch_all()`),
+//!   transactions, and [`transactional`] routes; [`Migration`]s run by the
+//!   container before `init` (`App::MIGRATIONS`).
 //! * [`abi`]: the `#[repr(C)]` contract with the container; [`ffi`]: the only
 //!   `unsafe` code, behind [`export_app!`].
 
