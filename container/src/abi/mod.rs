@@ -1,7 +1,7 @@
 //! The only `unsafe` code of the container: loading a module, checking its
 //! descriptor, calling it, and the host vtable it calls back into.
 //!
-//! Loading is a numbered sequence of checked steps ([`load`]); the checks
+//! Loading is a numbered sequence of checked steps (`load`); the checks
 //! catch mistakes (a stale build, another SDK, `panic = "abort"`), not
 //! malice: a module runs in-process and can do anything native code can.
 

@@ -1,8 +1,8 @@
 //! The deploy directory: which files are modules and what they are called
 //! (here), the private staging copies that are actually loaded
-//! ([`staging`]), the status marker files beside each module ([`markers`]),
+//! (`staging`), the status marker files beside each module (`markers`),
 //! and the watcher that notices new, replaced and removed files
-//! ([`watcher`]). Knows nothing of the ABI.
+//! (`watcher`). Knows nothing of the ABI.
 
 mod markers;
 mod staging;

@@ -1,9 +1,9 @@
 //! The only `unsafe` code of the SDK: the module's side of the ABI.
 //!
-//! * [`entry`]: the `extern "C"` functions the export macro puts in the
+//! * `entry`: the `extern "C"` functions the export macro puts in the
 //!   descriptor; each catches panics.
-//! * [`host`]: safe wrappers around the host vtable (logging, sleep, spawn,
-//!   requests and responses).
+//! * `host`: safe wrappers around the host vtable (logging, sleep, spawn,
+//!   requests and responses, database calls).
 
 #![allow(unsafe_code)]
 
