@@ -11,8 +11,8 @@
 #   CRABCAT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
 #
 # Knobs: BENCH_DURATION (10s), BENCH_WARMUP (3s), BENCH_CONNECTIONS (64),
-# BENCH_ENDPOINTS (all six). Prints a table and writes it to
-# bench/results/<date>-<backend>.md.
+# BENCH_ENDPOINTS (all six), BENCH_RESULTS_DIR (bench/results). Prints a
+# table and writes it to $BENCH_RESULTS_DIR/<date>-<backend>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -146,8 +146,9 @@ reload=$(scripts/reload-memory.sh 100)
     echo "$reload"
     echo '```'
 } >"$work/table.md"
-mkdir -p bench/results
-out="bench/results/$(date -u +%Y%m%d-%H%M)-$backend.md"
+results_dir=${BENCH_RESULTS_DIR:-bench/results}
+mkdir -p "$results_dir"
+out="$results_dir/$(date -u +%Y%m%d-%H%M)-$backend.md"
 cp "$work/table.md" "$out"
 cat "$out"
 echo
