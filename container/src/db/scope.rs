@@ -237,7 +237,9 @@ impl RequestScope {
         let count = left.len();
         for open in left {
             if let Some(tx) = open.tx {
-                let _ = tx.end(false).await;
+                // Boxed: rare, and it keeps this future (awaited by every
+                // request) small.
+                let _ = Box::pin(tx.end(false)).await;
             }
         }
         count

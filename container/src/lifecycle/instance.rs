@@ -99,16 +99,18 @@ impl Instance {
         let scope = Arc::clone(&request.scope);
         let name = Arc::clone(&self.data.name);
         let lease = Lease { instance: self, _token };
+        // The database futures are large (several kB) and every request's
+        // future is moved into a box by the server: they are boxed here,
+        // on the routes that need them, so plain requests stay small.
         if target.transactional {
-            scope
-                .begin_managed()
+            Box::pin(scope.begin_managed())
                 .await
                 .map_err(|(kind, message)| ServeError::Transaction(kind, message))?;
         }
         let result = lease.call(target, request).await;
         if target.transactional {
             let commit = result.as_ref().is_ok_and(|r| r.status.as_u16() < 400);
-            if let Err((kind, message)) = scope.end_managed(commit).await {
+            if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {
                 scope.close().await;
                 return Err(ServeError::Transaction(kind, message));
             }

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Instructions per request, native versus module, counted by callgrind:
+# stable on a noisy machine where requests/s move by ±10% between runs.
+# Each server runs under valgrind with instrumentation off; after a warm-up
+# it is switched on while wrk sends a fixed load, then off again. Prints the total
+# instructions per request for each server, the ratio, and the top
+# functions by self cost for the module.
+#
+#   bench/callgrind.sh                 # /plaintext
+#   bench/callgrind.sh json            # any endpoint of apps/bench
+#
+# Needs valgrind (installed if missing) and wrk. SQLite only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+endpoint=${1:-plaintext}
+duration=${CALLGRIND_DURATION:-5s}
+
+for tool in valgrind wrk; do
+    if ! command -v $tool >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq $tool >/dev/null
+    fi
+done
+cargo build --release -q -p crabcat -p bench -p bench-native
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    [ -n "${CALLGRIND_KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_for() {
+    for _ in $(seq 1200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+    echo "no answer from $1" >&2
+    return 1
+}
+
+# profile NAME URL CMD...: prints "instructions requests".
+profile() {
+    local name=$1 url=$2
+    shift 2
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/$name.out" "$@" 2>"$work/$name.log" &
+    pid=$!
+    wait_for "$url"
+    wrk -t1 -c4 -d2s "$url" >/dev/null
+    callgrind_control --instr=on "$pid" >/dev/null
+    wrk -t1 -c4 -d"$duration" "$url" >"$work/$name.wrk"
+    callgrind_control --instr=off "$pid" >/dev/null
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    pid=
+    local requests ir
+    requests=$(awk '/requests in/ {print $1}' "$work/$name.wrk")
+    ir=$(awk '/^totals:/ {print $2}' "$work/$name.out")
+    echo "$ir $requests $work/$name.out"
+}
+
+read -r native_ir native_req _ < <(profile native "http://127.0.0.1:18980/$endpoint" \
+    target/release/bench-native 127.0.0.1:18980 "sqlite://$work/native.db")
+mkdir -p "$work/deploy"
+cp target/release/libbench.so "$work/deploy/bench.so"
+read -r module_ir module_req module_dump < <(CRABCAT__SERVER__ACCESS_LOG=false \
+    CRABCAT__DATASOURCES__DEFAULT__URL="sqlite://$work/module.db" CRABCAT__DEPLOY__WATCH=false \
+    CRABCAT_ADMIN_TOKEN=callgrind-admin-token-0123456789 RUST_LOG=warn \
+    profile module "http://127.0.0.1:18981/bench/$endpoint" \
+    target/release/crabcat serve --listen 127.0.0.1:18981 --admin-listen 127.0.0.1:18982 --deploy-dir "$work/deploy")
+
+awk -v e="$endpoint" -v ni="$native_ir" -v nr="$native_req" -v mi="$module_ir" -v mr="$module_req" 'BEGIN {
+    n = ni / nr; m = mi / mr
+    printf "/%s  native %d instructions/request (%d requests)\n", e, n, nr
+    printf "/%s  module %d instructions/request (%d requests)\n", e, m, mr
+    printf "module/native instructions: %.2f  (extra per request: %d)\n", m / n, m - n
+}'
+echo
+echo "module, top functions by self cost (instructions per request):"
+callgrind_annotate --threshold=90 "$module_dump" 2>/dev/null | awk -v r="$module_req" '
+    /^-+$/ { sep++ ; next }
+    sep >= 3 && $1 ~ /^[0-9,]+$/ { gsub(",", "", $1); n++; if (n <= 25) { $2=""; printf "%8d %s\n", $1 / r, $0 } }'
