@@ -5,18 +5,22 @@
 # built in release mode, started on loopback, warmed up, and loaded by wrk
 # with the same connections and duration. Then the container's own
 # figures: start to first answer with every sample app, idle RSS, hot
-# reload latency and RSS after 100 reloads.
+# reload latency and RSS after 100 reloads. The two servers run side by
+# side and take turns, round after round, so that drift on a shared
+# machine does not favour either.
 #
 #   bench/run.sh                      # SQLite
 #   CRABCAT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
 #
-# Knobs: BENCH_DURATION (10s), BENCH_WARMUP (3s), BENCH_CONNECTIONS (64),
-# BENCH_ENDPOINTS (all six), BENCH_RESULTS_DIR (bench/results). Prints a
+# Knobs: BENCH_DURATION (5s per run), BENCH_ROUNDS (3), BENCH_WARMUP (3s),
+# BENCH_CONNECTIONS (64), BENCH_ENDPOINTS (all six), BENCH_RESULTS_DIR
+# (bench/results). Prints a
 # table and writes it to $BENCH_RESULTS_DIR/<date>-<backend>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=${BENCH_DURATION:-10s}
+duration=${BENCH_DURATION:-5s}
+rounds=${BENCH_ROUNDS:-3}
 warmup=${BENCH_WARMUP:-3s}
 connections=${BENCH_CONNECTIONS:-64}
 endpoints=${BENCH_ENDPOINTS:-"plaintext json db queries?queries=20 fortunes updates?queries=20"}
@@ -58,40 +62,65 @@ wait_for() { # URL: until it answers 200, at most 30 s
 }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# measure NAME BASE_URL PID: one wrk run per endpoint; lines "endpoint rps p50 p99".
-measure() {
-    local name=$1 base=$2 pid=$3
-    for endpoint in $endpoints; do
-        wrk -t2 -c"$connections" -d"$warmup" "$base/$endpoint" >/dev/null
-        wrk -t2 -c"$connections" -d"$duration" --latency "$base/$endpoint" >"$work/wrk.txt"
-        local rps p50 p99 errors
-        rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
-        p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")
-        p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
-        errors=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.txt" | tr '\n' ' ')
-        [ -n "$errors" ] && echo "   $name $endpoint: $errors" >&2
-        echo "${endpoint%%\?*} $rps $p50 $p99" >>"$work/$name.txt"
-    done
-    rss_kb "$pid" >"$work/$name.rss"
+# run NAME URL: one wrk run; appends "rps p50 p99" to $work/NAME.runs.
+run() {
+    local name=$1 url=$2 rps p50 p99 errors
+    wrk -t2 -c"$connections" -d"$duration" --latency "$url" >"$work/wrk.txt"
+    rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
+    p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")
+    p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
+    errors=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.txt" | tr '\n' ' ')
+    [ -n "$errors" ] && echo "   $name $url: $errors" >&2
+    echo "$rps $p50 $p99" >>"$work/$name.runs"
 }
 
-echo "==> native ($backend)"
+# Both servers run side by side (the idle one costs nothing) and take
+# turns: rounds alternate which goes first, so a machine that speeds up or
+# slows down during the run (2 shared cores here) biases neither. Each
+# endpoint reports the median of its rounds; the ratio is the median of
+# the per-round ratios.
+echo "==> native and module ($backend): $rounds rounds of $duration per endpoint"
 target/release/bench-native 127.0.0.1:18990 "$native_url" 2>"$work/native.log" &
 pids+=($!)
-wait_for http://127.0.0.1:18990/plaintext
-measure native http://127.0.0.1:18990 "${pids[-1]}"
-kill "${pids[-1]}"
-
-echo "==> module in crabcat ($backend)"
+native_pid=$!
 mkdir -p "$work/deploy"
 cp target/release/libbench.so "$work/deploy/bench.so"
 CRABCAT__SERVER__ACCESS_LOG=false CRABCAT__DATASOURCES__DEFAULT__URL="$module_url" CRABCAT__DEPLOY__WATCH=false \
     CRABCAT_ADMIN_TOKEN=$token RUST_LOG=warn target/release/crabcat serve \
     --listen 127.0.0.1:18991 --admin-listen 127.0.0.1:18992 --deploy-dir "$work/deploy" 2>"$work/module.log" &
 pids+=($!)
+module_pid=$!
+wait_for http://127.0.0.1:18990/plaintext
 wait_for http://127.0.0.1:18991/bench/plaintext
-measure module http://127.0.0.1:18991/bench "${pids[-1]}"
-kill "${pids[-1]}"
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for endpoint in $endpoints; do
+    native=http://127.0.0.1:18990/$endpoint
+    module=http://127.0.0.1:18991/bench/$endpoint
+    wrk -t2 -c"$connections" -d"$warmup" "$native" >/dev/null
+    wrk -t2 -c"$connections" -d"$warmup" "$module" >/dev/null
+    rm -f "$work/native.runs" "$work/module.runs"
+    for round in $(seq "$rounds"); do
+        if [ $((round % 2)) -eq 1 ]; then
+            run native "$native"; run module "$module"
+        else
+            run module "$module"; run native "$native"
+        fi
+    done
+    ratios=$(paste -d' ' "$work/native.runs" "$work/module.runs" | awk '{ printf "%.2f\n", $4 / $1 }')
+    {
+        echo -n "${endpoint%%\?*} "
+        for name in native module; do
+            # the round with the median req/s gives the latencies too
+            awk -v m="$(cut -d' ' -f1 "$work/$name.runs" | median)" '$1 == m { print $1, $2, $3; exit }
+                END { if (NR == 0) print "- - -" }' "$work/$name.runs" | tr '\n' ' '
+        done
+        echo "$(echo "$ratios" | median) $(echo "$ratios" | sort -g | head -1) $(echo "$ratios" | sort -g | tail -1)"
+    } >>"$work/results.txt"
+done
+rss_kb "$native_pid" >"$work/native.rss"
+rss_kb "$module_pid" >"$work/module.rss"
+kill "$native_pid" "$module_pid"
 
 echo "==> container start with every sample app, idle RSS"
 mkdir -p "$work/all"
@@ -121,14 +150,15 @@ reload=$(scripts/reload-memory.sh 100)
 {
     echo "# Crabcat benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $backend"
     echo
-    echo "wrk -t2 -c$connections -d$duration (after a $warmup warm-up), $(nproc) cores, $(uname -m)."
+    echo "wrk -t2 -c$connections -d$duration, $rounds alternating rounds per endpoint (after a $warmup warm-up each),"
+    echo "$(nproc) cores, $(uname -m). req/s and latencies: the median round; module/native: the median of the"
+    echo "per-round ratios, and their range."
     echo
-    echo "| endpoint | native req/s | module req/s | module/native | native p50 | module p50 | native p99 | module p99 |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-    paste -d' ' "$work/native.txt" "$work/module.txt" | while read -r ep nrps np50 np99 _ mrps mp50 mp99; do
-        ratio=$(awk -v m="$mrps" -v n="$nrps" 'BEGIN { if (n > 0) printf "%.2f", m / n; else print "-" }')
-        echo "| $ep | $nrps | $mrps | $ratio | $np50 | $mp50 | $np99 | $mp99 |"
-    done
+    echo "| endpoint | native req/s | module req/s | module/native | (rounds: min-max) | native p50 | module p50 | native p99 | module p99 |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    while read -r ep nrps np50 np99 mrps mp50 mp99 ratio low high; do
+        echo "| $ep | $nrps | $mrps | $ratio | $low-$high | $np50 | $mp50 | $np99 | $mp99 |"
+    done <"$work/results.txt"
     echo
     echo "| process | RSS after the load |"
     echo "|---|---:|"

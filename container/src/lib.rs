@@ -107,9 +107,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         spawn_watcher(watcher, &config, &manager, &shutdown);
     }
 
-    let router = server::router(manager.table(), metrics, &config.server);
+    let service = server::Dispatcher::new(manager.table(), metrics, &config.server);
     let grace = config.server.shutdown_timeout;
-    let finished = server::serve(listener, router, shutdown.clone(), grace)
+    let finished = server::serve(listener, service, shutdown.clone(), grace)
         .await
         .map_err(RunError::Serve)?;
     admin_task.abort();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Method, StatusCode};
@@ -68,11 +68,11 @@ impl IntoResponse for Reject {
 
 /// The handler behind every request: resolve the app, enforce the body
 /// limit and the timeout, call the module, record metrics and the access log.
-pub async fn dispatch(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+pub async fn dispatch(state: &ServerState, request: Request) -> Response {
     let start = Instant::now();
-    let access = Access::capture(&state, &request);
-    let (slot, response) = route(&state, request).await;
-    observe::record(&state, slot.as_deref(), access, response.status(), start.elapsed());
+    let access = Access::capture(state, &request);
+    let (slot, response) = route(state, request).await;
+    observe::record(state, slot.as_deref(), access, response.status(), start.elapsed());
     response
 }
 

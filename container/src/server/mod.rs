@@ -1,4 +1,4 @@
-//! The HTTP side: the router and its layers, the context-path table, the
+//! The HTTP side: the dispatch service, the context-path table, the
 //! per-app route tables, and dispatch into modules.
 
 pub mod context;
@@ -10,8 +10,15 @@ pub mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use arc_swap::ArcSwap;
-use axum::Router;
+use axum::ServiceExt as _;
+use axum::extract::Request;
+use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -34,19 +41,42 @@ pub struct ServerState {
     pub access_log: bool,
 }
 
-/// The HTTP router: one handler, [`dispatch::dispatch`], which enforces
-/// the body limit and the request timeout and records metrics and the
-/// access log itself. (Done in one place rather than as three tower layers:
-/// each layer costs a boxed future per request, measured by `bench/run.sh`.)
-pub fn router(table: Arc<ArcSwap<ContextTable>>, metrics: Arc<Metrics>, config: &ServerConfig) -> Router {
-    let state = Arc::new(ServerState {
-        table,
-        max_body_bytes: config.max_body_bytes,
-        request_timeout: config.request_timeout,
-        metrics,
-        access_log: config.access_log,
-    });
-    Router::new().fallback(dispatch::dispatch).with_state(state)
+/// The HTTP service: every request goes to [`dispatch::dispatch`], which
+/// resolves the app and route itself, enforces the body limit and the
+/// request timeout, and records metrics and the access log. A plain tower
+/// service rather than an axum `Router` with layers: routing is ours
+/// (context table, then the app's route table), and each router layer
+/// costs work and a boxed future per request (measured with
+/// `bench/callgrind.sh`).
+#[derive(Clone)]
+pub struct Dispatcher(Arc<ServerState>);
+
+impl Dispatcher {
+    /// The service for `table`, recording into `metrics`.
+    pub fn new(table: Arc<ArcSwap<ContextTable>>, metrics: Arc<Metrics>, config: &ServerConfig) -> Self {
+        Dispatcher(Arc::new(ServerState {
+            table,
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+            metrics,
+            access_log: config.access_log,
+        }))
+    }
+}
+
+impl tower_service::Service<Request> for Dispatcher {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let state = Arc::clone(&self.0);
+        Box::pin(async move { Ok(dispatch::dispatch(&state, request).await) })
+    }
 }
 
 /// Serves until `shutdown` is cancelled, then stops accepting and waits up
@@ -57,12 +87,13 @@ pub fn router(table: Arc<ArcSwap<ContextTable>>, metrics: Arc<Metrics>, config: 
 /// If accepting connections fails.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    service: Dispatcher,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<bool> {
     let signal = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move { signal.cancelled().await });
+    let server = axum::serve(listener, service.into_make_service())
+        .with_graceful_shutdown(async move { signal.cancelled().await });
     let grace_over = async {
         shutdown.cancelled().await;
         tracing::info!(
