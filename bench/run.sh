@@ -38,7 +38,7 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$work"
+    [ -n "${BENCH_KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -92,6 +92,9 @@ pids+=($!)
 module_pid=$!
 wait_for http://127.0.0.1:18990/plaintext
 wait_for http://127.0.0.1:18991/bench/plaintext
+for pid in "$native_pid" "$module_pid"; do # not some older server on the port
+    kill -0 "$pid" 2>/dev/null || { echo "a server did not start; see its log:" >&2; cat "$work"/*.log >&2; exit 1; }
+done
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for endpoint in $endpoints; do
