@@ -212,7 +212,9 @@ unsafe extern "C" fn host_migration(
 
 fn text(s: RawSlice) -> String {
     // SAFETY: every slice a module passes is valid for the call (contract).
-    String::from_utf8_lossy(unsafe { slice(s) }).into_owned()
+    let bytes = unsafe { slice(s) };
+    // `from_utf8` first: its ASCII fast path beats the lossy decoder.
+    std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes).into_owned(), str::to_owned)
 }
 
 unsafe extern "C" fn host_log(app: *const abi::HostApp, level: u32, target: RawSlice, message: RawSlice) {

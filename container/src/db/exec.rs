@@ -147,8 +147,7 @@ fn postgres_value(row: &PgRow, i: usize) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     let get_error = |e: sqlx::Error| e.to_string();
-    let type_name = row.column(i).type_info().name().to_owned();
-    Ok(match type_name.as_str() {
+    Ok(match row.column(i).type_info().name() {
         "INT2" => Value::Int(row.try_get::<i16, _>(i).map_err(get_error)?.into()),
         "INT4" => Value::Int(row.try_get::<i32, _>(i).map_err(get_error)?.into()),
         "INT8" => Value::Int(row.try_get(i).map_err(get_error)?),

@@ -100,9 +100,14 @@ impl RequestScope {
 
     /// Runs one operation from the module; the reply (or the error) in wire form.
     pub async fn call(&self, op: u32, datasource: &str, tx: u64, sql: String, params: &[u8]) -> Vec<u8> {
+        // `begin` and `end` are boxed: their futures (a pool acquire) are
+        // kilobytes, and every query's future would be as large, copied
+        // into the box the FFI future lives in.
         let result = match op {
-            DB_BEGIN => self.begin(datasource).await.map(wire::encode_transaction),
-            DB_COMMIT | DB_ROLLBACK => self.end(tx, op == DB_COMMIT).await.map(|()| wire::encode_done(0, None)),
+            DB_BEGIN => Box::pin(self.begin(datasource)).await.map(wire::encode_transaction),
+            DB_COMMIT | DB_ROLLBACK => Box::pin(self.end(tx, op == DB_COMMIT))
+                .await
+                .map(|()| wire::encode_done(0, None)),
             DB_FETCH_ALL => self.query(datasource, tx, Op::FetchAll, sql, params).await,
             DB_FETCH_OPTIONAL => self.query(datasource, tx, Op::FetchOptional, sql, params).await,
             DB_EXECUTE => self.query(datasource, tx, Op::Execute, sql, params).await,
