@@ -53,7 +53,9 @@ impl HostApp {
     }
 }
 
-/// One request, owned by the module while it handles it.
+/// One request. The module holds one reference while it handles it (and
+/// releases it through the vtable); the host holds another to close the
+/// database scope afterwards. One allocation for both.
 pub struct HostRequest {
     pub method: Method,
     pub uri: Uri,
@@ -65,7 +67,7 @@ pub struct HostRequest {
     pub params: Vec<(String, String)>,
     pub body: Bytes,
     /// What the request holds in the database.
-    pub scope: Arc<RequestScope>,
+    pub scope: RequestScope,
 }
 
 impl HostRequest {
@@ -159,16 +161,16 @@ unsafe extern "C" fn host_db(
 ) -> FfiFuture<abi::BufferHandle> {
     // SAFETY: the module passes its live request; the slices are valid for
     // this call, and are copied before it returns.
-    let (scope, datasource, sql, params) = unsafe {
+    let (request, datasource, sql, params) = unsafe {
         (
-            Arc::clone(&request_ref(request).scope),
+            request_arc(request),
             text(datasource),
             text(sql),
             slice(params).to_vec(),
         )
     };
     async move {
-        let reply = scope.call(op, &datasource, tx, sql, &params).await;
+        let reply = request.scope.call(op, &datasource, tx, sql, &params).await;
         abi::BufferHandle {
             ptr: Box::into_raw(Box::new(HostBuffer(reply))).cast(),
         }
@@ -239,11 +241,23 @@ unsafe fn request_ref<'a>(request: *const abi::HostRequest) -> &'a HostRequest {
     unsafe { &*request.cast::<HostRequest>() }
 }
 
+/// # Safety
+/// `request` must be a live request the host handed out.
+unsafe fn request_arc(request: *const abi::HostRequest) -> Arc<HostRequest> {
+    let request = request.cast::<HostRequest>();
+    // SAFETY: by the caller, `request` came from `Arc::into_raw` and the
+    // module's reference keeps it alive; this adds a reference of our own.
+    unsafe {
+        Arc::increment_strong_count(request);
+        Arc::from_raw(request)
+    }
+}
+
 unsafe extern "C" fn request_release(request: *mut abi::HostRequest) {
     if !request.is_null() {
-        // SAFETY: created by `Box::into_raw` in `RawInstance::call*`; the
-        // module releases each request exactly once.
-        drop(unsafe { Box::from_raw(request.cast::<HostRequest>()) });
+        // SAFETY: the module's reference, from `Arc::into_raw` in
+        // `RawInstance::call*`; the module releases each request exactly once.
+        drop(unsafe { Arc::from_raw(request.cast::<HostRequest>()) });
     }
 }
 
@@ -325,10 +339,24 @@ unsafe extern "C" fn response_status(response: *mut abi::HostResponse, status: u
     r.status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
 }
 
-unsafe extern "C" fn response_header(response: *mut abi::HostResponse, name: RawSlice, value: RawSlice) -> bool {
+unsafe extern "C" fn response_header(
+    response: *mut abi::HostResponse,
+    name: RawSlice,
+    value: RawSlice,
+    flags: u32,
+) -> bool {
     // SAFETY: the module passes back its sink and slices valid for the call.
-    let (r, name, value) = unsafe { (response_mut(response), slice(name), slice(value)) };
-    match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+    let (r, name) = unsafe { (response_mut(response), slice(name)) };
+    let value = if flags & abi::HEADER_VALUE_STATIC != 0 {
+        // SAFETY: the module marks `'static` data only (the SDK: a borrowed
+        // `Cow<'static, str>`), and module images are never unloaded, so
+        // it lives as long as the process.
+        HeaderValue::from_maybe_shared(Bytes::from_static(unsafe { slice(value) }))
+    } else {
+        // SAFETY: valid for the call; copied here.
+        HeaderValue::from_bytes(unsafe { slice(value) })
+    };
+    match (HeaderName::from_bytes(name), value) {
         (Ok(name), Ok(value)) => {
             r.headers.append(name, value);
             true

@@ -88,32 +88,28 @@ impl RawInstance {
     ///
     /// # Errors
     /// See [`CallError`].
-    pub async fn call(&self, route: u32, request: HostRequest) -> Result<HostResponse, CallError> {
-        let mut response = Box::new(HostResponse::new());
-        let request = Box::into_raw(Box::new(request)).cast();
+    pub async fn call(&self, route: u32, request: Arc<HostRequest>) -> Result<HostResponse, CallError> {
+        // A local of this (pinned) future rather than a box: its address
+        // is fixed from the first poll, which is where the module gets it.
+        let mut response = HostResponse::new();
+        let request = Arc::into_raw(request).cast_mut().cast();
         let service = self.module.descriptor.service;
         // SAFETY: the instance is borrowed for this whole future and outlives
-        // the module's; the request becomes the module's; `response`, declared
-        // first, is dropped after `future` even if this future is cancelled.
-        let future = unsafe {
-            service(
-                self.ptr.as_ptr(),
-                route,
-                request,
-                (&mut *response as *mut HostResponse).cast(),
-            )
-        };
+        // the module's; the module's reference to the request is its to release; `response` does not
+        // move while the module's future lives (this future is pinned), and,
+        // declared first, is dropped after `future` even on cancellation.
+        let future = unsafe { service(self.ptr.as_ptr(), route, request, (&raw mut response).cast()) };
         let code = future.await;
-        outcome(code, route).map(|()| *response)
+        outcome(code, route).map(|()| response)
     }
 
     /// Runs route `route` (a blocking handler) on `request`, on this thread.
     ///
     /// # Errors
     /// See [`CallError`].
-    pub fn call_blocking(&self, route: u32, request: HostRequest) -> Result<HostResponse, CallError> {
+    pub fn call_blocking(&self, route: u32, request: Arc<HostRequest>) -> Result<HostResponse, CallError> {
         let mut response = HostResponse::new();
-        let request = Box::into_raw(Box::new(request)).cast();
+        let request = Arc::into_raw(request).cast_mut().cast();
         let service = self.module.descriptor.service_blocking;
         // SAFETY: as in `call`; the call is synchronous, so every pointer
         // outlives it.

@@ -48,7 +48,7 @@ struct Lease {
 }
 
 impl Lease {
-    async fn call(self, target: Target, request: HostRequest) -> Result<HostResponse, ServeError> {
+    async fn call(self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
         if target.blocking {
             let job = tokio::task::spawn_blocking(move || self.instance.raw.call_blocking(target.route, request));
             return Ok(job.await??);
@@ -80,8 +80,8 @@ impl Instance {
     }
 
     /// A fresh database scope for one request.
-    pub fn new_scope(&self) -> Arc<RequestScope> {
-        Arc::new(RequestScope::new(Arc::clone(&self.data)))
+    pub fn new_scope(&self) -> RequestScope {
+        RequestScope::new(Arc::clone(&self.data))
     }
 
     /// Requests running now.
@@ -96,7 +96,9 @@ impl Instance {
     /// See [`ServeError`].
     pub async fn serve(self: Arc<Self>, target: Target, request: HostRequest) -> Result<HostResponse, ServeError> {
         let _token = self.requests.token();
-        let scope = Arc::clone(&request.scope);
+        let request = Arc::new(request);
+        let held = Arc::clone(&request);
+        let scope = &held.scope;
         let name = Arc::clone(&self.data.name);
         let lease = Lease { instance: self, _token };
         // The database futures are large (several kB) and every request's

@@ -60,6 +60,13 @@ pub const ROUTE_BLOCKING: u32 = 1;
 /// status is below 400 and rolled back otherwise (or on a panic).
 pub const ROUTE_TRANSACTIONAL: u32 = 2;
 
+/// [`HostVtable::response_header`] flag: the value is `'static` in the
+/// module, so the host keeps a reference to it instead of a copy. Sound
+/// because the host never unloads a module image (unloading a Rust cdylib
+/// is not safe; see `docs/abi-facts.md`): static data lives as long as the
+/// process.
+pub const HEADER_VALUE_STATIC: u32 = 1;
+
 /// [`HostVtable::db`] operation: run a query, reply with all rows.
 pub const DB_FETCH_ALL: u32 = 0;
 /// [`HostVtable::db`] operation: run a query, reply with at most one row.
@@ -316,8 +323,9 @@ pub struct HostVtable {
     /// Sets the response status code.
     pub response_status: unsafe extern "C" fn(response: *mut HostResponse, status: u16),
     /// Appends a response header; `false` (and nothing added) if the name or
-    /// value is not valid HTTP.
-    pub response_header: unsafe extern "C" fn(response: *mut HostResponse, name: RawSlice, value: RawSlice) -> bool,
+    /// value is not valid HTTP. `flags`: [`HEADER_VALUE_STATIC`] or 0.
+    pub response_header:
+        unsafe extern "C" fn(response: *mut HostResponse, name: RawSlice, value: RawSlice, flags: u32) -> bool,
     /// Appends bytes to the response body (the host copies them).
     pub response_body: unsafe extern "C" fn(response: *mut HostResponse, bytes: RawSlice),
     /// During `init`: registers route number `n` (the n-th call, from 0) for

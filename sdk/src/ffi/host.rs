@@ -2,13 +2,16 @@
 
 use core::ptr::{NonNull, null_mut};
 use core::sync::atomic::{AtomicPtr, Ordering};
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
 use async_ffi::FutureExt as _;
 
 use crate::abi::wire::{Reply, WireError, decode_reply};
-use crate::abi::{HostApp, HostRequest, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice};
+use crate::abi::{
+    HEADER_VALUE_STATIC, HostApp, HostRequest, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice,
+};
 
 /// The host vtable and app handle of this module image, set by `init`.
 /// Each loaded image has its own statics, so one image serves one app.
@@ -274,7 +277,13 @@ impl ResponseSink {
         unsafe {
             (self.host.response_status)(self.raw, status.as_u16());
             for (name, value) in &headers {
-                let ok = (self.host.response_header)(self.raw, RawSlice::from_str(name), RawSlice::from_str(value));
+                // A borrowed value is `'static`: the host need not copy it.
+                let flags = match value {
+                    Cow::Borrowed(_) => HEADER_VALUE_STATIC,
+                    Cow::Owned(_) => 0,
+                };
+                let ok =
+                    (self.host.response_header)(self.raw, RawSlice::from_str(name), RawSlice::from_str(value), flags);
                 if !ok {
                     log(
                         crate::abi::LOG_WARN,
