@@ -11,6 +11,6 @@ cd "$(dirname "$0")/.."
 echo "==> building the container, the sample apps and the test fixtures"
 cargo build --workspace --locked
 echo "==> building the panic = \"abort\" fixture (its own workspace)"
-cargo build --manifest-path tests/fixtures/abort-app/Cargo.toml --target-dir target/abort-fixture
+cargo build --manifest-path tests/fixtures/abort-app/Cargo.toml --target-dir "${CARGO_TARGET_DIR:-target}/abort-fixture"
 echo "==> running the tests"
 cargo test --workspace --locked "$@"

@@ -5,8 +5,6 @@
 //! scope: anything still open is rolled back, returned to the pool and
 //! logged as a leak.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crabcat_sdk::abi::wire::{self, ErrorKind};
@@ -78,9 +76,30 @@ struct Open {
 /// Everything one request holds in the database.
 pub struct RequestScope {
     app: Arc<AppData>,
-    next_id: AtomicU64,
-    open: Mutex<HashMap<u64, Open>>,
-    managed: Mutex<Option<u64>>,
+    held: Mutex<Held>,
+}
+
+/// A request's transactions: a handful at most, so a `Vec`.
+struct Held {
+    open: Vec<(u64, Open)>,
+    /// The route's managed transaction, if any.
+    managed: Option<u64>,
+    next_id: u64,
+}
+
+impl Held {
+    fn get(&self, id: u64) -> Option<&Open> {
+        self.open.iter().find(|(i, _)| *i == id).map(|(_, o)| o)
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Open> {
+        self.open.iter_mut().find(|(i, _)| *i == id).map(|(_, o)| o)
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Open> {
+        let at = self.open.iter().position(|(i, _)| *i == id)?;
+        Some(self.open.swap_remove(at).1)
+    }
 }
 
 fn failure_reply((kind, message): Failure) -> Vec<u8> {
@@ -92,10 +111,16 @@ impl RequestScope {
     pub fn new(app: Arc<AppData>) -> Self {
         RequestScope {
             app,
-            next_id: AtomicU64::new(1),
-            open: Mutex::new(HashMap::new()),
-            managed: Mutex::new(None),
+            held: Mutex::new(Held {
+                open: Vec::new(),
+                managed: None,
+                next_id: 1,
+            }),
         }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().expect("scope lock")
     }
 
     /// Runs one operation from the module; the reply (or the error) in wire form.
@@ -133,26 +158,28 @@ impl RequestScope {
             ),
             Pool::Postgres(pool) => Tx::Postgres(pool.begin().await.map_err(|e| super::classify(&e))?),
         };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let open = Open {
             datasource: ds,
             tx: Some(tx),
         };
-        self.open.lock().expect("scope lock").insert(id, open);
+        let mut held = self.held();
+        let id = held.next_id;
+        held.next_id += 1;
+        held.open.push((id, open));
         Ok(id)
     }
 
     async fn end(&self, id: u64, commit: bool) -> Result<(), Failure> {
         let tx = self.take(id)?;
-        self.open.lock().expect("scope lock").remove(&id);
+        self.held().remove(id);
         tx.end(commit).await.map_err(|e| super::classify(&e))
     }
 
     /// Takes transaction `id` out of its slot for one operation.
     fn take(&self, id: u64) -> Result<Tx, Failure> {
-        let mut open = self.open.lock().expect("scope lock");
-        let slot = open
-            .get_mut(&id)
+        let mut held = self.held();
+        let slot = held
+            .get_mut(id)
             .ok_or_else(|| (ErrorKind::Other, format!("no open transaction {id}")))?;
         slot.tx.take().ok_or_else(|| {
             (
@@ -163,17 +190,17 @@ impl RequestScope {
     }
 
     fn put_back(&self, id: u64, tx: Tx) {
-        if let Some(slot) = self.open.lock().expect("scope lock").get_mut(&id) {
+        if let Some(slot) = self.held().get_mut(id) {
             slot.tx = Some(tx);
         }
     }
 
     /// The transaction a query with `tx` (0: none) on `ds` should use.
     fn transaction_for(&self, tx: u64, ds: &Arc<Datasource>) -> Result<Option<u64>, Failure> {
+        let held = self.held();
         if tx != 0 {
-            let open = self.open.lock().expect("scope lock");
-            let slot = open
-                .get(&tx)
+            let slot = held
+                .get(tx)
                 .ok_or_else(|| (ErrorKind::Other, format!("no open transaction {tx}")))?;
             if !Arc::ptr_eq(&slot.datasource, ds) {
                 return Err((
@@ -183,9 +210,9 @@ impl RequestScope {
             }
             return Ok(Some(tx));
         }
-        let managed = *self.managed.lock().expect("scope lock");
-        let open = self.open.lock().expect("scope lock");
-        Ok(managed.filter(|id| open.get(id).is_some_and(|slot| Arc::ptr_eq(&slot.datasource, ds))))
+        Ok(held
+            .managed
+            .filter(|&id| held.get(id).is_some_and(|slot| Arc::ptr_eq(&slot.datasource, ds))))
     }
 
     async fn query(&self, datasource: &str, tx: u64, op: Op, sql: String, params: &[u8]) -> Result<Vec<u8>, Failure> {
@@ -212,7 +239,7 @@ impl RequestScope {
     /// If the app has no datasource or the database cannot begin one.
     pub async fn begin_managed(&self) -> Result<(), Failure> {
         let id = self.begin("").await?;
-        *self.managed.lock().expect("scope lock") = Some(id);
+        self.held().managed = Some(id);
         Ok(())
     }
 
@@ -221,7 +248,7 @@ impl RequestScope {
     /// # Errors
     /// If the commit fails (the transaction is rolled back).
     pub async fn end_managed(&self, commit: bool) -> Result<(), Failure> {
-        let managed = self.managed.lock().expect("scope lock").take();
+        let managed = self.held().managed.take();
         match managed {
             Some(id) => self.end(id, commit).await,
             None => Ok(()),
@@ -232,15 +259,15 @@ impl RequestScope {
     pub fn release(&self, id: u64) {
         // Dropping a sqlx transaction queues its rollback; the connection
         // goes back to the pool.
-        let slot = self.open.lock().expect("scope lock").remove(&id);
+        let slot = self.held().remove(id);
         drop(slot);
     }
 
     /// Rolls back whatever is still open; returns how many were left open.
     pub async fn close(&self) -> usize {
-        let left: Vec<Open> = self.open.lock().expect("scope lock").drain().map(|(_, o)| o).collect();
+        let left = std::mem::take(&mut self.held().open);
         let count = left.len();
-        for open in left {
+        for (_, open) in left {
             if let Some(tx) = open.tx {
                 // Boxed: rare, and it keeps this future (awaited by every
                 // request) small.

@@ -94,9 +94,8 @@ impl Instance {
     ///
     /// # Errors
     /// See [`ServeError`].
-    pub async fn serve(self: Arc<Self>, target: Target, request: HostRequest) -> Result<HostResponse, ServeError> {
+    pub async fn serve(self: Arc<Self>, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
         let _token = self.requests.token();
-        let request = Arc::new(request);
         let held = Arc::clone(&request);
         let scope = &held.scope;
         let name = Arc::clone(&self.data.name);

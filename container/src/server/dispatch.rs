@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
@@ -14,9 +14,9 @@ use std::time::Instant;
 use super::ServerState;
 use super::context::{AppSlot, Resolved};
 use super::observe::{self, Access};
-use super::routes::Lookup;
+use super::routes::{Lookup, Target};
 use crate::abi::{CallError, HostRequest, HostResponse};
-use crate::lifecycle::ServeError;
+use crate::lifecycle::{Instance, ServeError};
 
 /// Every way a request can fail before or around the module. Turned into a
 /// response in exactly one place: the `IntoResponse` impl below.
@@ -71,52 +71,62 @@ impl IntoResponse for Reject {
 pub async fn dispatch(state: &ServerState, request: Request) -> Response {
     let start = Instant::now();
     let access = Access::capture(state, &request);
-    let (slot, response) = route(state, request).await;
-    observe::record(state, slot.as_deref(), access, response.status(), start.elapsed());
-    response
-}
-
-async fn route(state: &ServerState, request: Request) -> (Option<Arc<AppSlot>>, Response) {
-    let table = state.table.load();
-    let (slot, path_start) = match table.resolve(request.uri().path()) {
-        Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),
-        Resolved::AddSlash => return (None, Reject::AddSlash(with_slash(request.uri())).into_response()),
-        Resolved::NotFound => return (None, Reject::NotFound.into_response()),
-    };
-    drop(table);
-    slot.count_request();
-    let result = match tokio::time::timeout(state.request_timeout, serve(state, &slot, path_start, request)).await {
-        Ok(result) => result,
-        Err(_) => Err(Reject::Timeout),
+    // Everything up to the call is synchronous; the future only holds what
+    // the call needs (every request's future is moved into a box).
+    let (slot, result) = match admit(state, request) {
+        Ok(call) => {
+            let slot = Arc::clone(&call.slot);
+            (Some(slot), call.run(state).await)
+        }
+        Err((slot, reject)) => (slot, Err(reject)),
     };
     let response = result.unwrap_or_else(|reject| {
-        if let Reject::Failed(error) = &reject {
+        if let (Reject::Failed(error), Some(slot)) = (&reject, &slot) {
             log_failure(&slot.name, error);
         }
         reject.into_response()
     });
-    (Some(slot), response)
+    observe::record(state, slot.as_deref(), access, response.status(), start.elapsed());
+    response
 }
 
-fn declared_length(request: &Request) -> Option<usize> {
-    request.headers().get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+/// A request routed to a handler, ready to call.
+struct Call {
+    slot: Arc<AppSlot>,
+    instance: Arc<Instance>,
+    target: Target,
+    head: bool,
+    /// Complete but for the body, when there is one to read.
+    request: HostRequest,
+    body: Option<Body>,
 }
 
-async fn serve(state: &ServerState, slot: &AppSlot, path_start: usize, request: Request) -> Result<Response, Reject> {
-    let instance = slot.instance().ok_or(Reject::Unavailable)?;
+type Rejected = (Option<Arc<AppSlot>>, Reject);
+
+/// Finds the app and the route, and checks what can be checked before
+/// reading the body.
+fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
+    let table = state.table.load();
+    let (slot, path_start) = match table.resolve(request.uri().path()) {
+        Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),
+        Resolved::AddSlash => return Err((None, Reject::AddSlash(with_slash(request.uri())))),
+        Resolved::NotFound => return Err((None, Reject::NotFound)),
+    };
+    drop(table);
+    slot.count_request();
+    let Some(instance) = slot.instance() else {
+        return Err((Some(slot), Reject::Unavailable));
+    };
     if declared_length(&request).is_some_and(|n| n > state.max_body_bytes) {
-        return Err(Reject::BodyTooLarge);
+        return Err((Some(slot), Reject::BodyTooLarge));
     }
     let (parts, body) = request.into_parts();
     let (target, params) = match instance.routes().lookup(&parts.method, &parts.uri.path()[path_start..]) {
         Lookup::Found { target, params } => (target, params),
-        Lookup::MethodNotAllowed(allow) => return Err(Reject::MethodNotAllowed(allow)),
-        Lookup::NotFound => return Err(Reject::NotFound),
-        Lookup::BadParam => return Err(Reject::BadParam),
+        Lookup::MethodNotAllowed(allow) => return Err((Some(slot), Reject::MethodNotAllowed(allow))),
+        Lookup::NotFound => return Err((Some(slot), Reject::NotFound)),
+        Lookup::BadParam => return Err((Some(slot), Reject::BadParam)),
     };
-    let body = axum::body::to_bytes(body, state.max_body_bytes)
-        .await
-        .map_err(body_error)?;
     let head = parts.method == Method::HEAD;
     let request = HostRequest {
         method: parts.method,
@@ -125,11 +135,49 @@ async fn serve(state: &ServerState, slot: &AppSlot, path_start: usize, request: 
         context_path: Arc::clone(&slot.prefix),
         headers: parts.headers,
         params,
-        body,
+        body: Bytes::new(),
         scope: instance.new_scope(),
     };
-    let response = instance.serve(target, request).await.map_err(Reject::Failed)?;
-    Ok(into_http(response, head))
+    Ok(Call {
+        slot,
+        instance,
+        target,
+        head,
+        request,
+        body: (!body.is_end_stream()).then_some(body),
+    })
+}
+
+impl Call {
+    /// Reads the body and calls the handler, within the request timeout.
+    async fn run(self, state: &ServerState) -> Result<Response, Reject> {
+        let Call {
+            instance,
+            target,
+            head,
+            mut request,
+            body,
+            ..
+        } = self;
+        let call = async move {
+            if let Some(body) = body {
+                // Boxed: most requests have no body, and this keeps their
+                // future small.
+                request.body = Box::pin(axum::body::to_bytes(body, state.max_body_bytes))
+                    .await
+                    .map_err(body_error)?;
+            }
+            instance.serve(target, Arc::new(request)).await.map_err(Reject::Failed)
+        };
+        match tokio::time::timeout(state.request_timeout, call).await {
+            Ok(result) => result.map(|response| into_http(response, head)),
+            Err(_) => Err(Reject::Timeout),
+        }
+    }
+}
+
+fn declared_length(request: &Request) -> Option<usize> {
+    request.headers().get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 fn into_http(response: HostResponse, head: bool) -> Response {
