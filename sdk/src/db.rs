@@ -101,14 +101,42 @@ pub struct Done {
     pub last_insert_id: Option<i64>,
 }
 
-/// One row of a result.
-#[derive(Debug, Clone, PartialEq)]
+/// One row of a result. The rows of one result share one allocation
+/// (cloning a row is cheap; a row kept alive keeps that result alive).
+#[derive(Clone)]
 pub struct Row {
-    columns: Arc<[String]>,
+    set: Arc<RowSet>,
+    /// Where this row's values start in `set.values`.
+    at: usize,
+}
+
+/// The rows of one result.
+struct RowSet {
+    columns: Box<[String]>,
     values: Vec<Value>,
 }
 
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row")
+            .field("columns", &self.columns())
+            .field("values", &self.values())
+            .finish()
+    }
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Row) -> bool {
+        self.columns() == other.columns() && self.values() == other.values()
+    }
+}
+
 impl Row {
+    /// The values, one per column.
+    pub fn values(&self) -> &[Value] {
+        &self.set.values[self.at..self.at + self.set.columns.len()]
+    }
+
     /// Column `index` (a position or a name) converted to `T`; use
     /// `Option<T>` for nullable columns.
     ///
@@ -117,20 +145,20 @@ impl Row {
     /// not convert (e.g. `NULL` into a non-`Option`).
     pub fn get<T: FromValue>(&self, index: impl ColumnIndex) -> Result<T, DbError> {
         let i = index
-            .position(&self.columns)
+            .position(self.columns())
             .ok_or_else(|| DbError::new(DbErrorKind::Decode, format!("no column {}", index.describe())))?;
-        T::from_value(&self.values[i])
+        T::from_value(&self.values()[i])
             .map_err(|e| DbError::new(DbErrorKind::Decode, format!("column {}: {e}", index.describe())))
     }
 
     /// The raw value of column `index`.
     pub fn value(&self, index: impl ColumnIndex) -> Option<&Value> {
-        index.position(&self.columns).map(|i| &self.values[i])
+        index.position(self.columns()).map(|i| &self.values()[i])
     }
 
     /// Column names, in order.
     pub fn columns(&self) -> &[String] {
-        &self.columns
+        &self.set.columns
     }
 }
 
@@ -510,13 +538,16 @@ async fn call(
 
 fn into_rows(reply: Reply) -> Result<Vec<Row>, DbError> {
     match reply {
-        Reply::Rows { columns, rows } => {
-            let columns: Arc<[String]> = columns.into();
-            Ok(rows
-                .into_iter()
-                .map(|values| Row {
-                    columns: Arc::clone(&columns),
-                    values,
+        Reply::Rows { columns, rows, values } => {
+            let width = columns.len();
+            let set = Arc::new(RowSet {
+                columns: columns.into_boxed_slice(),
+                values,
+            });
+            Ok((0..rows)
+                .map(|r| Row {
+                    set: Arc::clone(&set),
+                    at: r * width,
                 })
                 .collect())
         }
@@ -536,10 +567,12 @@ mod tests {
     use super::*;
 
     fn row() -> Row {
-        Row {
-            columns: vec!["id".to_owned(), "name".to_owned(), "note".to_owned(), "ok".to_owned()].into(),
+        let reply = Reply::Rows {
+            columns: vec!["id".to_owned(), "name".to_owned(), "note".to_owned(), "ok".to_owned()],
+            rows: 1,
             values: vec![Value::Int(7), Value::Text("x".into()), Value::Null, Value::Int(1)],
-        }
+        };
+        into_rows(reply).unwrap().remove(0)
     }
 
     #[test]
@@ -553,6 +586,26 @@ mod tests {
         assert_eq!(r.get::<String>("note").unwrap_err().kind(), DbErrorKind::Decode);
         assert_eq!(r.get::<i64>("missing").unwrap_err().kind(), DbErrorKind::Decode);
         assert_eq!(r.get::<i64>(9).unwrap_err().kind(), DbErrorKind::Decode);
+    }
+
+    #[test]
+    fn rows_of_one_result_share_it_and_keep_their_own_values() {
+        let reply = Reply::Rows {
+            columns: vec!["id".to_owned(), "message".to_owned()],
+            rows: 3,
+            values: (1..=3)
+                .flat_map(|i| [Value::Int(i), Value::Text(format!("m{i}"))])
+                .collect(),
+        };
+        let rows = into_rows(reply).unwrap();
+        assert_eq!(rows.len(), 3);
+        for (i, row) in (1..=3).zip(&rows) {
+            assert_eq!(row.get::<i64>("id").unwrap(), i);
+            assert_eq!(row.get::<String>(1).unwrap(), format!("m{i}"));
+            assert_eq!(row.values().len(), 2);
+        }
+        assert_ne!(rows[0], rows[1]);
+        assert_eq!(rows[2], rows[2].clone());
     }
 
     #[test]

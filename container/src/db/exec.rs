@@ -1,10 +1,10 @@
 //! Running one module query on SQLite or PostgreSQL: bind the wire values,
 //! execute, encode the rows back into wire values.
 
-use crabcat_sdk::abi::wire::{self, ErrorKind, Value};
+use crabcat_sdk::abi::wire::{self, ErrorKind, Value, ValueRef};
 use sqlx::postgres::{PgArgumentBuffer, PgRow, PgTypeInfo};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Column, Postgres, Row, Sqlite, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, Column, Decode, Postgres, Row, Sqlite, TypeInfo, ValueRef as _};
 
 use super::error::classify;
 
@@ -112,50 +112,56 @@ pub async fn postgres<'e>(
     )
 }
 
-fn encode_rows<R: Row>(rows: &[R], decode: fn(&R, usize) -> Result<Value, String>) -> Result<Vec<u8>, Failure> {
+fn encode_rows<R: Row>(
+    rows: &[R],
+    decode: for<'r> fn(&'r R, usize) -> Result<ValueRef<'r>, String>,
+) -> Result<Vec<u8>, Failure> {
     let mut out = Vec::with_capacity(64 + rows.len() * 32);
     let columns = rows.first().map(|r| r.columns()).unwrap_or_default();
     let count_at = wire::start_rows(&mut out, columns.iter().map(|c| c.name()));
     for row in rows {
         for (i, column) in columns.iter().enumerate() {
             let value = decode(row, i).map_err(|e| (ErrorKind::Decode, format!("column {}: {e}", column.name())))?;
-            wire::put_value(&mut out, &value);
+            wire::put_value_ref(&mut out, value);
         }
     }
     wire::finish_rows(&mut out, count_at, rows.len());
     Ok(out)
 }
 
-fn sqlite_value(row: &SqliteRow, i: usize) -> Result<Value, String> {
+fn sqlite_value(row: &SqliteRow, i: usize) -> Result<ValueRef<'_>, String> {
     let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
     if raw.is_null() {
-        return Ok(Value::Null);
+        return Ok(ValueRef::Null);
     }
-    let get_error = |e: sqlx::Error| e.to_string();
-    // The storage class of the value itself (SQLite types are per value).
+    // The storage class of the value itself (SQLite types are per value),
+    // decoded from the raw value already in hand.
+    let error = |e: sqlx::error::BoxDynError| e.to_string();
     Ok(match raw.type_info().name() {
-        "INTEGER" | "BOOLEAN" | "INT8" | "BIGINT" => Value::Int(row.try_get_unchecked(i).map_err(get_error)?),
-        "REAL" | "NUMERIC" => Value::Float(row.try_get_unchecked(i).map_err(get_error)?),
-        "BLOB" => Value::Bytes(row.try_get_unchecked(i).map_err(get_error)?),
-        _ => Value::Text(row.try_get_unchecked(i).map_err(get_error)?),
+        "INTEGER" | "BOOLEAN" | "INT8" | "BIGINT" => ValueRef::Int(Decode::<Sqlite>::decode(raw).map_err(error)?),
+        "REAL" | "NUMERIC" => ValueRef::Float(Decode::<Sqlite>::decode(raw).map_err(error)?),
+        "BLOB" => ValueRef::Bytes(Decode::<Sqlite>::decode(raw).map_err(error)?),
+        _ => ValueRef::Text(Decode::<Sqlite>::decode(raw).map_err(error)?),
     })
 }
 
-fn postgres_value(row: &PgRow, i: usize) -> Result<Value, String> {
+fn postgres_value(row: &PgRow, i: usize) -> Result<ValueRef<'_>, String> {
     let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
     if raw.is_null() {
-        return Ok(Value::Null);
+        return Ok(ValueRef::Null);
     }
     let get_error = |e: sqlx::Error| e.to_string();
     Ok(match row.column(i).type_info().name() {
-        "INT2" => Value::Int(row.try_get::<i16, _>(i).map_err(get_error)?.into()),
-        "INT4" => Value::Int(row.try_get::<i32, _>(i).map_err(get_error)?.into()),
-        "INT8" => Value::Int(row.try_get(i).map_err(get_error)?),
-        "FLOAT4" => Value::Float(row.try_get::<f32, _>(i).map_err(get_error)?.into()),
-        "FLOAT8" => Value::Float(row.try_get(i).map_err(get_error)?),
-        "BOOL" => Value::Bool(row.try_get(i).map_err(get_error)?),
-        "BYTEA" => Value::Bytes(row.try_get(i).map_err(get_error)?),
-        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" => Value::Text(row.try_get(i).map_err(get_error)?),
+        "INT2" => ValueRef::Int(row.try_get::<i16, _>(i).map_err(get_error)?.into()),
+        "INT4" => ValueRef::Int(row.try_get::<i32, _>(i).map_err(get_error)?.into()),
+        "INT8" => ValueRef::Int(row.try_get(i).map_err(get_error)?),
+        "FLOAT4" => ValueRef::Float(row.try_get::<f32, _>(i).map_err(get_error)?.into()),
+        "FLOAT8" => ValueRef::Float(row.try_get(i).map_err(get_error)?),
+        "BOOL" => ValueRef::Bool(row.try_get(i).map_err(get_error)?),
+        "BYTEA" => ValueRef::Bytes(row.try_get(i).map_err(get_error)?),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" => {
+            ValueRef::Text(row.try_get(i).map_err(get_error)?)
+        }
         other => {
             return Err(format!(
                 "type {other} is not supported; cast it in SQL (e.g. col::text or CAST(col AS BIGINT))"

@@ -29,6 +29,38 @@ pub enum Value {
     Bool(bool),
 }
 
+/// A [`Value`] that borrows its text or bytes: what the container encodes
+/// straight from a database row, without a copy per value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// SQL `NULL`.
+    Null,
+    /// Any integer column.
+    Int(i64),
+    /// Any floating-point column.
+    Float(f64),
+    /// Text.
+    Text(&'a str),
+    /// Binary data.
+    Bytes(&'a [u8]),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl Value {
+    /// This value, borrowed.
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(n) => ValueRef::Int(*n),
+            Value::Float(x) => ValueRef::Float(*x),
+            Value::Text(s) => ValueRef::Text(s),
+            Value::Bytes(b) => ValueRef::Bytes(b),
+            Value::Bool(b) => ValueRef::Bool(*b),
+        }
+    }
+}
+
 /// Error kinds, as sent in an `ERROR` result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -74,8 +106,11 @@ pub enum Reply {
     Rows {
         /// Column names, in order.
         columns: Vec<String>,
-        /// Each row has one value per column.
-        rows: Vec<Vec<Value>>,
+        /// How many rows.
+        rows: usize,
+        /// Every row's values, row after row, one per column: one
+        /// allocation for the whole result rather than one per row.
+        values: Vec<Value>,
     },
     /// A statement ran.
     Done {
@@ -131,27 +166,32 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends one value.
 pub fn put_value(out: &mut Vec<u8>, value: &Value) {
+    put_value_ref(out, value.as_ref());
+}
+
+/// Appends one borrowed value.
+pub fn put_value_ref(out: &mut Vec<u8>, value: ValueRef<'_>) {
     match value {
-        Value::Null => out.push(NULL),
-        Value::Int(n) => {
+        ValueRef::Null => out.push(NULL),
+        ValueRef::Int(n) => {
             out.push(INT);
             out.extend_from_slice(&n.to_le_bytes());
         }
-        Value::Float(x) => {
+        ValueRef::Float(x) => {
             out.push(FLOAT);
             out.extend_from_slice(&x.to_le_bytes());
         }
-        Value::Text(s) => {
+        ValueRef::Text(s) => {
             out.push(TEXT);
             put_bytes(out, s.as_bytes());
         }
-        Value::Bytes(b) => {
+        ValueRef::Bytes(b) => {
             out.push(BYTES);
             put_bytes(out, b);
         }
-        Value::Bool(b) => {
+        ValueRef::Bool(b) => {
             out.push(BOOL);
-            out.push(u8::from(*b));
+            out.push(u8::from(b));
         }
     }
 }
@@ -286,12 +326,16 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Reply, WireError> {
         ROWS => {
             let ncols = r.count()?;
             let columns = (0..ncols).map(|_| r.text()).collect::<Result<Vec<_>, _>>()?;
-            let nrows = r.count()?;
-            let mut rows = Vec::with_capacity(nrows);
-            for _ in 0..nrows {
-                rows.push((0..ncols).map(|_| r.value()).collect::<Result<Vec<_>, _>>()?);
+            let rows = r.count()?;
+            let total = rows.checked_mul(ncols).ok_or(WireError("too many values"))?;
+            if total > r.0.len() {
+                return Err(WireError("count larger than the message"));
             }
-            Ok(Reply::Rows { columns, rows })
+            let mut values = Vec::with_capacity(total);
+            for _ in 0..total {
+                values.push(r.value()?);
+            }
+            Ok(Reply::Rows { columns, rows, values })
         }
         DONE => {
             let rows_affected = u64::from_le_bytes(r.array()?);
@@ -344,11 +388,12 @@ mod tests {
             }
         }
         finish_rows(&mut out, at, 2);
-        let Reply::Rows { columns, rows } = decode_reply(&out).unwrap() else {
+        let Reply::Rows { columns, rows, values } = decode_reply(&out).unwrap() else {
             panic!()
         };
         assert_eq!(columns.len(), 6);
-        assert_eq!(rows, vec![all_values(), all_values()]);
+        assert_eq!(rows, 2);
+        assert_eq!(values, [all_values(), all_values()].concat());
         assert_eq!(
             decode_reply(&encode_done(3, Some(7))).unwrap(),
             Reply::Done {
