@@ -9,7 +9,9 @@
 #   bench/callgrind.sh                 # /plaintext
 #   bench/callgrind.sh json            # any endpoint of apps/bench
 #
-# Needs valgrind (installed if missing) and wrk. SQLite only.
+# Needs valgrind (installed if missing) and wrk. SQLite, or PostgreSQL when
+# CRABCAT_BENCH_POSTGRES_URL is set (as for bench/run.sh). Counts only the
+# server process, not the database server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 endpoint=${1:-plaintext}
@@ -57,12 +59,22 @@ profile() {
     echo "$ir $requests $work/$name.out"
 }
 
+native_url="sqlite://$work/native.db"
+module_url="sqlite://$work/module.db"
+if [ -n "${CRABCAT_BENCH_POSTGRES_URL:-}" ]; then
+    server=${CRABCAT_BENCH_POSTGRES_URL%/*}
+    for db in crabcat_callgrind_native crabcat_callgrind_module; do
+        psql -q "$CRABCAT_BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+    done
+    native_url="$server/crabcat_callgrind_native"
+    module_url="$server/crabcat_callgrind_module"
+fi
 read -r native_ir native_req _ < <(profile native "http://127.0.0.1:18980/$endpoint" \
-    target/release/bench-native 127.0.0.1:18980 "sqlite://$work/native.db")
+    target/release/bench-native 127.0.0.1:18980 "$native_url")
 mkdir -p "$work/deploy"
 cp target/release/libbench.so "$work/deploy/bench.so"
 read -r module_ir module_req module_dump < <(CRABCAT__SERVER__ACCESS_LOG=false \
-    CRABCAT__DATASOURCES__DEFAULT__URL="sqlite://$work/module.db" CRABCAT__DEPLOY__WATCH=false \
+    CRABCAT__DATASOURCES__DEFAULT__URL="$module_url" CRABCAT__DEPLOY__WATCH=false \
     CRABCAT_ADMIN_TOKEN=callgrind-admin-token-0123456789 RUST_LOG=warn \
     profile module "http://127.0.0.1:18981/bench/$endpoint" \
     target/release/crabcat serve --listen 127.0.0.1:18981 --admin-listen 127.0.0.1:18982 --deploy-dir "$work/deploy")
