@@ -86,7 +86,9 @@ awk -v e="$endpoint" -v ni="$native_ir" -v nr="$native_req" -v mi="$module_ir" -
     printf "module/native instructions: %.2f  (extra per request: %d)\n", m / n, m - n
 }'
 echo
-echo "module, top functions by self cost (instructions per request):"
-callgrind_annotate --threshold=90 "$module_dump" 2>/dev/null | awk -v r="$module_req" '
-    /^-+$/ { sep++ ; next }
-    sep >= 3 && $1 ~ /^[0-9,]+$/ { gsub(",", "", $1); n++; if (n <= 25) { $2=""; printf "%8d %s\n", $1 / r, $0 } }'
+echo "module, top functions by own instructions per request:"
+callgrind_annotate --inclusive=no "$module_dump" 2>/dev/null |
+    awk -v r="$module_req" 'match($0, /^ *[0-9,]+ \( *[0-9.]+%\) +/) && !/PROGRAM TOTALS/ {
+        name = substr($0, RSTART + RLENGTH); count = $1; gsub(",", "", count)
+        if (++n <= 20) printf "%8d %s\n", count / r, name }' |
+    sed 's|/root/.cargo/registry/src/[^/]*/||; s|/rustc/[0-9a-f]*/||' | cut -c1-160
