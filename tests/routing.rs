@@ -216,6 +216,27 @@ async fn malformed_requests_get_400_and_the_server_goes_on() {
 }
 
 #[tokio::test]
+async fn invalid_response_headers_are_dropped_and_logged() {
+    let c = hello_and_probe();
+    let response = c.client().get(c.url("/response-headers")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(response.text().await.unwrap(), "headers\n");
+    assert_eq!(headers["x-static"], "kept", "a 'static value, kept by reference");
+    assert_eq!(headers["x-owned"], "kept 2", "an owned value, copied");
+    for dropped in ["x-bad-static", "x-bad-owned", "bad name"] {
+        assert!(!headers.contains_key(dropped), "{dropped} should have been dropped");
+    }
+    for name in ["x-bad-static", "x-bad-owned", "bad name"] {
+        c.wait_for_log(
+            &format!("dropped invalid response header \"{name}\""),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("no warning for {name}"));
+    }
+}
+
+#[tokio::test]
 async fn every_request_gets_an_access_log_line() {
     let c = Container::builder().deploy(&module("hello"), "hello.so").start();
     c.get("/hello/greet/log").await;
