@@ -417,7 +417,9 @@ pub struct Query<'r> {
     datasource: String,
     tx: u64,
     sql: String,
-    params: Vec<Value>,
+    /// Encoded as they are bound (wire format).
+    params: Vec<u8>,
+    bound: usize,
 }
 
 impl<'r> Query<'r> {
@@ -428,18 +430,20 @@ impl<'r> Query<'r> {
             tx,
             sql: sql.to_owned(),
             params: Vec::new(),
+            bound: 0,
         }
     }
 
     /// Binds the next parameter (`$1`, then `$2`, …).
     pub fn bind(mut self, value: impl Into<Value>) -> Self {
-        self.params.push(value.into());
+        wire::push_value(&mut self.params, &value.into());
+        self.bound += 1;
         self
     }
 
-    async fn run(self, op: u32) -> Result<Reply, DbError> {
-        let params = wire::encode_values(&self.params);
-        call(self.request, op, &self.datasource, self.tx, &self.sql, &params).await
+    async fn run(mut self, op: u32) -> Result<Reply, DbError> {
+        wire::finish_values(&mut self.params, self.bound);
+        call(self.request, op, &self.datasource, self.tx, &self.sql, &self.params).await
     }
 
     /// Every row.

@@ -166,11 +166,14 @@ unsafe extern "C" fn host_db(
             request_arc(request),
             text(datasource),
             text(sql),
-            slice(params).to_vec(),
+            abi::wire::decode_values(slice(params)),
         )
     };
     async move {
-        let reply = request.scope.call(op, &datasource, tx, sql, &params).await;
+        let reply = match params {
+            Ok(params) => request.scope.call(op, &datasource, tx, sql, params).await,
+            Err(e) => abi::wire::encode_error(abi::wire::ErrorKind::Other, &e.to_string()),
+        };
         abi::BufferHandle {
             ptr: Box::into_raw(Box::new(HostBuffer(reply))).cast(),
         }

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crabcat_sdk::abi::wire::{self, ErrorKind};
+use crabcat_sdk::abi::wire::{self, ErrorKind, Value};
 use crabcat_sdk::abi::{DB_BEGIN, DB_COMMIT, DB_EXECUTE, DB_FETCH_ALL, DB_FETCH_OPTIONAL, DB_ROLLBACK};
 use sqlx::{Postgres, Sqlite};
 
@@ -124,7 +124,7 @@ impl RequestScope {
     }
 
     /// Runs one operation from the module; the reply (or the error) in wire form.
-    pub async fn call(&self, op: u32, datasource: &str, tx: u64, sql: String, params: &[u8]) -> Vec<u8> {
+    pub async fn call(&self, op: u32, datasource: &str, tx: u64, sql: String, params: Vec<Value>) -> Vec<u8> {
         // `begin` and `end` are boxed: their futures (a pool acquire) are
         // kilobytes, and every query's future would be as large, copied
         // into the box the FFI future lives in.
@@ -215,9 +215,15 @@ impl RequestScope {
             .filter(|&id| held.get(id).is_some_and(|slot| Arc::ptr_eq(&slot.datasource, ds))))
     }
 
-    async fn query(&self, datasource: &str, tx: u64, op: Op, sql: String, params: &[u8]) -> Result<Vec<u8>, Failure> {
+    async fn query(
+        &self,
+        datasource: &str,
+        tx: u64,
+        op: Op,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<Vec<u8>, Failure> {
         let ds = Arc::clone(self.app.resolve(datasource)?);
-        let params = wire::decode_values(params).map_err(|e| (ErrorKind::Other, e.to_string()))?;
         let Some(id) = self.transaction_for(tx, &ds)? else {
             return match &ds.pool {
                 Pool::Sqlite(pool) => exec::sqlite(pool, op, sql, params).await,

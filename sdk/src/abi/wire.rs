@@ -196,6 +196,24 @@ pub fn put_value_ref(out: &mut Vec<u8>, value: ValueRef<'_>) {
     }
 }
 
+/// Appends one value to a parameter list being built in `out` (empty to
+/// start a new list); [`finish_values`] then writes the count.
+pub fn push_value(out: &mut Vec<u8>, value: &Value) {
+    if out.is_empty() {
+        put_len(out, 0);
+    }
+    put_value(out, value);
+}
+
+/// Writes the count into a list built with [`push_value`] (an empty `out`
+/// becomes the empty list).
+pub fn finish_values(out: &mut Vec<u8>, count: usize) {
+    if out.is_empty() {
+        put_len(out, 0);
+    }
+    out[..4].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
+}
+
 /// Encodes a parameter list.
 pub fn encode_values(values: &[Value]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + values.len() * 9);
@@ -313,7 +331,11 @@ impl<'a> Reader<'a> {
 pub fn decode_values(bytes: &[u8]) -> Result<Vec<Value>, WireError> {
     let mut r = Reader(bytes);
     let n = r.count()?;
-    (0..n).map(|_| r.value()).collect()
+    let mut values = Vec::with_capacity(n);
+    for _ in 0..n {
+        values.push(r.value()?);
+    }
+    Ok(values)
 }
 
 /// Decodes a result.
@@ -376,6 +398,15 @@ mod tests {
     #[test]
     fn values_round_trip() {
         assert_eq!(decode_values(&encode_values(&all_values())).unwrap(), all_values());
+        let mut pushed = Vec::new();
+        for v in all_values() {
+            push_value(&mut pushed, &v);
+        }
+        finish_values(&mut pushed, all_values().len());
+        assert_eq!(pushed, encode_values(&all_values()));
+        let mut none = Vec::new();
+        finish_values(&mut none, 0);
+        assert_eq!(none, encode_values(&[]));
     }
 
     #[test]
