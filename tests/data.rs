@@ -102,7 +102,8 @@ async fn transactions(url: Option<&str>) {
         "a leaked transaction is rolled back at the end of the request"
     );
     assert_eq!(
-        c.log_lines_with(&["left transactions open", "leaked=1"]).len(),
+        c.wait_for_log_lines(&["left transactions open", "leaked=1"], 1, Duration::from_secs(5))
+            .len(),
         1,
         "{}",
         c.logs()
@@ -283,7 +284,10 @@ async fn requests_get_503_while_postgres_is_gone_and_recover() {
         );
     }
     assert_eq!(c.get("/hello/").await.0, 200, "other apps serve on");
-    assert!(!c.log_lines_with(&["database error", "app=\"probe\""]).is_empty());
+    assert!(
+        !c.wait_for_log_lines(&["database error", "app=\"probe\""], 1, Duration::from_secs(5))
+            .is_empty()
+    );
 
     // It comes back: the pool recovers by itself.
     db.execute("ALTER DATABASE {db} ALLOW_CONNECTIONS true").await;

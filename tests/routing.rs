@@ -155,7 +155,11 @@ async fn a_panicking_handler_gets_500_and_the_next_request_is_served() {
         assert_eq!((status, body.as_str()), (500, "internal server error\n"));
         assert_eq!(c.get("/hello/").await.0, 200);
     }
-    let panic_lines = c.log_lines_with(&["the /panic route panics on purpose", "app=\"hello\""]);
+    let panic_lines = c.wait_for_log_lines(
+        &["the /panic route panics on purpose", "app=\"hello\""],
+        3,
+        Duration::from_secs(5),
+    );
     assert_eq!(panic_lines.len(), 3, "{}", c.logs());
 }
 

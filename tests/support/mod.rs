@@ -309,6 +309,32 @@ impl Container {
         }
     }
 
+    /// Waits (up to `timeout`) until at least `count` log lines contain
+    /// every one of `needles`, and returns the lines that do then. The
+    /// container writes its log asynchronously, so a line about a request
+    /// may arrive after the response.
+    pub fn wait_for_log_lines(&self, needles: &[&str], count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.output.text.lock().unwrap();
+        loop {
+            let lines: Vec<String> = text
+                .lines()
+                .filter(|l| needles.iter().all(|n| l.contains(n)))
+                .map(str::to_owned)
+                .collect();
+            let left = deadline.checked_duration_since(Instant::now());
+            if lines.len() >= count || left.is_none() {
+                return lines;
+            }
+            text = self
+                .output
+                .changed
+                .wait_timeout(text, left.unwrap_or_default())
+                .unwrap()
+                .0;
+        }
+    }
+
     /// Log lines that contain every one of `needles`.
     pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
         self.logs()
