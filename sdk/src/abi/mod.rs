@@ -17,7 +17,10 @@
 //! * Memory is never freed on the other side of the boundary from where it
 //!   was allocated. Requests are host memory that the module releases through
 //!   [`HostVtable::request_release`]; responses, routes and errors are written
-//!   by the module into host-owned sinks through the vtable.
+//!   by the module into host-owned sinks through the vtable. The one
+//!   exception is data that is never freed at all: a header value marked
+//!   [`HEADER_VALUE_STATIC`] is `'static` in the module, and the host keeps
+//!   a reference to it instead of a copy (module images are never unloaded).
 //!
 //! App authors never touch this module: the SDK's safe API and
 //! [`export_app!`](crate::export_app) hide it.
