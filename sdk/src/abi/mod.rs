@@ -10,8 +10,10 @@
 //!   calls any function pointer.
 //! * [`LAYOUT_HASH`] covers every field of every struct, so any change to
 //!   the contract, even an appended field, makes the container refuse
-//!   modules built before it: rebuild them. Reordering, removing or retyping
-//!   a field also needs a new major version and a new symbol name. The size
+//!   modules built before it: rebuild them. Once released, reordering,
+//!   removing or retyping a field also needs a new major version and a new
+//!   symbol name; before the first release (0.x) version 1 may still change,
+//!   and the layout hash alone refuses modules built before a change. The size
 //!   fields and [`ABI_MINOR`] are there so that a later container can accept
 //!   older modules whose structs are a prefix of its own; this one does not.
 //! * Memory is never freed on the other side of the boundary from where it
