@@ -95,9 +95,10 @@ impl RawInstance {
         let request = Arc::into_raw(request).cast_mut().cast();
         let service = self.module.descriptor.service;
         // SAFETY: the instance is borrowed for this whole future and outlives
-        // the module's; the module's reference to the request is its to release; `response` does not
-        // move while the module's future lives (this future is pinned), and,
-        // declared first, is dropped after `future` even on cancellation.
+        // the module's; the module's reference to the request is its to
+        // release; `response` does not move while the module's future lives
+        // (this future is pinned), and, declared first, is dropped after
+        // `future` even on cancellation.
         let future = unsafe { service(self.ptr.as_ptr(), route, request, (&raw mut response).cast()) };
         let code = future.await;
         outcome(code, route).map(|()| response)
