@@ -308,3 +308,57 @@ async fn concurrent_reloads_of_one_app_are_serialised() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_drains_a_request_whose_body_is_still_arriving() {
+    use tokio::io::AsyncReadExt;
+    let builder = Container::builder();
+    let marker = builder.scratch().join("destroyed.txt");
+    let c = builder
+        .deploy(&module("versioned-a"), "app.so")
+        .config(&format!(
+            "[apps.app.config]\ndestroy_marker = {:?}\n",
+            marker.display().to_string()
+        ))
+        .start();
+    // Routed to version a; half of its body sent.
+    let mut slow = tokio::net::TcpStream::connect(c.addr()).await.unwrap();
+    slow.write_all(b"GET /app/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let b = std::fs::read(module("versioned-b")).unwrap();
+    let (status, json) = c.admin_call(c.admin(Method::PUT, "/apps/app").body(b)).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        c.get("/app/").await,
+        (200, "version b\n".into()),
+        "new requests go to b"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "",
+        "version a is not destroyed while a request to it is in flight"
+    );
+
+    slow.write_all(b"cd").await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(WAIT, slow.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200") && reply.ends_with("version a\n"),
+        "{reply}"
+    );
+    let destroyed = c.wait_for_log_lines(&["destroyed", "app=\"app\""], 1, WAIT).len();
+    assert_eq!(destroyed, 1, "{}", c.logs());
+    assert!(
+        c.log_lines_with(&["still referenced after draining"]).is_empty(),
+        "the drain waited for the request instead of leaving it behind:\n{}",
+        c.logs()
+    );
+}

@@ -39,15 +39,49 @@ pub struct Instance {
     raw: RawInstance,
 }
 
-/// Holds an instance for one request. Field order matters: the instance is
-/// released before the tracker token, so once `drain` sees no tokens, no
-/// request holds the instance either.
-struct Lease {
+/// Holds an instance for one request, from the moment it is routed there
+/// (before its body is read) until the handler is done: `drain` waits for
+/// leases. Field order matters: the instance is released before the
+/// tracker token, so once `drain` sees no tokens, no request holds the
+/// instance either.
+pub struct Lease {
     instance: Arc<Instance>,
     _token: TaskTrackerToken,
 }
 
 impl Lease {
+    /// Handles one request: async routes are polled here, blocking ones run
+    /// on the blocking thread pool.
+    ///
+    /// # Errors
+    /// See [`ServeError`].
+    pub async fn serve(self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
+        let held = Arc::clone(&request);
+        let scope = &held.scope;
+        let name = Arc::clone(&self.instance.data.name);
+        // The database futures are large (several kB) and every request's
+        // future is moved into a box by the server: they are boxed here,
+        // on the routes that need them, so plain requests stay small.
+        if target.transactional {
+            Box::pin(scope.begin_managed())
+                .await
+                .map_err(|(kind, message)| ServeError::Transaction(kind, message))?;
+        }
+        let result = self.call(target, request).await;
+        if target.transactional {
+            let commit = result.as_ref().is_ok_and(|r| r.status.as_u16() < 400);
+            if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {
+                scope.close().await;
+                return Err(ServeError::Transaction(kind, message));
+            }
+        }
+        let leaked = scope.close().await;
+        if leaked > 0 {
+            tracing::warn!(app = %name, leaked, "request left transactions open; rolled back");
+        }
+        result
+    }
+
     async fn call(self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
         if target.blocking {
             let job = tokio::task::spawn_blocking(move || self.instance.raw.call_blocking(target.route, request));
@@ -89,38 +123,14 @@ impl Instance {
         self.requests.len()
     }
 
-    /// Handles one request: async routes are polled here, blocking ones run
-    /// on the blocking thread pool.
-    ///
-    /// # Errors
-    /// See [`ServeError`].
-    pub async fn serve(self: Arc<Self>, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
-        let _token = self.requests.token();
-        let held = Arc::clone(&request);
-        let scope = &held.scope;
-        let name = Arc::clone(&self.data.name);
-        let lease = Lease { instance: self, _token };
-        // The database futures are large (several kB) and every request's
-        // future is moved into a box by the server: they are boxed here,
-        // on the routes that need them, so plain requests stay small.
-        if target.transactional {
-            Box::pin(scope.begin_managed())
-                .await
-                .map_err(|(kind, message)| ServeError::Transaction(kind, message))?;
+    /// Takes this instance for one request; [`drain`](Self::drain) waits
+    /// until the lease is dropped.
+    pub fn lease(self: Arc<Self>) -> Lease {
+        let token = self.requests.token();
+        Lease {
+            instance: self,
+            _token: token,
         }
-        let result = lease.call(target, request).await;
-        if target.transactional {
-            let commit = result.as_ref().is_ok_and(|r| r.status.as_u16() < 400);
-            if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {
-                scope.close().await;
-                return Err(ServeError::Transaction(kind, message));
-            }
-        }
-        let leaked = scope.close().await;
-        if leaked > 0 {
-            tracing::warn!(app = %name, leaked, "request left transactions open; rolled back");
-        }
-        result
     }
 
     /// Waits up to `timeout` for in-flight requests, then cancels the async

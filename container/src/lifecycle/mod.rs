@@ -6,7 +6,7 @@ mod manager;
 mod state;
 mod status;
 
-pub use instance::{Instance, ServeError};
+pub use instance::{Instance, Lease, ServeError};
 pub use manager::AppManager;
 pub use state::{AppState, Event, InvalidTransition};
 pub use status::{AppStatus, ManagerError, Outcome};

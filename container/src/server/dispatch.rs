@@ -16,7 +16,7 @@ use super::context::{AppSlot, Resolved};
 use super::observe::{self, Access};
 use super::routes::{Lookup, Target};
 use crate::abi::{CallError, HostRequest, HostResponse};
-use crate::lifecycle::{Instance, ServeError};
+use crate::lifecycle::{Lease, ServeError};
 
 /// Every way a request can fail before or around the module. Turned into a
 /// response in exactly one place: the `IntoResponse` impl below.
@@ -93,7 +93,8 @@ pub async fn dispatch(state: &ServerState, request: Request) -> Response {
 /// A request routed to a handler, ready to call.
 struct Call {
     slot: Arc<AppSlot>,
-    instance: Arc<Instance>,
+    /// Taken before the body is read, so a drain waits for this request.
+    lease: Lease,
     target: Target,
     head: bool,
     /// Complete but for the body, when there is one to read.
@@ -140,7 +141,7 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
     };
     Ok(Call {
         slot,
-        instance,
+        lease: instance.lease(),
         target,
         head,
         request,
@@ -152,7 +153,7 @@ impl Call {
     /// Reads the body and calls the handler, within the request timeout.
     async fn run(self, state: &ServerState) -> Result<Response, Reject> {
         let Call {
-            instance,
+            lease,
             target,
             head,
             mut request,
@@ -167,7 +168,7 @@ impl Call {
                     .await
                     .map_err(body_error)?;
             }
-            instance.serve(target, Arc::new(request)).await.map_err(Reject::Failed)
+            lease.serve(target, Arc::new(request)).await.map_err(Reject::Failed)
         };
         match tokio::time::timeout(state.request_timeout, call).await {
             Ok(result) => result.map(|response| into_http(response, head)),
