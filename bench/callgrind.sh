@@ -14,14 +14,11 @@
 # server process, not the database server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 endpoint=${1:-plaintext}
 duration=${CALLGRIND_DURATION:-5s}
 
-for tool in valgrind wrk; do
-    if ! command -v $tool >/dev/null; then
-        apt-get update -qq && apt-get install -y -qq $tool >/dev/null
-    fi
-done
+need valgrind wrk
 cargo build --release -q -p crabcat -p bench -p bench-native
 
 work=$(mktemp -d)
@@ -33,11 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() {
-    for _ in $(seq 1200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
-    echo "no answer from $1" >&2
-    return 1
-}
 
 # profile NAME URL CMD...: prints "instructions requests".
 profile() {
@@ -45,7 +37,7 @@ profile() {
     shift 2
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/$name.out" "$@" 2>"$work/$name.log" &
     pid=$!
-    wait_for "$url"
+    wait_for "$url" 120
     wrk -t1 -c4 -d2s "$url" >/dev/null
     callgrind_control --instr=on "$pid" >/dev/null
     wrk -t1 -c4 -d"$duration" "$url" >"$work/$name.wrk"
@@ -59,16 +51,7 @@ profile() {
     echo "$ir $requests $work/$name.out"
 }
 
-native_url="sqlite://$work/native.db"
-module_url="sqlite://$work/module.db"
-if [ -n "${CRABCAT_BENCH_POSTGRES_URL:-}" ]; then
-    server=${CRABCAT_BENCH_POSTGRES_URL%/*}
-    for db in crabcat_callgrind_native crabcat_callgrind_module; do
-        psql -q "$CRABCAT_BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
-    done
-    native_url="$server/crabcat_callgrind_native"
-    module_url="$server/crabcat_callgrind_module"
-fi
+databases "$work" crabcat_callgrind
 read -r native_ir native_req _ < <(profile native "http://127.0.0.1:18980/$endpoint" \
     target/release/bench-native 127.0.0.1:18980 "$native_url")
 mkdir -p "$work/deploy"

@@ -18,6 +18,7 @@
 # table and writes it to $BENCH_RESULTS_DIR/<date>-<backend>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 duration=${BENCH_DURATION:-5s}
 rounds=${BENCH_ROUNDS:-3}
@@ -26,10 +27,7 @@ connections=${BENCH_CONNECTIONS:-64}
 endpoints=${BENCH_ENDPOINTS:-"plaintext json db queries?queries=20 fortunes updates?queries=20"}
 token=bench-admin-token-0123456789
 
-if ! command -v wrk >/dev/null; then
-    echo "==> installing wrk"
-    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
+need wrk
 echo "==> building (release)"
 cargo build --release -q -p crabcat -p bench -p bench-native -p hello -p guestbook -p bank
 
@@ -42,24 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-backend=sqlite
-native_url="sqlite://$work/native.db"
-module_url="sqlite://$work/module.db"
-if [ -n "${CRABCAT_BENCH_POSTGRES_URL:-}" ]; then
-    backend=postgres
-    server=${CRABCAT_BENCH_POSTGRES_URL%/*}
-    for db in crabcat_bench_native crabcat_bench_module; do
-        psql -q "$CRABCAT_BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
-    done
-    native_url="$server/crabcat_bench_native"
-    module_url="$server/crabcat_bench_module"
-fi
-
-wait_for() { # URL: until it answers 200, at most 30 s
-    for _ in $(seq 600); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done
-    echo "no answer from $1" >&2
-    return 1
-}
+databases "$work" crabcat_bench
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # run NAME URL: one wrk run; appends "rps p50 p99" to $work/NAME.runs.
@@ -90,8 +71,8 @@ CRABCAT__SERVER__ACCESS_LOG=false CRABCAT__DATASOURCES__DEFAULT__URL="$module_ur
     --listen 127.0.0.1:18991 --admin-listen 127.0.0.1:18992 --deploy-dir "$work/deploy" 2>"$work/module.log" &
 pids+=($!)
 module_pid=$!
-wait_for http://127.0.0.1:18990/plaintext
-wait_for http://127.0.0.1:18991/bench/plaintext
+wait_for http://127.0.0.1:18990/plaintext 30
+wait_for http://127.0.0.1:18991/bench/plaintext 30
 for pid in "$native_pid" "$module_pid"; do # not some older server on the port
     kill -0 "$pid" 2>/dev/null || { echo "a server did not start; see its log:" >&2; cat "$work"/*.log >&2; exit 1; }
 done

@@ -274,8 +274,8 @@ async fn bad_uploads_and_names_are_refused_and_change_nothing() {
     assert_eq!(names.len(), 2, "only app.so and its marker: {names:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_reloads_of_one_app_are_serialised() {
+/// `versioned-a` deployed as `app`, and the file its `destroy` appends to.
+fn versioned_app() -> (Container, std::path::PathBuf) {
     let builder = Container::builder();
     let marker = builder.scratch().join("destroyed.txt");
     let c = builder
@@ -285,6 +285,12 @@ async fn concurrent_reloads_of_one_app_are_serialised() {
             marker.display().to_string()
         ))
         .start();
+    (c, marker)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_reloads_of_one_app_are_serialised() {
+    let (c, marker) = versioned_app();
     let b = std::fs::read(module("versioned-b")).unwrap();
     let reloads: Vec<_> = (0..4)
         .map(|_| c.admin_call(c.admin(Method::POST, "/apps/app/reload")))
@@ -312,15 +318,8 @@ async fn concurrent_reloads_of_one_app_are_serialised() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_drains_a_request_whose_body_is_still_arriving() {
     use tokio::io::AsyncReadExt;
-    let builder = Container::builder();
-    let marker = builder.scratch().join("destroyed.txt");
-    let c = builder
-        .deploy(&module("versioned-a"), "app.so")
-        .config(&format!(
-            "[apps.app.config]\ndestroy_marker = {:?}\n",
-            marker.display().to_string()
-        ))
-        .start();
+
+    let (c, marker) = versioned_app();
     // Routed to version a; half of its body sent.
     let mut slow = tokio::net::TcpStream::connect(c.addr()).await.unwrap();
     slow.write_all(b"GET /app/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab")

@@ -327,7 +327,7 @@ impl<'r> Db<'r> {
     /// # Errors
     /// See [`DbErrorKind`].
     pub async fn begin(&self) -> Result<Transaction<'r>, DbError> {
-        let reply = call(self.request, DB_BEGIN, &self.datasource, 0, "", &[]).await?;
+        let reply = call(self.request, DB_BEGIN, &self.datasource, 0, "", wire::NO_VALUES).await?;
         match reply {
             Reply::Transaction { id } => Ok(Transaction {
                 request: self.request,
@@ -369,7 +369,7 @@ impl<'r> Transaction<'r> {
     /// See [`DbErrorKind`]; the transaction is over either way.
     pub async fn commit(mut self) -> Result<(), DbError> {
         self.open = false;
-        call(self.request, DB_COMMIT, &self.datasource, self.id, "", &[])
+        call(self.request, DB_COMMIT, &self.datasource, self.id, "", wire::NO_VALUES)
             .await
             .map(drop)
     }
@@ -380,9 +380,16 @@ impl<'r> Transaction<'r> {
     /// See [`DbErrorKind`]; the transaction is over either way.
     pub async fn rollback(mut self) -> Result<(), DbError> {
         self.open = false;
-        call(self.request, DB_ROLLBACK, &self.datasource, self.id, "", &[])
-            .await
-            .map(drop)
+        call(
+            self.request,
+            DB_ROLLBACK,
+            &self.datasource,
+            self.id,
+            "",
+            wire::NO_VALUES,
+        )
+        .await
+        .map(drop)
     }
 
     /// [`commit`](Self::commit) for blocking handlers.

@@ -166,7 +166,7 @@ unsafe extern "C" fn host_db(
             request_arc(request),
             text(datasource),
             text(sql),
-            params_of(slice(params)),
+            abi::wire::decode_values(slice(params)),
         )
     };
     async move {
@@ -179,15 +179,6 @@ unsafe extern "C" fn host_db(
         }
     }
     .into_ffi()
-}
-
-/// The parameters of a database call: none for an empty slice (`begin`,
-/// `commit` and `rollback` send none), else a wire-encoded list.
-fn params_of(bytes: &[u8]) -> Result<Vec<abi::wire::Value>, abi::wire::WireError> {
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    abi::wire::decode_values(bytes)
 }
 
 unsafe extern "C" fn buffer_bytes(buffer: *const abi::HostBuffer) -> RawSlice {

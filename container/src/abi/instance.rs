@@ -89,16 +89,16 @@ impl RawInstance {
     /// # Errors
     /// See [`CallError`].
     pub async fn call(&self, route: u32, request: Arc<HostRequest>) -> Result<HostResponse, CallError> {
-        // A local of this (pinned) future rather than a box: its address
-        // is fixed from the first poll, which is where the module gets it.
+        // A local of this future rather than a box: the future is pinned, so
+        // `response` keeps its address from the first poll (where the module
+        // gets it) on, and, declared before `future`, is dropped after it
+        // even on cancellation. The instance is borrowed for this whole
+        // future and outlives the module's; the module releases its
+        // reference to the request.
         let mut response = HostResponse::new();
         let request = Arc::into_raw(request).cast_mut().cast();
         let service = self.module.descriptor.service;
-        // SAFETY: the instance is borrowed for this whole future and outlives
-        // the module's; the module's reference to the request is its to
-        // release; `response` does not move while the module's future lives
-        // (this future is pinned), and, declared first, is dropped after
-        // `future` even on cancellation.
+        // SAFETY: the arguments are valid for the module's future, as above.
         let future = unsafe { service(self.ptr.as_ptr(), route, request, (&raw mut response).cast()) };
         let code = future.await;
         outcome(code, route).map(|()| response)

@@ -269,10 +269,13 @@ impl RequestScope {
         drop(slot);
     }
 
-    /// Rolls back whatever is still open; returns how many were left open.
-    pub async fn close(&self) -> usize {
+    /// Rolls back whatever the request left open, and logs it as a leak.
+    pub async fn close(&self) {
         let left = std::mem::take(&mut self.held().open);
-        let count = left.len();
+        if left.is_empty() {
+            return;
+        }
+        tracing::warn!(app = %self.app.name, leaked = left.len(), "request left transactions open; rolled back");
         for (_, open) in left {
             if let Some(tx) = open.tx {
                 // Boxed: rare, and it keeps this future (awaited by every
@@ -280,6 +283,5 @@ impl RequestScope {
                 let _ = Box::pin(tx.end(false)).await;
             }
         }
-        count
     }
 }

@@ -58,7 +58,6 @@ impl Lease {
     pub async fn serve(self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
         let held = Arc::clone(&request);
         let scope = &held.scope;
-        let name = Arc::clone(&self.instance.data.name);
         // The database futures are large (several kB) and every request's
         // future is moved into a box by the server: they are boxed here,
         // on the routes that need them, so plain requests stay small.
@@ -75,10 +74,7 @@ impl Lease {
                 return Err(ServeError::Transaction(kind, message));
             }
         }
-        let leaked = scope.close().await;
-        if leaked > 0 {
-            tracing::warn!(app = %name, leaked, "request left transactions open; rolled back");
-        }
+        scope.close().await;
         result
     }
 

@@ -324,6 +324,9 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The empty parameter list (what `begin`, `commit` and `rollback` send).
+pub const NO_VALUES: &[u8] = &[0; 4];
+
 /// Decodes a parameter list.
 ///
 /// # Errors
@@ -407,6 +410,8 @@ mod tests {
         let mut none = Vec::new();
         finish_values(&mut none, 0);
         assert_eq!(none, encode_values(&[]));
+        assert_eq!(none, NO_VALUES);
+        assert_eq!(decode_values(NO_VALUES).unwrap(), []);
     }
 
     #[test]
