@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_ffi::{FfiFuture, FutureExt as _};
 use bytes::Bytes;
 use crabcat_sdk::abi::{
-    self, HostVtable, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN, PART_BODY, PART_CONTEXT_PATH, PART_METHOD,
-    PART_PATH, PART_QUERY, RawSlice,
+    self, FfiFuture, HostVtable, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN, PART_BODY, PART_CONTEXT_PATH,
+    PART_METHOD, PART_PATH, PART_QUERY, RawSlice,
 };
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri};
@@ -169,7 +168,7 @@ unsafe extern "C" fn host_db(
             abi::wire::decode_values(slice(params)),
         )
     };
-    async move {
+    FfiFuture::new(async move {
         let reply = match params {
             Ok(params) => request.scope.call(op, &datasource, tx, sql, params).await,
             Err(e) => abi::wire::encode_error(abi::wire::ErrorKind::Other, &e.to_string()),
@@ -177,8 +176,7 @@ unsafe extern "C" fn host_db(
         abi::BufferHandle {
             ptr: Box::into_raw(Box::new(HostBuffer(reply))).cast(),
         }
-    }
-    .into_ffi()
+    })
 }
 
 unsafe extern "C" fn buffer_bytes(buffer: *const abi::HostBuffer) -> RawSlice {
@@ -399,7 +397,7 @@ unsafe extern "C" fn init_error(sink: *mut abi::InitSink, message: RawSlice) {
 
 unsafe extern "C" fn host_sleep(millis: u64) -> FfiFuture<()> {
     // The timer is created on first poll, inside the host runtime.
-    async move { tokio::time::sleep(Duration::from_millis(millis)).await }.into_ffi()
+    FfiFuture::new(async move { tokio::time::sleep(Duration::from_millis(millis)).await })
 }
 
 unsafe extern "C" fn host_spawn(app: *const abi::HostApp, task: FfiFuture<()>) {

@@ -1,6 +1,6 @@
 //! The layout fingerprint: a compile-time hash of the name, type, offset and
 //! size of every field of every ABI struct, plus the size and alignment of
-//! the foreign types that cross the boundary.
+//! the generic types that cross the boundary.
 //!
 //! A version number alone is not enough (`docs/abi-facts.md`, fact 2): a module
 //! built against a changed struct with the same version calls the wrong
@@ -8,7 +8,9 @@
 
 use core::mem::{align_of, size_of};
 
-use super::{BufferHandle, FfiFuture, HostVtable, ModuleDescriptor, ModuleHeader, RawSlice};
+use super::{
+    BufferHandle, FfiContext, FfiFuture, FfiWaker, FfiWakerVtable, HostVtable, ModuleDescriptor, ModuleHeader, RawSlice,
+};
 
 /// One field of a [`TypeLayout`].
 #[derive(Debug)]
@@ -32,7 +34,7 @@ pub struct TypeLayout {
     pub size: usize,
     /// `align_of`.
     pub align: usize,
-    /// Every field in declaration order; empty for foreign types.
+    /// Every field in declaration order; empty for generic types.
     pub fields: &'static [FieldLayout],
 }
 
@@ -67,7 +69,9 @@ pub const fn layout_field(name: &'static str, ty: &'static str, offset: usize, s
     FieldLayout { name, ty, offset, size }
 }
 
-const fn foreign<T>(name: &'static str) -> TypeLayout {
+/// A generic type, by size and alignment only (the field macro takes no
+/// generics); its parts, such as `FfiContext`, are listed by field.
+const fn sized<T>(name: &'static str) -> TypeLayout {
     TypeLayout {
         name,
         size: size_of::<T>(),
@@ -122,9 +126,20 @@ pub const CONTRACT: &[TypeLayout] = &[
         migration: unsafe extern "C" fn(*mut super::MigrationSink, i64, RawSlice, RawSlice, RawSlice),
     }),
     crate::__type_layout!(BufferHandle { ptr: *mut super::HostBuffer }),
-    foreign::<FfiFuture<u32>>("FfiFuture<u32>"),
-    foreign::<FfiFuture<()>>("FfiFuture<()>"),
-    foreign::<FfiFuture<BufferHandle>>("FfiFuture<BufferHandle>"),
+    crate::__type_layout!(FfiWaker { vtable: *const FfiWakerVtable }),
+    crate::__type_layout!(FfiWakerVtable {
+        clone: unsafe extern "C" fn(*const FfiWaker) -> *const FfiWaker,
+        wake: unsafe extern "C" fn(*const FfiWaker),
+        wake_by_ref: unsafe extern "C" fn(*const FfiWaker),
+        drop: unsafe extern "C" fn(*const FfiWaker),
+    }),
+    crate::__type_layout!(FfiContext {
+        waker: *const FfiWaker,
+        _borrow: core::marker::PhantomData<&FfiWaker>,
+    }),
+    sized::<FfiFuture<u32>>("FfiFuture<u32>"),
+    sized::<FfiFuture<()>>("FfiFuture<()>"),
+    sized::<FfiFuture<BufferHandle>>("FfiFuture<BufferHandle>"),
 ];
 
 /// The fingerprint both sides compute from [`CONTRACT`].

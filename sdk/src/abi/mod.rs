@@ -29,11 +29,12 @@
 
 use core::ffi::c_void;
 
-pub use async_ffi::{FfiFuture, FfiPoll};
-
+mod future;
 mod layout;
+
 pub mod wire;
 
+pub use future::{FfiContext, FfiFuture, FfiPoll, FfiWaker, FfiWakerVtable};
 #[doc(hidden)]
 pub use layout::layout_field;
 pub use layout::{CONTRACT, FieldLayout, LAYOUT_HASH, TypeLayout, layout_hash};

@@ -8,14 +8,13 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
-use async_ffi::{FfiFuture, FutureExt as _};
 use futures_util::FutureExt as _;
 
 use super::host::{self, InitReport, MigrationReport, RequestHandle, ResponseSink};
 use crate::abi::{
-    ABI_MAJOR, ABI_MINOR, FLAG_PANIC_UNWIND, HostApp, HostRequest, HostResponse, HostVtable, InitSink, LAYOUT_HASH,
-    LOG_ERROR, MAGIC, MigrationSink, ModuleDescriptor, ModuleHeader, RawSlice, SERVICE_NO_ROUTE, SERVICE_OK,
-    SERVICE_PANICKED,
+    ABI_MAJOR, ABI_MINOR, FLAG_PANIC_UNWIND, FfiFuture, HostApp, HostRequest, HostResponse, HostVtable, InitSink,
+    LAYOUT_HASH, LOG_ERROR, MAGIC, MigrationSink, ModuleDescriptor, ModuleHeader, RawSlice, SERVICE_NO_ROUTE,
+    SERVICE_OK, SERVICE_PANICKED,
 };
 use crate::app::{App, Started};
 use crate::request::Request;
@@ -141,14 +140,14 @@ unsafe extern "C" fn service<A: App>(
         // SAFETY: forwarded from the host's `service` call.
         (unsafe { take_call::<A>(instance, request, response) })
     else {
-        return async { SERVICE_NO_ROUTE }.into_ffi();
+        return FfiFuture::new(async { SERVICE_NO_ROUTE });
     };
     match catch_unwind(AssertUnwindSafe(|| started.call_async(route, request, sink))) {
         Ok(Some(future)) => future,
-        Ok(None) => async { SERVICE_NO_ROUTE }.into_ffi(),
+        Ok(None) => FfiFuture::new(async { SERVICE_NO_ROUTE }),
         Err(payload) => {
             drop(panic_message(payload));
-            async { SERVICE_PANICKED }.into_ffi()
+            FfiFuture::new(async { SERVICE_PANICKED })
         }
     }
 }
@@ -160,7 +159,7 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: crate::IntoResponse,
 {
-    async move {
+    FfiFuture::new(async move {
         match AssertUnwindSafe(future).catch_unwind().await {
             Ok(response) => {
                 sink.write(crate::IntoResponse::into_response(response));
@@ -171,8 +170,7 @@ where
                 SERVICE_PANICKED
             }
         }
-    }
-    .into_ffi()
+    })
 }
 
 unsafe extern "C" fn service_blocking<A: App>(

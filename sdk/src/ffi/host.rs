@@ -6,11 +6,9 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
-use async_ffi::FutureExt as _;
-
 use crate::abi::wire::{Reply, WireError, decode_reply};
 use crate::abi::{
-    HEADER_VALUE_STATIC, HostApp, HostRequest, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice,
+    FfiFuture, HEADER_VALUE_STATIC, HostApp, HostRequest, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice,
 };
 
 /// The host vtable and app handle of this module image, set by `init`.
@@ -87,7 +85,7 @@ where
     let app = APP.load(Ordering::Acquire);
     // SAFETY: `app` is the handle given to `init`; the future is moved to
     // the host, which polls and drops it through its FFI vtable.
-    unsafe { (host.spawn)(app, task.into_ffi()) }
+    unsafe { (host.spawn)(app, FfiFuture::new(task)) }
 }
 
 /// Reports a route to the host during `init`.

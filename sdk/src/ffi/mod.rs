@@ -1,4 +1,5 @@
-//! The only `unsafe` code of the SDK: the module's side of the ABI.
+//! The module's side of the ABI: with `abi::future` (futures and wakers
+//! that cross the boundary), the only `unsafe` code of the SDK.
 //!
 //! * `entry`: the `extern "C"` functions the export macro puts in the
 //!   descriptor; each catches panics.
