@@ -112,7 +112,7 @@ pub struct Row {
 
 /// The rows of one result.
 struct RowSet {
-    columns: Box<[String]>,
+    columns: Arc<[String]>,
     values: Vec<Value>,
 }
 
@@ -316,8 +316,11 @@ impl<'r> Db<'r> {
     }
 
     /// A query on this datasource (in the route's managed transaction, if
-    /// the route is transactional).
-    pub fn query(&self, sql: &str) -> Query<'r> {
+    /// the route is transactional). The query borrows `sql`.
+    pub fn query<'q>(&self, sql: &'q str) -> Query<'q>
+    where
+        'r: 'q,
+    {
         Query::new(self.request, &self.datasource, 0, sql)
     }
 
@@ -358,8 +361,11 @@ pub struct Transaction<'r> {
 }
 
 impl<'r> Transaction<'r> {
-    /// A query inside this transaction.
-    pub fn query(&self, sql: &str) -> Query<'r> {
+    /// A query inside this transaction. The query borrows `sql`.
+    pub fn query<'q>(&self, sql: &'q str) -> Query<'q>
+    where
+        'r: 'q,
+    {
         Query::new(self.request, &self.datasource, self.id, sql)
     }
 
@@ -419,24 +425,25 @@ impl Drop for Transaction<'_> {
 
 /// A query being built: SQL plus bound parameters.
 #[must_use = "a query does nothing until it is fetched or executed"]
-pub struct Query<'r> {
-    request: &'r Request,
+pub struct Query<'q> {
+    request: &'q Request,
     datasource: String,
     tx: u64,
-    sql: String,
+    sql: &'q str,
     /// Encoded as they are bound (wire format).
     params: Vec<u8>,
     bound: usize,
 }
 
-impl<'r> Query<'r> {
-    fn new(request: &'r Request, datasource: &str, tx: u64, sql: &str) -> Self {
+impl<'q> Query<'q> {
+    fn new(request: &'q Request, datasource: &str, tx: u64, sql: &'q str) -> Self {
         Query {
             request,
             datasource: datasource.to_owned(),
             tx,
-            sql: sql.to_owned(),
-            params: Vec::new(),
+            sql,
+            // Room for a few parameters without growing.
+            params: Vec::with_capacity(64),
             bound: 0,
         }
     }
@@ -450,7 +457,7 @@ impl<'r> Query<'r> {
 
     async fn run(mut self, op: u32) -> Result<Reply, DbError> {
         wire::finish_values(&mut self.params, self.bound);
-        call(self.request, op, &self.datasource, self.tx, &self.sql, &self.params).await
+        call(self.request, op, &self.datasource, self.tx, self.sql, &self.params).await
     }
 
     /// Every row.
@@ -458,7 +465,7 @@ impl<'r> Query<'r> {
     /// # Errors
     /// See [`DbErrorKind`].
     pub async fn fetch_all(self) -> Result<Vec<Row>, DbError> {
-        into_rows(self.run(DB_FETCH_ALL).await?)
+        Ok(into_rows(self.run(DB_FETCH_ALL).await?)?.collect())
     }
 
     /// The first row, or `None`.
@@ -466,7 +473,7 @@ impl<'r> Query<'r> {
     /// # Errors
     /// See [`DbErrorKind`].
     pub async fn fetch_optional(self) -> Result<Option<Row>, DbError> {
-        Ok(into_rows(self.run(DB_FETCH_OPTIONAL).await?)?.into_iter().next())
+        Ok(into_rows(self.run(DB_FETCH_OPTIONAL).await?)?.next())
     }
 
     /// The first row.
@@ -547,20 +554,15 @@ async fn call(
     }
 }
 
-fn into_rows(reply: Reply) -> Result<Vec<Row>, DbError> {
+fn into_rows(reply: Reply) -> Result<impl Iterator<Item = Row>, DbError> {
     match reply {
         Reply::Rows { columns, rows, values } => {
             let width = columns.len();
-            let set = Arc::new(RowSet {
-                columns: columns.into_boxed_slice(),
-                values,
-            });
-            Ok((0..rows)
-                .map(|r| Row {
-                    set: Arc::clone(&set),
-                    at: r * width,
-                })
-                .collect())
+            let set = Arc::new(RowSet { columns, values });
+            Ok((0..rows).map(move |r| Row {
+                set: Arc::clone(&set),
+                at: r * width,
+            }))
         }
         other => Err(unexpected(&other)),
     }
@@ -579,11 +581,11 @@ mod tests {
 
     fn row() -> Row {
         let reply = Reply::Rows {
-            columns: vec!["id".to_owned(), "name".to_owned(), "note".to_owned(), "ok".to_owned()],
+            columns: ["id".to_owned(), "name".to_owned(), "note".to_owned(), "ok".to_owned()].into(),
             rows: 1,
             values: vec![Value::Int(7), Value::Text("x".into()), Value::Null, Value::Int(1)],
         };
-        into_rows(reply).unwrap().remove(0)
+        into_rows(reply).unwrap().next().unwrap()
     }
 
     #[test]
@@ -602,13 +604,13 @@ mod tests {
     #[test]
     fn rows_of_one_result_share_it_and_keep_their_own_values() {
         let reply = Reply::Rows {
-            columns: vec!["id".to_owned(), "message".to_owned()],
+            columns: ["id".to_owned(), "message".to_owned()].into(),
             rows: 3,
             values: (1..=3)
                 .flat_map(|i| [Value::Int(i), Value::Text(format!("m{i}"))])
                 .collect(),
         };
-        let rows = into_rows(reply).unwrap();
+        let rows: Vec<Row> = into_rows(reply).unwrap().collect();
         assert_eq!(rows.len(), 3);
         for (i, row) in (1..=3).zip(&rows) {
             assert_eq!(row.get::<i64>("id").unwrap(), i);

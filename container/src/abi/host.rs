@@ -1,6 +1,7 @@
 //! The host vtable: the services a module calls back into, and the host
 //! objects behind the opaque ABI pointers. No function here may unwind.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,9 +118,6 @@ pub(super) struct MigrationSink {
     pub migrations: Vec<MigrationSpec>,
 }
 
-/// A database reply the module reads and releases.
-pub(super) struct HostBuffer(Vec<u8>);
-
 /// What `init` reports besides its return value.
 #[derive(Default)]
 pub(super) struct InitSink {
@@ -144,7 +142,6 @@ pub(super) static VTABLE: HostVtable = HostVtable {
     sleep: host_sleep,
     spawn: host_spawn,
     db: host_db,
-    buffer_bytes,
     buffer_release,
     tx_release,
     migration: host_migration,
@@ -164,7 +161,8 @@ unsafe extern "C" fn host_db(
         (
             request_arc(request),
             text(datasource),
-            text(sql),
+            // Shared: sqlx clones the SQL it runs (a copy, for a `String`).
+            Arc::<str>::from(borrowed_text(sql)),
             abi::wire::decode_values(slice(params)),
         )
     };
@@ -173,21 +171,21 @@ unsafe extern "C" fn host_db(
             Ok(params) => request.scope.call(op, &datasource, tx, sql, params).await,
             Err(e) => abi::wire::encode_error(abi::wire::ErrorKind::Other, &e.to_string()),
         };
+        // The vector's parts, put back together by `buffer_release`.
+        let mut reply = std::mem::ManuallyDrop::new(reply);
         abi::BufferHandle {
-            ptr: Box::into_raw(Box::new(HostBuffer(reply))).cast(),
+            ptr: reply.as_mut_ptr(),
+            len: reply.len(),
+            capacity: reply.capacity(),
         }
     })
 }
 
-unsafe extern "C" fn buffer_bytes(buffer: *const abi::HostBuffer) -> RawSlice {
-    // SAFETY: a buffer from `host_db`, not yet released.
-    unsafe { buffer.cast::<HostBuffer>().as_ref() }.map_or(RawSlice::NULL, |b| RawSlice::new(&b.0))
-}
-
-unsafe extern "C" fn buffer_release(buffer: *mut abi::HostBuffer) {
-    if !buffer.is_null() {
-        // SAFETY: created by `Box::into_raw` in `host_db`; released once.
-        drop(unsafe { Box::from_raw(buffer.cast::<HostBuffer>()) });
+unsafe extern "C" fn buffer_release(buffer: abi::BufferHandle) {
+    if !buffer.ptr.is_null() {
+        // SAFETY: the parts of a `Vec<u8>` forgotten by `host_db`, given
+        // back unchanged and once (contract of `buffer_release`).
+        drop(unsafe { Vec::from_raw_parts(buffer.ptr, buffer.len, buffer.capacity) });
     }
 }
 
@@ -215,9 +213,18 @@ unsafe extern "C" fn host_migration(
 
 fn text(s: RawSlice) -> String {
     // SAFETY: every slice a module passes is valid for the call (contract).
+    unsafe { borrowed_text(s) }.into_owned()
+}
+
+/// A module's text, borrowed when it is valid UTF-8.
+///
+/// # Safety
+/// `s` must be valid for reads for `'a`.
+unsafe fn borrowed_text<'a>(s: RawSlice) -> Cow<'a, str> {
+    // SAFETY: by this function's contract.
     let bytes = unsafe { slice(s) };
     // `from_utf8` first: its ASCII fast path beats the lossy decoder.
-    std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes).into_owned(), str::to_owned)
+    std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed)
 }
 
 unsafe extern "C" fn host_log(app: *const abi::HostApp, level: u32, target: RawSlice, message: RawSlice) {

@@ -1,6 +1,8 @@
 //! Running one module query on SQLite or PostgreSQL: bind the wire values,
 //! execute, encode the rows back into wire values.
 
+use std::sync::Arc;
+
 use crabcat_sdk::abi::wire::{self, ErrorKind, Value, ValueRef};
 use sqlx::postgres::{PgArgumentBuffer, PgRow, PgTypeInfo};
 use sqlx::sqlite::SqliteRow;
@@ -78,7 +80,7 @@ macro_rules! run {
 pub async fn sqlite<'e>(
     executor: impl sqlx::Executor<'e, Database = Sqlite>,
     op: Op,
-    sql: String,
+    sql: Arc<str>,
     params: Vec<Value>,
 ) -> Result<Vec<u8>, Failure> {
     run!(
@@ -97,7 +99,7 @@ pub async fn sqlite<'e>(
 pub async fn postgres<'e>(
     executor: impl sqlx::Executor<'e, Database = Postgres>,
     op: Op,
-    sql: String,
+    sql: Arc<str>,
     params: Vec<Value>,
 ) -> Result<Vec<u8>, Failure> {
     run!(

@@ -124,7 +124,7 @@ impl RequestScope {
     }
 
     /// Runs one operation from the module; the reply (or the error) in wire form.
-    pub async fn call(&self, op: u32, datasource: &str, tx: u64, sql: String, params: Vec<Value>) -> Vec<u8> {
+    pub async fn call(&self, op: u32, datasource: &str, tx: u64, sql: Arc<str>, params: Vec<Value>) -> Vec<u8> {
         // `begin` and `end` are boxed: their futures (a pool acquire) are
         // kilobytes, and every query's future would be as large, copied
         // into the box the FFI future lives in.
@@ -220,7 +220,7 @@ impl RequestScope {
         datasource: &str,
         tx: u64,
         op: Op,
-        sql: String,
+        sql: Arc<str>,
         params: Vec<Value>,
     ) -> Result<Vec<u8>, Failure> {
         let ds = Arc::clone(self.app.resolve(datasource)?);

@@ -184,19 +184,17 @@ pub struct MigrationSink {
     _private: [u8; 0],
 }
 
-/// Opaque host buffer holding a database reply (see [`wire`]). Allocated by
-/// the host; the module reads it with [`HostVtable::buffer_bytes`] and gives
-/// it back exactly once with [`HostVtable::buffer_release`].
+/// A database reply (see [`wire`]): `len` bytes at `ptr`, allocated by the
+/// host. The module reads them and gives the whole handle back exactly once
+/// with [`HostVtable::buffer_release`].
 #[repr(C)]
-pub struct HostBuffer {
-    _private: [u8; 0],
-}
-
-/// A [`HostBuffer`] pointer as a future's output.
-#[repr(transparent)]
 pub struct BufferHandle {
-    /// The buffer, or null if the host could not even start the operation.
-    pub ptr: *mut HostBuffer,
+    /// The bytes, or null if the host could not even start the operation.
+    pub ptr: *mut u8,
+    /// How many bytes are valid.
+    pub len: usize,
+    /// The host's own bookkeeping; the module passes it back unchanged.
+    pub capacity: usize,
 }
 
 /// Reports the module's migrations, each with [`HostVtable::migration`], in
@@ -358,10 +356,8 @@ pub struct HostVtable {
         sql: RawSlice,
         params: RawSlice,
     ) -> FfiFuture<BufferHandle>,
-    /// The bytes of a reply buffer; valid until it is released.
-    pub buffer_bytes: unsafe extern "C" fn(buffer: *const HostBuffer) -> RawSlice,
     /// Gives a reply buffer back to the host.
-    pub buffer_release: unsafe extern "C" fn(buffer: *mut HostBuffer),
+    pub buffer_release: unsafe extern "C" fn(buffer: BufferHandle),
     /// Rolls back transaction `tx` of `request` if it is still open (the
     /// module dropped it without committing). Does not block.
     pub tx_release: unsafe extern "C" fn(request: *const HostRequest, tx: u64),

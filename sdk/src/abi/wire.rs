@@ -12,6 +12,9 @@
 //! ```
 //! Integers are little-endian.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 /// A value bound to a query or read from a row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -104,8 +107,9 @@ impl ErrorKind {
 pub enum Reply {
     /// Column names and rows.
     Rows {
-        /// Column names, in order.
-        columns: Vec<String>,
+        /// Column names, in order; shared by every result with the same
+        /// columns that this thread decoded recently (see [`decode_reply`]).
+        columns: Arc<[String]>,
         /// How many rows.
         rows: usize,
         /// Every row's values, row after row, one per column: one
@@ -341,7 +345,32 @@ pub fn decode_values(bytes: &[u8]) -> Result<Vec<Value>, WireError> {
     Ok(values)
 }
 
-/// Decodes a result.
+/// The column names encoded in `raw` (`ncols` names), from a small
+/// per-thread cache of recent results' names.
+fn shared_columns(raw: &[u8], ncols: usize) -> Result<Arc<[String]>, WireError> {
+    const KEEP: usize = 16;
+    /// Encoded names, and the names.
+    type Recent = Vec<(Box<[u8]>, Arc<[String]>)>;
+    thread_local! {
+        static RECENT: RefCell<Recent> = const { RefCell::new(Vec::new()) };
+    }
+    RECENT.with_borrow_mut(|recent| {
+        if let Some((_, names)) = recent.iter().find(|(key, _)| **key == *raw) {
+            return Ok(Arc::clone(names));
+        }
+        let mut r = Reader(raw);
+        let names: Arc<[String]> = (0..ncols).map(|_| r.text()).collect::<Result<_, _>>()?;
+        if recent.len() == KEEP {
+            recent.remove(0);
+        }
+        recent.push((raw.into(), Arc::clone(&names)));
+        Ok(names)
+    })
+}
+
+/// Decodes a result. Column names are shared with the previous results
+/// that had the same ones (a query has the same columns every time it
+/// runs), so decoding a result usually allocates no names.
 ///
 /// # Errors
 /// [`WireError`] on malformed input.
@@ -350,7 +379,11 @@ pub fn decode_reply(bytes: &[u8]) -> Result<Reply, WireError> {
     match r.u8()? {
         ROWS => {
             let ncols = r.count()?;
-            let columns = (0..ncols).map(|_| r.text()).collect::<Result<Vec<_>, _>>()?;
+            let names = r.0;
+            for _ in 0..ncols {
+                r.bytes()?;
+            }
+            let columns = shared_columns(&names[..names.len() - r.0.len()], ncols)?;
             let rows = r.count()?;
             let total = rows.checked_mul(ncols).ok_or(WireError("too many values"))?;
             if total > r.0.len() {
@@ -448,6 +481,34 @@ mod tests {
             decode_reply(&encode_transaction(9)).unwrap(),
             Reply::Transaction { id: 9 }
         );
+    }
+
+    #[test]
+    fn results_with_the_same_columns_share_their_names() {
+        let result = |names: &[&str]| {
+            let mut out = Vec::new();
+            let at = start_rows(&mut out, names.iter().copied());
+            finish_rows(&mut out, at, 0);
+            match decode_reply(&out).unwrap() {
+                Reply::Rows { columns, .. } => columns,
+                other => panic!("{other:?}"),
+            }
+        };
+        let first = result(&["id", "message"]);
+        assert_eq!(*first, ["id".to_owned(), "message".to_owned()]);
+        assert!(Arc::ptr_eq(&first, &result(&["id", "message"])));
+        let other = result(&["id", "messages"]);
+        assert_eq!(*other, ["id".to_owned(), "messages".to_owned()]);
+        assert!(!Arc::ptr_eq(&first, &other));
+        for i in 0..40 {
+            result(&[&format!("c{i}")]); // more than the cache keeps
+        }
+        assert_eq!(*result(&["id", "message"]), *first);
+        let mut bad = Vec::new();
+        let at = start_rows(&mut bad, ["\u{e9}"].into_iter());
+        finish_rows(&mut bad, at, 0);
+        bad[9] = 0xff; // the name's first byte: not UTF-8
+        assert!(decode_reply(&bad).is_err(), "a bad name is an error, cached or not");
     }
 
     #[test]

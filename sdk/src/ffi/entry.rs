@@ -48,8 +48,8 @@ pub const fn descriptor<A: App>(name: &'static str, version: &'static str, unwin
     }
 }
 
-// SAFETY: the future's output is a plain pointer to a host buffer that the
-// receiving module alone reads and releases.
+// SAFETY: the future's output is a host buffer that the receiving module
+// alone reads and releases; the host does not touch it meanwhile.
 unsafe impl Send for crate::abi::BufferHandle {}
 
 unsafe extern "C" fn migrations<A: App>(host: *const HostVtable, sink: *mut MigrationSink) {

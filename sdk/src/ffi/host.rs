@@ -201,17 +201,16 @@ impl RequestHandle {
                 RawSlice::new(params),
             )
         };
-        let buffer = future.await.ptr;
-        if buffer.is_null() {
+        let buffer = future.await;
+        if buffer.ptr.is_null() {
             return Err(WireError("the container returned no reply"));
         }
-        // SAFETY: a reply buffer the host handed us; read, then released
-        // exactly once; nothing borrows it afterwards (decoding copies).
-        unsafe {
-            let reply = decode_reply(bytes((host.buffer_bytes)(buffer)));
-            (host.buffer_release)(buffer);
-            reply
-        }
+        // SAFETY: a reply buffer the host handed us, valid for `len` bytes
+        // until released; decoding copies, so nothing borrows it after.
+        let reply = decode_reply(unsafe { core::slice::from_raw_parts(buffer.ptr, buffer.len) });
+        // SAFETY: released exactly once, unchanged.
+        unsafe { (host.buffer_release)(buffer) };
+        reply
     }
 
     /// Rolls back transaction `tx` if still open (a dropped transaction).
