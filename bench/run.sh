@@ -12,7 +12,7 @@
 #   bench/run.sh                      # SQLite
 #   CRABCAT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
 #
-# Knobs: BENCH_DURATION (5s per run), BENCH_ROUNDS (3), BENCH_WARMUP (3s),
+# Knobs: BENCH_DURATION (5s per run), BENCH_ROUNDS (5), BENCH_WARMUP (3s),
 # BENCH_CONNECTIONS (64), BENCH_ENDPOINTS (all six), BENCH_RESULTS_DIR
 # (bench/results). Prints a
 # table and writes it to $BENCH_RESULTS_DIR/<date>-<backend>.md.
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 
 duration=${BENCH_DURATION:-5s}
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ROUNDS:-5}
 warmup=${BENCH_WARMUP:-3s}
 connections=${BENCH_CONNECTIONS:-64}
 endpoints=${BENCH_ENDPOINTS:-"plaintext json db queries?queries=20 fortunes updates?queries=20"}
