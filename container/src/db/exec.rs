@@ -152,17 +152,19 @@ fn postgres_value(row: &PgRow, i: usize) -> Result<ValueRef<'_>, String> {
     if raw.is_null() {
         return Ok(ValueRef::Null);
     }
-    let get_error = |e: sqlx::Error| e.to_string();
+    // Decoded from the raw value in hand, by the column's own type (so no
+    // second lookup and compatibility check, as `try_get` would do).
+    let error = |e: sqlx::error::BoxDynError| e.to_string();
     Ok(match row.column(i).type_info().name() {
-        "INT2" => ValueRef::Int(row.try_get::<i16, _>(i).map_err(get_error)?.into()),
-        "INT4" => ValueRef::Int(row.try_get::<i32, _>(i).map_err(get_error)?.into()),
-        "INT8" => ValueRef::Int(row.try_get(i).map_err(get_error)?),
-        "FLOAT4" => ValueRef::Float(row.try_get::<f32, _>(i).map_err(get_error)?.into()),
-        "FLOAT8" => ValueRef::Float(row.try_get(i).map_err(get_error)?),
-        "BOOL" => ValueRef::Bool(row.try_get(i).map_err(get_error)?),
-        "BYTEA" => ValueRef::Bytes(row.try_get(i).map_err(get_error)?),
+        "INT2" => ValueRef::Int(<i16 as Decode<Postgres>>::decode(raw).map_err(error)?.into()),
+        "INT4" => ValueRef::Int(<i32 as Decode<Postgres>>::decode(raw).map_err(error)?.into()),
+        "INT8" => ValueRef::Int(Decode::<Postgres>::decode(raw).map_err(error)?),
+        "FLOAT4" => ValueRef::Float(<f32 as Decode<Postgres>>::decode(raw).map_err(error)?.into()),
+        "FLOAT8" => ValueRef::Float(Decode::<Postgres>::decode(raw).map_err(error)?),
+        "BOOL" => ValueRef::Bool(Decode::<Postgres>::decode(raw).map_err(error)?),
+        "BYTEA" => ValueRef::Bytes(Decode::<Postgres>::decode(raw).map_err(error)?),
         "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" => {
-            ValueRef::Text(row.try_get(i).map_err(get_error)?)
+            ValueRef::Text(Decode::<Postgres>::decode(raw).map_err(error)?)
         }
         other => {
             return Err(format!(
