@@ -69,6 +69,7 @@ pub struct FfiContext<'a> {
 /// A boxed `Send + 'static` future that crosses the boundary. It is polled
 /// and dropped by the functions of the side that made it.
 #[repr(C)]
+#[must_use = "futures do nothing unless polled"]
 pub struct FfiFuture<T> {
     pub(super) future: *mut c_void,
     pub(super) poll: unsafe extern "C" fn(*mut c_void, *mut FfiContext<'_>) -> FfiPoll<T>,
