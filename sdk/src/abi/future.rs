@@ -45,7 +45,9 @@ pub struct FfiWaker {
     pub(super) vtable: *const FfiWakerVtable,
 }
 
-/// The functions of an [`FfiWaker`]; they never unwind.
+/// The functions of an [`FfiWaker`]; they never unwind (a panic in a
+/// waker's `wake` or `drop` is caught and dropped; one in its `clone`
+/// aborts, as there is no waker to return).
 #[repr(C)]
 pub struct FfiWakerVtable {
     /// Returns a new owned waker that wakes the same task.
@@ -146,16 +148,18 @@ impl<T> Future for FfiFuture<T> {
                 header: FfiWaker { vtable: &LENT },
                 waker,
             };
-            &raw const lent.header
+            // From the whole `Lent` (the header is its first field): the
+            // other side's `lent_*` functions read all of it.
+            (&raw const lent).cast::<FfiWaker>()
         };
         let mut context = FfiContext {
             waker: ffi_waker,
             _borrow: PhantomData,
         };
         // SAFETY: `poll` and `future` come from the same `FfiFuture::new`
-        // (on either side), the future is not finished (a finished one is
-        // not polled again, by `Future`'s contract), and `context` is valid
-        // for the call.
+        // (on either side), the box lives until `drop`, and `context` is
+        // valid for the call. (Polling again after `Ready` is safe too: it
+        // is the boxed future's own, safe, `poll`.)
         match unsafe { (self.poll)(self.future, &raw mut context) } {
             FfiPoll::Ready(value) => Poll::Ready(value),
             FfiPoll::Pending => Poll::Pending,
@@ -240,7 +244,18 @@ unsafe extern "C" fn lent_clone(header: *const FfiWaker) -> *const FfiWaker {
 /// `header` starts a live `Lent`.
 unsafe extern "C" fn lent_wake_by_ref(header: *const FfiWaker) {
     // SAFETY: by this function's contract.
-    unsafe { (*header.cast::<Lent<'_>>()).waker }.wake_by_ref();
+    let waker = unsafe { (*header.cast::<Lent<'_>>()).waker };
+    contain(|| waker.wake_by_ref());
+}
+
+/// Runs a waker's `wake` or `drop`, which may be user code, without letting
+/// a panic unwind into a C function (which would abort the process): the
+/// panic has been reported by the hook; a lost wake-up of the panicking
+/// waker's own task is all that is left of it.
+fn contain(f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        drop(payload);
+    }
 }
 
 /// A lent waker is never owned by the other side, so never consumed.
@@ -264,17 +279,20 @@ unsafe extern "C" fn owned_clone(header: *const FfiWaker) -> *const FfiWaker {
 
 unsafe extern "C" fn owned_wake(header: *const FfiWaker) {
     // SAFETY: made by `own`, and released here once (the caller gives it up).
-    unsafe { Box::from_raw(header.cast::<Owned>().cast_mut()) }.waker.wake();
+    let owned = unsafe { Box::from_raw(header.cast::<Owned>().cast_mut()) };
+    contain(|| owned.waker.wake());
 }
 
 unsafe extern "C" fn owned_wake_by_ref(header: *const FfiWaker) {
     // SAFETY: live, by this function's contract.
-    unsafe { &(*header.cast::<Owned>()).waker }.wake_by_ref();
+    let waker = unsafe { &(*header.cast::<Owned>()).waker };
+    contain(|| waker.wake_by_ref());
 }
 
 unsafe extern "C" fn owned_drop(header: *const FfiWaker) {
     // SAFETY: as in `owned_wake`.
-    drop(unsafe { Box::from_raw(header.cast::<Owned>().cast_mut()) });
+    let owned = unsafe { Box::from_raw(header.cast::<Owned>().cast_mut()) };
+    contain(|| drop(owned));
 }
 
 /// A [`Waker`] around a foreign [`FfiWaker`]; its data is the header.
@@ -386,7 +404,7 @@ mod tests {
             drop: never,
         };
         let context = FfiContext {
-            waker: &raw const lent.header,
+            waker: (&raw const lent).cast::<FfiWaker>(),
             _borrow: PhantomData,
         };
         // SAFETY: `context` lends `lent`, alive for the call.
@@ -427,7 +445,7 @@ mod tests {
             waker: &original,
         };
         let context = FfiContext {
-            waker: &raw const lent.header,
+            waker: (&raw const lent).cast::<FfiWaker>(),
             _borrow: PhantomData,
         };
         let mut other_side = FfiFuture {
@@ -439,9 +457,53 @@ mod tests {
         let polled = unsafe { with_context(&context, |cx| Pin::new(&mut other_side).poll(cx)) };
         assert!(polled.is_ready());
         assert!(
-            ptr::eq(SEEN.load(Ordering::SeqCst), &raw const lent.header),
+            ptr::eq(SEEN.load(Ordering::SeqCst), (&raw const lent).cast::<FfiWaker>()),
             "no second wrapper"
         );
+    }
+
+    #[test]
+    fn an_owned_clone_lent_back_is_unwrapped() {
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let original = Waker::from(counter.clone());
+        let header = own(original.clone());
+        let context = FfiContext {
+            waker: header,
+            _borrow: PhantomData,
+        };
+        // SAFETY: `header` is a live `Owned`, released below.
+        let same = unsafe { with_context(&context, |cx| cx.waker().will_wake(&original)) };
+        assert!(same, "our own clone, not a bridge around it");
+        // SAFETY: made by `own`, released once.
+        unsafe { owned_drop(header) };
+        assert_eq!(Arc::strong_count(&counter), 2, "the clone is released");
+    }
+
+    #[test]
+    fn a_panic_in_a_futures_drop_stays_on_its_side() {
+        static DROPPED: AtomicUsize = AtomicUsize::new(0);
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                DROPPED.fetch_add(1, Ordering::SeqCst);
+                panic!("drop");
+            }
+        }
+        let bomb = Bomb;
+        let future = FfiFuture::new(async move {
+            let _bomb = &bomb;
+        });
+        drop(future); // unwinding out of the C drop function would abort
+        assert_eq!(DROPPED.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn polling_a_future_that_panicked_on_the_other_side_panics_here() {
+        let waker = Waker::from(Arc::new(Counter(AtomicUsize::new(0))));
+        let mut future = FfiFuture::<()>::new(async { panic!("boom") });
+        let mut cx = Context::from_waker(&waker);
+        let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut future).poll(&mut cx)));
+        assert!(polled.is_err());
     }
 
     #[test]
@@ -453,7 +515,7 @@ mod tests {
             waker: &waker,
         };
         let mut context = FfiContext {
-            waker: &raw const lent.header,
+            waker: (&raw const lent).cast::<FfiWaker>(),
             _borrow: PhantomData,
         };
         // SAFETY: a live future of our own and a context valid for the call.
