@@ -156,10 +156,10 @@ impl<T> Future for FfiFuture<T> {
             waker: ffi_waker,
             _borrow: PhantomData,
         };
+        // Polling again after `Ready` is sound: it is the boxed future's own,
+        // safe, `poll`.
         // SAFETY: `poll` and `future` come from the same `FfiFuture::new`
-        // (on either side), the box lives until `drop`, and `context` is
-        // valid for the call. (Polling again after `Ready` is safe too: it
-        // is the boxed future's own, safe, `poll`.)
+        // (either side), the box lives until `drop`, `context` is valid.
         match unsafe { (self.poll)(self.future, &raw mut context) } {
             FfiPoll::Ready(value) => Poll::Ready(value),
             FfiPoll::Pending => Poll::Pending,

@@ -221,10 +221,10 @@ pub fn finish_values(out: &mut Vec<u8>, count: usize) {
 /// Encodes a parameter list.
 pub fn encode_values(values: &[Value]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + values.len() * 9);
-    put_len(&mut out, values.len());
     for value in values {
-        put_value(&mut out, value);
+        push_value(&mut out, value);
     }
+    finish_values(&mut out, values.len());
     out
 }
 
