@@ -47,6 +47,9 @@ pub enum RunError {
     /// A datasource could not be set up.
     #[error(transparent)]
     Datasource(#[from] db::SetupError),
+    /// The access log could not be opened.
+    #[error(transparent)]
+    AccessLog(#[from] server::AccessLogError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -78,12 +81,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let manager = Arc::new(AppManager::new(Arc::clone(&config), Arc::clone(&datasources))?);
     // The watcher's snapshot is taken before the first scan, so a file
     // dropped in while apps deploy is picked up, not missed.
+    let metrics = Arc::new(server::Metrics::default());
+    let s = &config.server;
+    let access_log = s
+        .access_log
+        .then(|| {
+            server::AccessLog::start(
+                s.access_log_file.as_deref(),
+                s.access_log_format,
+                metrics.access_log_dropped(),
+            )
+        })
+        .transpose()?;
     let watcher = config.deploy.watch.then(|| {
         let d = &config.deploy;
-        deploy::Watcher::new(&d.dir, d.settle_time, d.scan_interval)
+        deploy::Watcher::new(&d.dir, d.settle_time, d.scan_interval).with_counters(metrics.deploy_scans())
     });
     manager.deploy_all().await;
-    let metrics = Arc::new(server::Metrics::default());
 
     let listener = bind(config.server.listen).await?;
     let admin_listener = bind(config.admin.listen).await?;
@@ -107,7 +121,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         spawn_watcher(watcher, &config, &manager, &shutdown);
     }
 
-    let service = server::Dispatcher::new(manager.table(), metrics, &config.server);
+    let (access_log, access_log_writer) = access_log.unzip();
+    let service = server::MakeDispatcher::new(manager.table(), metrics, access_log, &config.server);
     let grace = config.server.shutdown_timeout;
     let finished = server::serve(listener, service, shutdown.clone(), grace)
         .await
@@ -116,6 +131,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     manager
         .shutdown(if finished { grace } else { std::time::Duration::ZERO })
         .await;
+    if let Some(writer) = access_log_writer {
+        writer.finish(std::time::Duration::from_secs(10)).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -82,6 +82,7 @@ pub struct ContainerBuilder {
     dir: tempfile::TempDir,
     config: String,
     env: Vec<(String, String)>,
+    shared_deploy_dir: Option<PathBuf>,
 }
 
 impl ContainerBuilder {
@@ -116,9 +117,17 @@ impl ContainerBuilder {
         self
     }
 
+    /// Uses `dir` (another container's, say) as the deploy directory.
+    pub fn shared_deploy_dir(mut self, dir: &Path) -> Self {
+        self.shared_deploy_dir = Some(dir.to_path_buf());
+        self
+    }
+
     /// The deploy directory.
     pub fn deploy_dir(&self) -> PathBuf {
-        self.dir.path().join("deploy")
+        self.shared_deploy_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("deploy"))
     }
 
     /// The scratch directory (for marker files).
@@ -168,11 +177,13 @@ impl ContainerBuilder {
                 }
             });
         }
+        let deploy_dir = self.deploy_dir();
         let mut container = Container {
             child,
             addr: None,
             admin_addr: None,
             output,
+            deploy_dir,
             dir: self.dir,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -202,6 +213,7 @@ pub struct Container {
     addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     output: Arc<Output>,
+    deploy_dir: PathBuf,
     dir: tempfile::TempDir,
     client: reqwest::Client,
 }
@@ -215,6 +227,7 @@ impl Container {
             dir,
             config: String::new(),
             env: Vec::new(),
+            shared_deploy_dir: None,
         }
     }
 
@@ -249,7 +262,23 @@ impl Container {
 
     /// The deploy directory.
     pub fn deploy_dir(&self) -> PathBuf {
-        self.dir.path().join("deploy")
+        self.deploy_dir.clone()
+    }
+
+    /// The value of one series of the admin API's `/metrics`, e.g.
+    /// `crabcat_deploy_scans_total{trigger="event"}`; `None` if absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .admin(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.trim().parse().expect("a number"))
     }
 
     /// Polls `GET path` until `check` accepts the answer, up to `timeout`.

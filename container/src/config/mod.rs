@@ -91,8 +91,30 @@ pub struct ServerConfig {
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
-    /// One log line per request (target `crabcat::access`).
+    /// One access log line per request, written off the request path.
     pub access_log: bool,
+    /// Where access log lines go; standard error when unset. Opened for
+    /// appending (so `logrotate`'s `copytruncate` works).
+    pub access_log_file: Option<PathBuf>,
+    /// The access log's line format.
+    pub access_log_format: AccessLogFormat,
+}
+
+/// The access log's line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// NCSA common log format, as Tomcat's default `AccessLogValve`:
+    /// `host - - [time] "request line" status bytes`.
+    Common,
+    /// The combined log format, as nginx's default: `common` then
+    /// `"referer" "user-agent"`.
+    #[default]
+    Combined,
+    /// `combined` then the app that answered (`-` for none) and the
+    /// request time in seconds, with millisecond resolution (nginx's
+    /// `$request_time`).
+    Extended,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +125,8 @@ impl Default for ServerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             access_log: true,
+            access_log_file: None,
+            access_log_format: AccessLogFormat::Combined,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use markers::{Marker, write_marker};
 pub use staging::{StagedCopy, Staging, sha256_file, sha256_hex};
-pub use watcher::{Change, Fingerprint, Watcher};
+pub use watcher::{Change, Fingerprint, ScanCounters, Watcher, is_relevant};
 
 /// Why a deploy-directory file could not be staged.
 #[derive(Debug, thiserror::Error)]

@@ -1,18 +1,41 @@
 //! Watches the deploy directory. A file counts only once it has settled:
 //! its size, modification time and inode have not changed for
 //! `settle_time`, so a file still being copied in is not loaded (a file
-//! renamed into place is complete, and is loaded one settle time later). Change events from the `notify`
-//! crate trigger a scan; a periodic rescan is the fallback for filesystems
-//! without events.
+//! renamed into place is complete, and is loaded one settle time later).
+//!
+//! Change events from the `notify` crate trigger a scan, but only events
+//! that can mean a library changed ([`is_relevant`]): created, closed after
+//! a write, moved in or out, removed, attributes changed, and only for
+//! library file names. Directory reads (our own scans' `read_dir`, or those
+//! of another container watching the same directory) open and close the
+//! directory, which inotify reports too; reacting to them made each scan
+//! wake the next one, forever. A periodic rescan is the fallback for
+//! filesystems without events. [`ScanCounters`] count the scans by what
+//! triggered them (`crabcat_deploy_scans` in `/metrics`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use notify::EventKind;
+use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Deployable, app_name, is_candidate};
+use super::{Deployable, app_name, is_candidate, library_extension};
+
+/// Scans of the deploy directory, by what triggered them. Cloning shares
+/// the counts.
+#[derive(Debug, Clone, Default)]
+pub struct ScanCounters {
+    /// A filesystem event that can mean a library changed.
+    pub event: Counter,
+    /// The periodic rescan (`deploy.scan_interval`).
+    pub interval: Counter,
+    /// A file seen changing, checked again until it has settled.
+    pub settle: Counter,
+}
 
 /// What a file looked like when last seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +79,7 @@ pub struct Watcher {
     scan_interval: Duration,
     known: HashMap<PathBuf, Fingerprint>,
     pending: HashMap<PathBuf, (Fingerprint, Instant)>,
+    scans: ScanCounters,
 }
 
 impl Watcher {
@@ -67,9 +91,17 @@ impl Watcher {
             scan_interval,
             known: HashMap::new(),
             pending: HashMap::new(),
+            scans: ScanCounters::default(),
         };
         watcher.known = watcher.scan();
         watcher
+    }
+
+    /// Counts scans into `scans`.
+    #[must_use]
+    pub fn with_counters(mut self, scans: ScanCounters) -> Self {
+        self.scans = scans;
+        self
     }
 
     /// Sends settled changes to `changes` until `shutdown` is cancelled or
@@ -78,16 +110,16 @@ impl Watcher {
         let (wake, mut woken) = mpsc::channel::<()>(1);
         let _events = self.subscribe(wake);
         loop {
-            let wait = if self.pending.is_empty() {
-                self.scan_interval
+            let (wait, trigger) = if self.pending.is_empty() {
+                (self.scan_interval, &self.scans.interval)
             } else {
-                (self.settle / 2).max(Duration::from_millis(20))
+                ((self.settle / 2).max(Duration::from_millis(20)), &self.scans.settle)
             };
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = woken.recv() => {}
-                () = tokio::time::sleep(wait) => {}
-            }
+                _ = woken.recv() => self.scans.event.inc(),
+                () = tokio::time::sleep(wait) => trigger.inc(),
+            };
             for change in self.poll(Instant::now()) {
                 if changes.send(change).await.is_err() {
                     return;
@@ -99,7 +131,12 @@ impl Watcher {
     /// Subscribes to filesystem events; without them, rescans still work.
     fn subscribe(&self, wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
         use notify::Watcher as _;
-        let handler = move |_: notify::Result<notify::Event>| {
+        let dir = self.dir.clone();
+        let handler = move |event: notify::Result<notify::Event>| {
+            // An error (e.g. the event queue overflowed) may hide a change.
+            if event.is_ok_and(|e| !is_relevant(&e, &dir)) {
+                return;
+            }
             let _ = wake.try_send(());
         };
         let result = notify::recommended_watcher(handler)
@@ -163,6 +200,34 @@ impl Watcher {
     }
 }
 
+/// Whether `event` can mean that a library in `dir` changed: a change of
+/// kind (created, closed after writing, renamed, removed, attributes) to a
+/// library file name, or an event that asks for a rescan. Opening, reading
+/// and closing without a write never are, nor are writes still going on
+/// (the close after them is), nor the status markers and hidden files.
+pub fn is_relevant(event: &notify::Event, dir: &Path) -> bool {
+    if event.need_rescan() {
+        return true;
+    }
+    let kind = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) | EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        EventKind::Modify(_) | EventKind::Any | EventKind::Other => true,
+        EventKind::Access(_) => false,
+    };
+    kind && (event.paths.is_empty() || event.paths.iter().any(|p| p == dir || is_library_name(p)))
+}
+
+/// A library's file name: the library extension, not hidden. Looks at the
+/// name only (the file may be gone).
+fn is_library_name(path: &Path) -> bool {
+    let visible = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| !n.starts_with('.'));
+    visible && path.extension().and_then(|e| e.to_str()) == Some(library_extension())
+}
+
 fn change_file(change: &Change) -> &Path {
     match change {
         Change::Added(d) | Change::Changed(d) | Change::Removed(d) => &d.file,
@@ -185,6 +250,88 @@ fn deployable(path: &Path) -> Option<Deployable> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use notify::event::{CreateKind, DataChange, RemoveKind, RenameMode};
+
+    fn event(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn only_changes_to_libraries_are_relevant() {
+        let dir = Path::new("/d");
+        let lib = format!("/d/hello.{}", library_extension());
+        let relevant = [
+            EventKind::Create(CreateKind::File),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+            EventKind::Remove(RemoveKind::File),
+        ];
+        for kind in relevant {
+            assert!(is_relevant(&event(kind, &lib), dir), "{kind:?}");
+        }
+        let ignored = [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)),
+        ];
+        for kind in ignored {
+            assert!(!is_relevant(&event(kind, &lib), dir), "{kind:?}");
+        }
+        // Reading the directory itself (a scan) opens and closes it.
+        let open_dir = event(EventKind::Access(AccessKind::Open(AccessMode::Any)), "/d");
+        assert!(!is_relevant(&open_dir, dir));
+        let marker = format!("{lib}.deployed");
+        assert!(!is_relevant(&event(EventKind::Create(CreateKind::File), &marker), dir));
+        let hidden = format!("/d/.upload.{}", library_extension());
+        assert!(!is_relevant(&event(EventKind::Create(CreateKind::File), &hidden), dir));
+        let rescan = notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        assert!(is_relevant(&rescan, dir));
+    }
+
+    /// The loop this module used to have: a scan's `read_dir` produced
+    /// events that triggered the next scan. With a real inotify watch on
+    /// the directory, scanning it must produce no relevant event.
+    #[test]
+    fn scanning_does_not_wake_the_watcher() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(format!("a.{}", library_extension())), b"x").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        let mut inotify = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+            let _ = tx.send(e.map(|e| is_relevant(&e, &path)));
+        })
+        .unwrap();
+        notify::Watcher::watch(&mut inotify, dir.path(), notify::RecursiveMode::NonRecursive).unwrap();
+        let mut watcher = Watcher::new(dir.path(), Duration::from_secs(1), Duration::from_secs(2));
+        for _ in 0..5 {
+            watcher.poll(Instant::now());
+        }
+        // A write afterwards is seen, so events do arrive (and, the channel
+        // being ordered, every event of the scans arrived before it).
+        std::fs::write(dir.path().join(format!("b.{}", library_extension())), b"x").unwrap();
+        let mut seen = Vec::new();
+        while let Ok(e) = rx.recv_timeout(Duration::from_secs(5)) {
+            let relevant = e.unwrap();
+            seen.push(relevant);
+            if relevant {
+                break;
+            }
+        }
+        assert!(
+            seen.len() > 1,
+            "the scans produced events, as inotify reports directory reads: {seen:?}"
+        );
+        assert_eq!(
+            seen.iter().filter(|r| **r).count(),
+            1,
+            "only the write is relevant: {seen:?}"
+        );
+        assert_eq!(seen.last(), Some(&true));
+    }
 
     #[test]
     fn files_count_once_settled_and_removals_are_seen() {

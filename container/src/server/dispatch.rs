@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::ServerState;
 use super::context::{AppSlot, Resolved};
-use super::observe::{self, Access};
+use super::observe;
 use super::routes::{Lookup, Target};
 use crate::abi::{CallError, HostRequest, HostResponse};
 use crate::lifecycle::{Lease, ServeError};
@@ -68,9 +68,9 @@ impl IntoResponse for Reject {
 
 /// The handler behind every request: resolve the app, enforce the body
 /// limit and the timeout, call the module, record metrics and the access log.
-pub async fn dispatch(state: &ServerState, request: Request) -> Response {
+pub async fn dispatch(state: &ServerState, peer: std::net::IpAddr, request: Request) -> Response {
     let start = Instant::now();
-    let access = Access::capture(state, &request);
+    let access = state.access_log.as_ref().map(|log| log.capture(&request));
     // Everything up to the call is synchronous; the future only holds what
     // the call needs (every request's future is moved into a box).
     let (slot, result) = match admit(state, request) {
@@ -86,7 +86,7 @@ pub async fn dispatch(state: &ServerState, request: Request) -> Response {
         }
         reject.into_response()
     });
-    observe::record(state, slot.as_deref(), access, response.status(), start.elapsed());
+    observe::record(state, peer, slot.as_deref(), access, &response, start.elapsed());
     response
 }
 

@@ -28,6 +28,11 @@ struct PoolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabels {
+    trigger: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     app: String,
     state: String,
@@ -82,6 +87,8 @@ pub struct Metrics {
     images: Gauge,
     image_bytes: Gauge,
     resident_bytes: Gauge,
+    deploy_scans: Family<TriggerLabels, Counter>,
+    access_log_dropped: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -102,6 +109,8 @@ impl Default for Metrics {
             images: Gauge::default(),
             image_bytes: Gauge::default(),
             resident_bytes: Gauge::default(),
+            deploy_scans: Family::default(),
+            access_log_dropped: Counter::default(),
         };
         let r = &mut metrics.registry;
         r.register("requests", "HTTP requests by app and status", metrics.requests.clone());
@@ -137,6 +146,16 @@ impl Default for Metrics {
             "Resident set size of the container",
             metrics.resident_bytes.clone(),
         );
+        r.register(
+            "deploy_scans",
+            "Scans of the deploy directory, by trigger: a change event, the periodic interval, or a file settling",
+            metrics.deploy_scans.clone(),
+        );
+        r.register(
+            "access_log_dropped_lines",
+            "Access log lines dropped because the writer fell behind",
+            metrics.access_log_dropped.clone(),
+        );
         metrics
     }
 }
@@ -155,6 +174,21 @@ impl Metrics {
             latency: self.latency.get_or_create(&latency).clone(),
             requests: self.requests.clone(),
         }
+    }
+
+    /// The counters the deploy-directory watcher counts its scans into.
+    pub fn deploy_scans(&self) -> crate::deploy::ScanCounters {
+        let counter = |trigger| self.deploy_scans.get_or_create(&TriggerLabels { trigger }).clone();
+        crate::deploy::ScanCounters {
+            event: counter("event"),
+            interval: counter("interval"),
+            settle: counter("settle"),
+        }
+    }
+
+    /// The counter of access log lines dropped because the writer fell behind.
+    pub fn access_log_dropped(&self) -> Counter {
+        self.access_log_dropped.clone()
     }
 
     /// Counts one request. `app` is `-` when no app took it.

@@ -1,6 +1,7 @@
 //! The HTTP side: the dispatch service, the context-path table, the
 //! per-app route tables, and dispatch into modules.
 
+pub mod access_log;
 pub mod context;
 pub mod dispatch;
 pub mod metrics;
@@ -16,12 +17,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use axum::ServiceExt as _;
 use axum::extract::Request;
 use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use access_log::{AccessLog, AccessLogError, AccessLogWriter};
 pub use context::{AppSlot, ContextTable};
 pub use metrics::Metrics;
 
@@ -37,31 +38,61 @@ pub struct ServerState {
     pub request_timeout: Duration,
     /// Where request metrics go.
     pub metrics: Arc<Metrics>,
-    /// Write an access log line per request.
-    pub access_log: bool,
+    /// Where access log lines go, when the log is on.
+    pub access_log: Option<AccessLog>,
 }
 
-/// The HTTP service: every request goes to [`dispatch::dispatch`], which
-/// resolves the app and route itself, enforces the body limit and the
-/// request timeout, and records metrics and the access log. A plain tower
-/// service rather than an axum `Router` with layers: routing is ours
-/// (context table, then the app's route table), and each router layer
-/// costs work and a boxed future per request (measured with
-/// `bench/callgrind.sh`).
+/// Makes one [`Dispatcher`] per connection, which knows its client's
+/// address (for the access log) at no cost per request.
 #[derive(Clone)]
-pub struct Dispatcher(Arc<ServerState>);
+pub struct MakeDispatcher(Arc<ServerState>);
 
-impl Dispatcher {
-    /// The service for `table`, recording into `metrics`.
-    pub fn new(table: Arc<ArcSwap<ContextTable>>, metrics: Arc<Metrics>, config: &ServerConfig) -> Self {
-        Dispatcher(Arc::new(ServerState {
+impl MakeDispatcher {
+    /// The service for `table`, recording into `metrics` and `access_log`.
+    pub fn new(
+        table: Arc<ArcSwap<ContextTable>>,
+        metrics: Arc<Metrics>,
+        access_log: Option<AccessLog>,
+        config: &ServerConfig,
+    ) -> Self {
+        MakeDispatcher(Arc::new(ServerState {
             table,
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
             metrics,
-            access_log: config.access_log,
+            access_log,
         }))
     }
+}
+
+impl tower_service::Service<axum::serve::IncomingStream<'_, TcpListener>> for MakeDispatcher {
+    type Response = Dispatcher;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Dispatcher, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self::Future {
+        std::future::ready(Ok(Dispatcher {
+            state: Arc::clone(&self.0),
+            peer: stream.remote_addr().ip(),
+        }))
+    }
+}
+
+/// The HTTP service of one connection: every request goes to
+/// [`dispatch::dispatch`], which resolves the app and route itself,
+/// enforces the body limit and the request timeout, and records metrics
+/// and the access log. A plain tower service rather than an axum `Router`
+/// with layers: routing is ours (context table, then the app's route
+/// table), and each router layer costs work and a boxed future per request
+/// (measured with `bench/callgrind.sh`).
+#[derive(Clone)]
+pub struct Dispatcher {
+    state: Arc<ServerState>,
+    peer: std::net::IpAddr,
 }
 
 impl tower_service::Service<Request> for Dispatcher {
@@ -74,8 +105,9 @@ impl tower_service::Service<Request> for Dispatcher {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let state = Arc::clone(&self.0);
-        Box::pin(async move { Ok(dispatch::dispatch(&state, request).await) })
+        let state = Arc::clone(&self.state);
+        let peer = self.peer;
+        Box::pin(async move { Ok(dispatch::dispatch(&state, peer, request).await) })
     }
 }
 
@@ -87,13 +119,12 @@ impl tower_service::Service<Request> for Dispatcher {
 /// If accepting connections fails.
 pub async fn serve(
     listener: TcpListener,
-    service: Dispatcher,
+    service: MakeDispatcher,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<bool> {
     let signal = shutdown.clone();
-    let server = axum::serve(listener, service.into_make_service())
-        .with_graceful_shutdown(async move { signal.cancelled().await });
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move { signal.cancelled().await });
     let grace_over = async {
         shutdown.cancelled().await;
         tracing::info!(

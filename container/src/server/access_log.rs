@@ -1,0 +1,380 @@
+//! The access log, off the request path. A request hands its facts (an
+//! [`Entry`]: a few reference-counted handles and numbers, nothing
+//! formatted) to a bounded queue and goes on; a thread of its own formats
+//! the lines and writes them through a buffer, flushed at least every
+//! [`FLUSH_INTERVAL`] and on shutdown ([`AccessLogWriter::finish`]).
+//!
+//! A full queue never stalls a request: the line is dropped and counted in
+//! `crabcat_access_log_dropped_lines_total`. The writer takes lines in
+//! batches ([`BATCH_PAUSE`]) so that, under load, requests never have to
+//! wake it: it is only parked, and woken by a request, when the server
+//! is idle.
+
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{REFERER, USER_AGENT};
+use http::{HeaderValue, Method, Uri, Version};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::config::AccessLogFormat;
+
+/// Lines waiting for the writer before new ones are dropped.
+const QUEUE: usize = 4096;
+/// Buffered lines reach the file at least this often.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// After a wake-up, the writer lets lines gather this long before it takes
+/// them, so that a busy server does not wake it once per line.
+const BATCH_PAUSE: Duration = Duration::from_millis(10);
+/// The write buffer.
+const BUFFER: usize = 64 * 1024;
+
+/// Why the access log could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the access log {path}: {source}")]
+pub struct AccessLogError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+/// What the log needs of a request, taken before the request is handed on.
+pub struct Access {
+    time: SystemTime,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    referer: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
+}
+
+/// One line's facts, formatted by the writer.
+struct Entry {
+    access: Access,
+    peer: IpAddr,
+    status: u16,
+    bytes: Option<u64>,
+    latency: Duration,
+    app: Option<Arc<str>>,
+}
+
+enum Message {
+    Line(Box<Entry>),
+    Close,
+}
+
+/// The request side of the access log. Cloning shares the queue.
+#[derive(Clone)]
+pub struct AccessLog {
+    queue: SyncSender<Message>,
+    dropped: Counter,
+    referer_and_agent: bool,
+}
+
+/// The writer thread; [`finish`](Self::finish) writes out what is queued.
+pub struct AccessLogWriter {
+    queue: SyncSender<Message>,
+    thread: JoinHandle<()>,
+}
+
+impl AccessLog {
+    /// Opens `file` (standard error when `None`) and starts the writer.
+    /// Dropped lines are counted in `dropped`.
+    ///
+    /// # Errors
+    /// If the file cannot be created or opened for appending.
+    pub fn start(
+        file: Option<&Path>,
+        format: AccessLogFormat,
+        dropped: Counter,
+    ) -> Result<(AccessLog, AccessLogWriter), AccessLogError> {
+        let out: Box<dyn Write + Send> = match file {
+            Some(path) => Box::new(open_append(path).map_err(|source| AccessLogError {
+                path: path.to_path_buf(),
+                source,
+            })?),
+            None => Box::new(std::io::stderr()),
+        };
+        let (queue, lines) = mpsc::sync_channel(QUEUE);
+        let writer = Writer {
+            out: BufWriter::with_capacity(BUFFER, out),
+            format,
+            clock: Clock::default(),
+            line: Vec::with_capacity(512),
+            failing: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name("crabcat-access-log".into())
+            .spawn(move || writer.run(&lines))
+            .map_err(|source| AccessLogError {
+                path: file.map_or_else(|| "stderr".into(), Path::to_path_buf),
+                source,
+            })?;
+        let log = AccessLog {
+            queue: queue.clone(),
+            dropped,
+            referer_and_agent: format != AccessLogFormat::Common,
+        };
+        Ok((log, AccessLogWriter { queue, thread }))
+    }
+
+    /// Takes what the line needs from `request`, before it is consumed.
+    pub fn capture(&self, request: &axum::extract::Request) -> Access {
+        let header = |name| {
+            self.referer_and_agent
+                .then(|| request.headers().get(name).cloned())
+                .flatten()
+        };
+        Access {
+            time: SystemTime::now(),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            referer: header(REFERER),
+            user_agent: header(USER_AGENT),
+        }
+    }
+
+    /// Queues the line of a finished request; drops it, and counts the
+    /// drop, if the writer is that far behind.
+    pub fn record(
+        &self,
+        access: Access,
+        peer: IpAddr,
+        status: u16,
+        bytes: Option<u64>,
+        latency: Duration,
+        app: Option<Arc<str>>,
+    ) {
+        let entry = Entry {
+            access,
+            peer,
+            status,
+            bytes,
+            latency,
+            app,
+        };
+        match self.queue.try_send(Message::Line(Box::new(entry))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.inc();
+            }
+        }
+    }
+}
+
+impl AccessLogWriter {
+    /// Writes out every queued line, flushes, and stops the writer; waits
+    /// at most `timeout` for it.
+    pub async fn finish(self, timeout: Duration) {
+        let AccessLogWriter { queue, thread } = self;
+        let join = tokio::task::spawn_blocking(move || {
+            // Blocks only while the queue is full, which the writer is emptying.
+            let _ = queue.send(Message::Close);
+            let _ = thread.join();
+        });
+        if tokio::time::timeout(timeout, join).await.is_err() {
+            tracing::warn!("the access log writer did not finish in time; some lines may be lost");
+        }
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
+struct Writer {
+    out: BufWriter<Box<dyn Write + Send>>,
+    format: AccessLogFormat,
+    clock: Clock,
+    line: Vec<u8>,
+    /// The last write failed (logged once until a write succeeds).
+    failing: bool,
+}
+
+impl Writer {
+    fn run(mut self, lines: &Receiver<Message>) {
+        let mut unflushed_since: Option<Instant> = None;
+        loop {
+            let message = match unflushed_since {
+                None => lines.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(since) => lines.recv_timeout(FLUSH_INTERVAL.saturating_sub(since.elapsed())),
+            };
+            match message {
+                Ok(Message::Line(entry)) => {
+                    self.write(&entry);
+                    unflushed_since.get_or_insert_with(Instant::now);
+                    std::thread::sleep(BATCH_PAUSE);
+                    if self.drain(lines) {
+                        return self.flush();
+                    }
+                }
+                Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => {
+                    self.drain(lines);
+                    return self.flush();
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if unflushed_since.is_some_and(|since| since.elapsed() >= FLUSH_INTERVAL) {
+                self.flush();
+                unflushed_since = None;
+            }
+        }
+    }
+
+    /// Writes every queued line; `true` if the log was closed meanwhile.
+    fn drain(&mut self, lines: &Receiver<Message>) -> bool {
+        while let Ok(message) = lines.try_recv() {
+            match message {
+                Message::Line(entry) => self.write(&entry),
+                Message::Close => return true,
+            }
+        }
+        false
+    }
+
+    fn write(&mut self, entry: &Entry) {
+        self.line.clear();
+        format_line(&mut self.line, entry, self.format, &mut self.clock);
+        let result = self.out.write_all(&self.line);
+        self.note(result);
+    }
+
+    fn flush(&mut self) {
+        let result = self.out.flush();
+        self.note(result);
+    }
+
+    fn note(&mut self, result: std::io::Result<()>) {
+        match result {
+            Ok(()) => self.failing = false,
+            Err(error) if !self.failing => {
+                self.failing = true;
+                tracing::warn!(%error, "cannot write the access log");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The formatted `[10/Oct/2000:13:55:36 +0000]` of the current second.
+#[derive(Default)]
+struct Clock {
+    second: u64,
+    text: String,
+}
+
+impl Clock {
+    fn format(&mut self, time: SystemTime) -> &str {
+        let second = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if second != self.second || self.text.is_empty() {
+            let format =
+                time::macros::format_description!("[[[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000]");
+            self.text = time::OffsetDateTime::from(time)
+                .format(&format)
+                .unwrap_or_else(|_| "[-]".into());
+            self.second = second;
+        }
+        &self.text
+    }
+}
+
+/// Appends the line of `entry` in `format`, with a trailing newline.
+fn format_line(out: &mut Vec<u8>, entry: &Entry, format: AccessLogFormat, clock: &mut Clock) {
+    let a = &entry.access;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{} - - {} \"{} ", entry.peer, clock.format(a.time), a.method);
+    escaped(out, a.uri.path_and_query().map_or(b"/", |p| p.as_str().as_bytes()));
+    let _ = write!(out, " {:?}\" {} ", a.version, entry.status);
+    match entry.bytes {
+        Some(n) if n > 0 => {
+            let _ = write!(out, "{n}");
+        }
+        _ => out.push(b'-'),
+    }
+    if format != AccessLogFormat::Common {
+        quoted(out, a.referer.as_ref());
+        quoted(out, a.user_agent.as_ref());
+    }
+    if format == AccessLogFormat::Extended {
+        let app = entry.app.as_deref().unwrap_or("-");
+        let _ = write!(out, " {app} {:.3}", entry.latency.as_secs_f64());
+    }
+    out.push(b'\n');
+}
+
+fn quoted(out: &mut Vec<u8>, value: Option<&HeaderValue>) {
+    out.extend_from_slice(b" \"");
+    match value {
+        Some(v) => escaped(out, v.as_bytes()),
+        None => out.push(b'-'),
+    }
+    out.push(b'"');
+}
+
+/// Copies `bytes`, escaping what could break a line or a quoted field
+/// apart (as nginx does: `\xHH` for control characters, quotes, backslashes
+/// and bytes above 0x7e), so a client cannot forge log lines.
+fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(out, "\\x{b:02X}");
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(format: AccessLogFormat) -> String {
+        let request = http::Request::builder()
+            .method("GET")
+            .uri("/hello/a%20b?x=1")
+            .header(REFERER, "http://example.com/")
+            .header(USER_AGENT, "curl/8 \"quoted\"")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let (log, writer) = AccessLog::start(None, format, Counter::default()).unwrap();
+        let mut access = log.capture(&request);
+        access.time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let entry = Entry {
+            access,
+            peer: "127.0.0.1".parse().unwrap(),
+            status: 200,
+            bytes: Some(13),
+            latency: Duration::from_millis(2),
+            app: Some("hello".into()),
+        };
+        drop(writer);
+        let mut out = Vec::new();
+        format_line(&mut out, &entry, format, &mut Clock::default());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn lines_follow_the_documented_formats() {
+        let common = "127.0.0.1 - - [09/Sep/2001:01:46:40 +0000] \"GET /hello/a%20b?x=1 HTTP/1.1\" 200 13";
+        assert_eq!(entry(AccessLogFormat::Common), format!("{common}\n"));
+        let combined = format!("{common} \"http://example.com/\" \"curl/8 \\x22quoted\\x22\"");
+        assert_eq!(entry(AccessLogFormat::Combined), format!("{combined}\n"));
+        assert_eq!(entry(AccessLogFormat::Extended), format!("{combined} hello 0.002\n"));
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_lines() {
+        let mut out = Vec::new();
+        escaped(&mut out, b"a\nb\"c\\d\xff");
+        assert_eq!(out, b"a\\x0Ab\\x22c\\x5Cd\\xFF");
+    }
+}
