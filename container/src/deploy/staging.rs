@@ -45,13 +45,21 @@ impl Staging {
         })?;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("{name}-{n}.{}", super::library_extension()));
-        std::fs::write(&path, &bytes).map_err(|source| DeployError::Io {
+        // Hash on a second thread while this one writes: the two take about
+        // as long each (a few ms for a library of a few MB), and a reload
+        // waits for both.
+        let (sha256, written) = std::thread::scope(|scope| {
+            let hash = scope.spawn(|| sha256_hex(&bytes));
+            let written = std::fs::write(&path, &bytes);
+            (hash.join().expect("hashing does not panic"), written)
+        });
+        written.map_err(|source| DeployError::Io {
             path: path.clone(),
             source,
         })?;
         Ok(StagedCopy {
             path,
-            sha256: sha256_hex(&bytes),
+            sha256,
             size: bytes.len() as u64,
         })
     }

@@ -32,7 +32,7 @@ struct Loaded {
 pub struct AppManager {
     config: Arc<Config>,
     datasources: Arc<Datasources>,
-    staging: Staging,
+    staging: Arc<Staging>,
     runtime: tokio::runtime::Handle,
     status: watch::Sender<BTreeMap<String, AppStatus>>,
     slots: Mutex<BTreeMap<String, Arc<AppSlot>>>,
@@ -50,7 +50,7 @@ impl AppManager {
         Ok(AppManager {
             config,
             datasources,
-            staging: Staging::create()?,
+            staging: Arc::new(Staging::create()?),
             runtime: tokio::runtime::Handle::current(),
             status: watch::channel(BTreeMap::new()).0,
             slots: Mutex::new(BTreeMap::new()),
@@ -271,9 +271,15 @@ impl AppManager {
         if !matches!(current.state, AppState::Running) {
             return self.start_locked(name, source, &current).await;
         }
-        let sha256 = deploy::sha256_file(source).map_err(|e| ManagerError::Io(format!("{}: {e}", source.display())))?;
-        if !force && current.sha256.as_deref() == Some(sha256.as_str()) {
-            return Ok(Outcome::Unchanged);
+        if !force {
+            let file = source.to_path_buf();
+            let sha256 = tokio::task::spawn_blocking(move || deploy::sha256_file(&file))
+                .await
+                .map_err(|e| ManagerError::Io(format!("hashing crashed: {e}")))?
+                .map_err(|e| ManagerError::Io(format!("{}: {e}", source.display())))?;
+            if current.sha256.as_deref() == Some(sha256.as_str()) {
+                return Ok(Outcome::Unchanged);
+            }
         }
         let started = Instant::now();
         let loaded = match self.load(name, source, &current.file, &current.context_path).await {
@@ -411,7 +417,12 @@ impl AppManager {
     /// Stages, loads, checks and initialises `source` for app `name`
     /// (errors name `file`, the app's file in the deploy directory).
     async fn load(&self, name: &str, source: &Path, file: &Path, context_path: &str) -> Result<Loaded, String> {
-        let staged = self.staging.stage(name, source).map_err(|e| e.to_string())?;
+        let staging = Arc::clone(&self.staging);
+        let (app, from) = (name.to_owned(), source.to_path_buf());
+        let staged = tokio::task::spawn_blocking(move || staging.stage(&app, &from))
+            .await
+            .map_err(|e| format!("staging crashed: {e}"))?
+            .map_err(|e| e.to_string())?;
         let sha256 = staged.sha256().to_owned();
         let file = file.to_path_buf();
         let module = tokio::task::spawn_blocking(move || Module::load(staged.path(), &file))

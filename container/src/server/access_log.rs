@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{REFERER, USER_AGENT};
-use http::{HeaderValue, Method, Uri, Version};
+use http::{HeaderValue, Method, Version};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::config::AccessLogFormat;
@@ -44,13 +44,35 @@ pub struct AccessLogError {
 }
 
 /// What the log needs of a request, taken before the request is handed on.
+///
+/// The strings are copied, once, into one buffer: the request's own `Uri`
+/// and header values share the connection's read buffer, and holding them
+/// until the writer gets to the line would keep that buffer from being
+/// reused.
 pub struct Access {
     time: SystemTime,
     method: Method,
-    uri: Uri,
     version: Version,
-    referer: Option<HeaderValue>,
-    user_agent: Option<HeaderValue>,
+    /// The request target, then the referer, then the user agent.
+    text: Vec<u8>,
+    target_end: usize,
+    referer_end: Option<usize>,
+    agent_end: Option<usize>,
+}
+
+impl Access {
+    fn target(&self) -> &[u8] {
+        &self.text[..self.target_end]
+    }
+
+    fn referer(&self) -> Option<&[u8]> {
+        Some(&self.text[self.target_end..self.referer_end?])
+    }
+
+    fn user_agent(&self) -> Option<&[u8]> {
+        let start = self.referer_end.unwrap_or(self.target_end);
+        Some(&self.text[start..self.agent_end?])
+    }
 }
 
 /// One line's facts, formatted by the writer.
@@ -64,7 +86,7 @@ struct Entry {
 }
 
 enum Message {
-    Line(Box<Entry>),
+    Line(Entry),
     Close,
 }
 
@@ -125,18 +147,30 @@ impl AccessLog {
 
     /// Takes what the line needs from `request`, before it is consumed.
     pub fn capture(&self, request: &axum::extract::Request) -> Access {
-        let header = |name| {
-            self.referer_and_agent
-                .then(|| request.headers().get(name).cloned())
-                .flatten()
+        let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let headers = request.headers();
+        let header = |name| self.referer_and_agent.then(|| headers.get(name)).flatten();
+        let (referer, agent) = (header(REFERER), header(USER_AGENT));
+        let length = |h: Option<&HeaderValue>| h.map_or(0, HeaderValue::len);
+        let mut text = Vec::with_capacity(target.len() + length(referer) + length(agent));
+        text.extend_from_slice(target.as_bytes());
+        let target_end = text.len();
+        let mut append = |h: Option<&HeaderValue>| {
+            h.map(|v| {
+                text.extend_from_slice(v.as_bytes());
+                text.len()
+            })
         };
+        let referer_end = append(referer);
+        let agent_end = append(agent);
         Access {
             time: SystemTime::now(),
             method: request.method().clone(),
-            uri: request.uri().clone(),
             version: request.version(),
-            referer: header(REFERER),
-            user_agent: header(USER_AGENT),
+            text,
+            target_end,
+            referer_end,
+            agent_end,
         }
     }
 
@@ -159,7 +193,7 @@ impl AccessLog {
             latency,
             app,
         };
-        match self.queue.try_send(Message::Line(Box::new(entry))) {
+        match self.queue.try_send(Message::Line(entry)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.inc();
@@ -292,7 +326,7 @@ fn format_line(out: &mut Vec<u8>, entry: &Entry, format: AccessLogFormat, clock:
     let a = &entry.access;
     // Writing to a Vec cannot fail.
     let _ = write!(out, "{} - - {} \"{} ", entry.peer, clock.format(a.time), a.method);
-    escaped(out, a.uri.path_and_query().map_or(b"/", |p| p.as_str().as_bytes()));
+    escaped(out, a.target());
     let _ = write!(out, " {:?}\" {} ", a.version, entry.status);
     match entry.bytes {
         Some(n) if n > 0 => {
@@ -301,8 +335,8 @@ fn format_line(out: &mut Vec<u8>, entry: &Entry, format: AccessLogFormat, clock:
         _ => out.push(b'-'),
     }
     if format != AccessLogFormat::Common {
-        quoted(out, a.referer.as_ref());
-        quoted(out, a.user_agent.as_ref());
+        quoted(out, a.referer());
+        quoted(out, a.user_agent());
     }
     if format == AccessLogFormat::Extended {
         let app = entry.app.as_deref().unwrap_or("-");
@@ -311,10 +345,10 @@ fn format_line(out: &mut Vec<u8>, entry: &Entry, format: AccessLogFormat, clock:
     out.push(b'\n');
 }
 
-fn quoted(out: &mut Vec<u8>, value: Option<&HeaderValue>) {
+fn quoted(out: &mut Vec<u8>, value: Option<&[u8]>) {
     out.extend_from_slice(b" \"");
     match value {
-        Some(v) => escaped(out, v.as_bytes()),
+        Some(v) => escaped(out, v),
         None => out.push(b'-'),
     }
     out.push(b'"');
