@@ -199,7 +199,7 @@ warm_start=$(start_ms true)           # the usual restart: migrations already ap
 idle_rss=$(start_ms sh -c 'sleep 1; awk "/VmRSS/ {print \$2}" /proc/$0/status > '"$work/idle.rss" >/dev/null; cat "$work/idle.rss")
 
 echo "==> hot reload of hello (100 reloads)"
-reload=$(scripts/reload-memory.sh "${BENCH_RELOADS:-100}")
+reload=$(RELOAD_NO_BUILD=1 scripts/reload-memory.sh "${BENCH_RELOADS:-100}")
 
 # The table.
 {

@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 n=${1:-100}
 token=reload-memory-token-0123456789
 
-cargo build --release -q -p crabcat -p hello
+# bench/run.sh has built everything already (and must not pick up edits
+# made while it runs).
+[ -n "${RELOAD_NO_BUILD:-}" ] || cargo build --release -q -p crabcat -p hello
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir "$work/deploy"

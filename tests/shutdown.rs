@@ -81,3 +81,21 @@ async fn requests_past_the_shutdown_timeout_are_cancelled() {
     }
     assert_eq!(destroy_count(&scratch, "slow"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_port_stops_the_start_before_any_app_runs() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let builder = Container::builder();
+    let scratch = builder.scratch();
+    let (status, logs) = builder
+        .deploy(&module("probe"), "probe.so")
+        .deploy(&module("hello"), "hello.so")
+        .config(&marker_config(&["probe"], &scratch, ""))
+        .listen(taken.local_addr().unwrap())
+        .run_to_exit(Duration::from_secs(30));
+    assert!(!status.success(), "{logs}");
+    assert!(logs.contains("cannot listen on"), "{logs}");
+    assert!(!logs.contains("hello initialised"), "no app was started:\n{logs}");
+    assert_eq!(destroy_count(&scratch, "probe"), 0);
+    assert!(!scratch.join("crabcat.db").exists(), "no datasource was opened");
+}

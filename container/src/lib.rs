@@ -12,11 +12,11 @@
 //! * [`abi`]: the only `unsafe` code: load and check a module, call it, the host vtable.
 //! * [`db`]: datasources (sqlx pools), module queries, transactions, migrations.
 //! * [`lifecycle`]: the app state machine, instances and their draining, the manager.
-//! * [`server`]: the axum router and layers, the context-path table, dispatch, metrics.
+//! * [`server`]: the HTTP service (one tower `Service`, no router), the context-path table, dispatch, metrics, the access log.
 //! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
 //!
-//! A request goes: listener → layers (access log, timeout, body limit) →
-//! [`server::dispatch`] → context table → app route table → module.
+//! A request goes: listener → [`server::dispatch`] (timeout, body limit,
+//! metrics, access log) → context table → app route table → module.
 
 pub mod abi;
 pub mod admin;
@@ -68,14 +68,19 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, RunError> {
         .map_err(|source| RunError::Bind { addr, source })
 }
 
-/// Deploys every app, starts the admin API and the deploy-directory
-/// watcher, serves until `shutdown` is cancelled, then drains and destroys
-/// every app.
+/// Binds the listeners, deploys every app, starts the admin API and the
+/// deploy-directory watcher, serves until `shutdown` is cancelled, then
+/// drains and destroys every app.
 ///
 /// # Errors
 /// See [`RunError`].
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let config = Arc::new(config);
+    // Bound first, as Tomcat's connectors bind at init: a port that is
+    // taken stops the start before any app runs its migrations or `init`.
+    // Connections wait in the backlog until the apps are deployed.
+    let listener = bind(config.server.listen).await?;
+    let admin_listener = bind(config.admin.listen).await?;
     let token = admin::AdminToken::resolve(&config.admin)?;
     let datasources = Arc::new(db::Datasources::from_config(&config.datasources)?);
     let manager = Arc::new(AppManager::new(Arc::clone(&config), Arc::clone(&datasources))?);
@@ -99,8 +104,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     });
     manager.deploy_all().await;
 
-    let listener = bind(config.server.listen).await?;
-    let admin_listener = bind(config.admin.listen).await?;
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "listening");
     tracing::info!(addr = %admin_listener.local_addr().map_err(RunError::Serve)?, "admin API listening");
 

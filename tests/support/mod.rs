@@ -83,6 +83,7 @@ pub struct ContainerBuilder {
     config: String,
     env: Vec<(String, String)>,
     shared_deploy_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
 }
 
 impl ContainerBuilder {
@@ -135,17 +136,49 @@ impl ContainerBuilder {
         self.dir.path().to_path_buf()
     }
 
-    /// Starts the container and waits until it listens.
-    pub fn start(self) -> Container {
+    /// Listens on `addr` instead of an ephemeral port.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Starts the container for a start that must fail: waits up to
+    /// `timeout` for it to exit on its own, and returns the exit status and
+    /// everything it printed.
+    pub fn run_to_exit(self, timeout: Duration) -> (ExitStatus, String) {
+        let mut child = self.command().spawn().expect("run crabcat");
+        let deadline = Instant::now() + timeout;
+        while child.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("output");
+                panic!(
+                    "crabcat did not exit within {timeout:?}:\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().expect("output");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status, text)
+    }
+
+    fn command(&self) -> Command {
         let config_file = self.dir.path().join("crabcat.toml");
         std::fs::write(&config_file, &self.config).expect("write config");
         let mut command = Command::new(crabcat_bin());
+        let listen = self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         command
             .arg("serve")
             .arg("--config")
             .arg(&config_file)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen.to_string())
             .arg("--deploy-dir")
             .arg(self.deploy_dir())
             .arg("--admin-listen")
@@ -160,7 +193,12 @@ impl ContainerBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("start crabcat");
+        command
+    }
+
+    /// Starts the container and waits until it listens.
+    pub fn start(self) -> Container {
+        let mut child = self.command().spawn().expect("start crabcat");
         let output = Arc::new(Output::default());
         for stream in [
             Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
@@ -228,6 +266,7 @@ impl Container {
             config: String::new(),
             env: Vec::new(),
             shared_deploy_dir: None,
+            listen: None,
         }
     }
 

@@ -32,6 +32,9 @@ pub enum CallError {
     /// A result code this container does not know.
     #[error("module returned unknown result code {0}")]
     Unknown(u32),
+    /// The response went past a limit (header count or size).
+    #[error("response refused: {0}")]
+    BadResponse(&'static str),
 }
 
 /// A live instance inside a module: what `init` returned.
@@ -101,7 +104,8 @@ impl RawInstance {
         // SAFETY: the arguments are valid for the module's future, as above.
         let future = unsafe { service(self.ptr.as_ptr(), route, request, (&raw mut response).cast()) };
         let code = future.await;
-        outcome(code, route).map(|()| response)
+        outcome(code, route)?;
+        checked(response)
     }
 
     /// Runs route `route` (a blocking handler) on `request`, on this thread.
@@ -122,7 +126,15 @@ impl RawInstance {
                 (&mut response as *mut HostResponse).cast(),
             )
         };
-        outcome(code, route).map(|()| response)
+        outcome(code, route)?;
+        checked(response)
+    }
+}
+
+fn checked(response: HostResponse) -> Result<HostResponse, CallError> {
+    match response.refused() {
+        Some(reason) => Err(CallError::BadResponse(reason)),
+        None => Ok(response),
     }
 }
 

@@ -182,7 +182,9 @@ fn declared_length(request: &Request) -> Option<usize> {
 }
 
 fn into_http(response: HostResponse, head: bool) -> Response {
-    let HostResponse { status, headers, body } = response;
+    let HostResponse {
+        status, headers, body, ..
+    } = response;
     let length = body.len();
     let mut out = if head {
         Response::new(Body::empty())

@@ -60,14 +60,22 @@ unsafe extern "C" fn migrations<A: App>(host: *const HostVtable, sink: *mut Migr
     }
     // SAFETY: `sink` is the sink of this call.
     let report = unsafe { MigrationReport::new(host, sink) };
-    // Reading a constant cannot panic; reporting only copies strings.
-    for m in A::MIGRATIONS {
-        report.migration(m.version, m.description, "", m.sql);
-        for (backend, sql) in [("postgres", m.postgres), ("sqlite", m.sqlite)] {
-            if let Some(sql) = sql {
-                report.migration(m.version, m.description, backend, sql);
+    // Reading a constant and copying strings should not panic, but nothing
+    // may unwind out of an `extern "C"` function: that aborts the process.
+    let reported = catch_unwind(AssertUnwindSafe(|| {
+        for m in A::MIGRATIONS {
+            report.migration(m.version, m.description, "", m.sql);
+            for (backend, sql) in [("postgres", m.postgres), ("sqlite", m.sqlite)] {
+                if let Some(sql) = sql {
+                    report.migration(m.version, m.description, backend, sql);
+                }
             }
         }
+    }));
+    if let Err(payload) = reported {
+        // The panic hook may not be installed yet (this runs before init):
+        // say it on stderr. The host sees the migrations reported so far.
+        eprintln!("crabcat-sdk: listing migrations panicked: {}", panic_message(payload));
     }
 }
 

@@ -13,6 +13,14 @@ pub(crate) mod host;
 
 pub use entry::descriptor;
 
+/// The host vtable this image was given in `init`, if it ran. Only for
+/// test fixtures that misuse the ABI on purpose (calling through it needs
+/// `unsafe` anyway); apps have no use for it.
+#[doc(hidden)]
+pub fn host_vtable() -> Option<&'static crate::abi::HostVtable> {
+    host::vtable()
+}
+
 /// Exports an [`App`](crate::App) type as a Crabcat module.
 ///
 /// Put it once in the crate root of a `cdylib` crate:
