@@ -11,7 +11,8 @@
 //! * [`deploy`]: the deploy directory and private staging copies (knows no ABI).
 //! * [`abi`]: the only `unsafe` code: load and check a module, call it, the host vtable.
 //! * [`db`]: datasources (sqlx pools), module queries, transactions, migrations.
-//! * [`lifecycle`]: the app state machine, instances and their draining, the manager.
+//! * [`lifecycle`]: the app state machine, instances and their draining, the manager, the routing tables.
+//! * [`metrics`]: the Prometheus registry every part records into.
 //! * [`server`]: the HTTP service (one tower `Service`, no router), the context-path table, dispatch, metrics, the access log.
 //! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
 //!
@@ -25,6 +26,7 @@ pub mod config;
 pub mod db;
 pub mod deploy;
 pub mod lifecycle;
+pub mod metrics;
 pub mod server;
 
 use std::sync::Arc;
@@ -86,7 +88,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let manager = Arc::new(AppManager::new(Arc::clone(&config), Arc::clone(&datasources))?);
     // The watcher's snapshot is taken before the first scan, so a file
     // dropped in while apps deploy is picked up, not missed.
-    let metrics = Arc::new(server::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::default());
     let s = &config.server;
     let access_log = s
         .access_log

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::AdminState;
 use crate::deploy;
 use crate::lifecycle::{AppState, AppStatus, ManagerError, Outcome};
-use crate::server::metrics::AppFigures;
+use crate::metrics::AppFigures;
 
 /// An admin call that did not succeed.
 pub struct AdminError(ManagerError);

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 pub use auth::{AdminToken, TokenError};
 
 use crate::lifecycle::AppManager;
-use crate::server::Metrics;
+use crate::metrics::Metrics;
 
 /// Largest module upload accepted.
 pub const MAX_UPLOAD_BYTES: usize = 512 * 1024 * 1024;

@@ -8,9 +8,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+use super::routes::{RouteTable, Target};
 use crate::abi::{CallError, HostRequest, HostResponse, RawInstance};
 use crate::db::{AppData, RequestScope};
-use crate::server::routes::{RouteTable, Target};
 
 /// Why a request to an instance produced no response.
 #[derive(Debug, thiserror::Error)]
@@ -24,9 +24,6 @@ pub enum ServeError {
     /// The blocking thread running the handler died.
     #[error("blocking handler task failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
-    /// The managed transaction could not begin or commit.
-    #[error("managed transaction: {1}")]
-    Transaction(crabcat_sdk::abi::wire::ErrorKind, String),
 }
 
 /// One initialised app instance.
@@ -50,35 +47,12 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Handles one request: async routes are polled here, blocking ones run
-    /// on the blocking thread pool.
+    /// Calls the handler of `target` with `request`: async routes are
+    /// polled here, blocking ones run on the blocking thread pool.
     ///
     /// # Errors
     /// See [`ServeError`].
-    pub async fn serve(self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
-        let held = Arc::clone(&request);
-        let scope = &held.scope;
-        // The database futures are large (several kB) and every request's
-        // future is moved into a box by the server: they are boxed here,
-        // on the routes that need them, so plain requests stay small.
-        if target.transactional {
-            Box::pin(scope.begin_managed())
-                .await
-                .map_err(|(kind, message)| ServeError::Transaction(kind, message))?;
-        }
-        let result = self.call(target, request).await;
-        if target.transactional {
-            let commit = result.as_ref().is_ok_and(|r| r.status.as_u16() < 400);
-            if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {
-                scope.close().await;
-                return Err(ServeError::Transaction(kind, message));
-            }
-        }
-        scope.close().await;
-        result
-    }
-
-    async fn call(self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
+    pub async fn call(self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
         if target.blocking {
             let job = tokio::task::spawn_blocking(move || self.instance.raw.call_blocking(target.route, request));
             return Ok(job.await??);

@@ -11,15 +11,15 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+use super::context::{AppSlot, ContextTable};
 use super::instance::Instance;
+use super::routes::RouteTable;
 use super::state::{AppState, Event};
 use super::status::{AppStatus, ManagerError, Outcome};
 use crate::abi::{HostApp, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
 use crate::config::Config;
 use crate::db::{AppData, AppMigration, Datasources, apply_app_migrations};
 use crate::deploy::{self, Change, Deployable, Marker, Staging};
-use crate::server::routes::RouteTable;
-use crate::server::{AppSlot, ContextTable};
 
 /// A freshly loaded and initialised instance, not yet mounted.
 struct Loaded {

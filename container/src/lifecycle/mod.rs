@@ -1,12 +1,18 @@
 //! The app lifecycle: the state machine, running instances, what is
-//! published about each app, and the manager that drives them.
+//! published about each app, the manager that drives them, and the
+//! routing tables it keeps: the context-path table (`context`) and each
+//! instance's route table (`routes`).
 
+mod context;
 mod instance;
 mod manager;
+mod routes;
 mod state;
 mod status;
 
+pub use context::{AppSlot, ContextTable, Resolved};
 pub use instance::{Instance, Lease, ServeError};
 pub use manager::AppManager;
+pub use routes::{Lookup, RouteError, RouteTable, Target};
 pub use state::{AppState, Event, InvalidTransition};
 pub use status::{AppStatus, ManagerError, Outcome};

@@ -12,11 +12,11 @@ use http::{HeaderValue, Method, StatusCode};
 use std::time::Instant;
 
 use super::ServerState;
-use super::context::{AppSlot, Resolved};
 use super::observe;
-use super::routes::{Lookup, Target};
+use crabcat_sdk::abi::wire::ErrorKind;
+
 use crate::abi::{CallError, HostRequest, HostResponse};
-use crate::lifecycle::{Lease, ServeError};
+use crate::lifecycle::{AppSlot, Lease, Lookup, Resolved, ServeError, Target};
 
 /// Every way a request can fail before or around the module. Turned into a
 /// response in exactly one place: the `IntoResponse` impl below.
@@ -30,6 +30,8 @@ pub enum Reject {
     BodyTooLarge,
     BadBody,
     Timeout,
+    /// The managed transaction of a transactional route could not begin or commit.
+    Transaction(ErrorKind, String),
     Failed(ServeError),
 }
 
@@ -52,7 +54,7 @@ impl IntoResponse for Reject {
             Reject::BadBody => (StatusCode::BAD_REQUEST, "could not read request body"),
             Reject::Timeout => (StatusCode::GATEWAY_TIMEOUT, "request timed out"),
             Reject::Failed(ServeError::Cancelled) => (StatusCode::SERVICE_UNAVAILABLE, "application stopping"),
-            Reject::Failed(ServeError::Transaction(..)) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+            Reject::Transaction(..) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
             Reject::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
         };
         let content_type = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -81,8 +83,12 @@ pub async fn dispatch(state: &ServerState, peer: std::net::IpAddr, request: Requ
         Err((slot, reject)) => (slot, Err(reject)),
     };
     let response = result.unwrap_or_else(|reject| {
-        if let (Reject::Failed(error), Some(slot)) = (&reject, &slot) {
-            log_failure(&slot.name, error);
+        match (&reject, &slot) {
+            (Reject::Failed(error), Some(slot)) => log_failure(&slot.name, error),
+            (Reject::Transaction(_, message), Some(slot)) => {
+                tracing::error!(app = &*slot.name, "managed transaction failed: {message}");
+            }
+            _ => {}
         }
         reject.into_response()
     });
@@ -168,13 +174,42 @@ impl Call {
                     .await
                     .map_err(body_error)?;
             }
-            lease.serve(target, Arc::new(request)).await.map_err(Reject::Failed)
+            serve(lease, target, Arc::new(request)).await
         };
         match tokio::time::timeout(state.request_timeout, call).await {
             Ok(result) => result.map(|response| into_http(response, head)),
             Err(_) => Err(Reject::Timeout),
         }
     }
+}
+
+/// Calls the handler, inside a container-managed transaction when the
+/// route is transactional (committed when the response status is below
+/// 400, rolled back otherwise), then closes the request's database scope:
+/// whatever the handler left open is rolled back.
+async fn serve(lease: Lease, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, Reject> {
+    let held = Arc::clone(&request);
+    let scope = &held.scope;
+    // The database futures are large (several kB) and every request's
+    // future is moved into a box by the server: they are boxed here, on
+    // the routes that need them, so plain requests stay small.
+    if target.transactional {
+        let begun = Box::pin(scope.begin_managed()).await;
+        if let Err((kind, message)) = begun {
+            scope.close().await;
+            return Err(Reject::Transaction(kind, message));
+        }
+    }
+    let result = lease.call(target, request).await.map_err(Reject::Failed);
+    if target.transactional {
+        let commit = result.as_ref().is_ok_and(|r| r.status.as_u16() < 400);
+        if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {
+            scope.close().await;
+            return Err(Reject::Transaction(kind, message));
+        }
+    }
+    scope.close().await;
+    result
 }
 
 fn declared_length(request: &Request) -> Option<usize> {

@@ -1,12 +1,9 @@
-//! The HTTP side: the dispatch service, the context-path table, the
-//! per-app route tables, and dispatch into modules.
+//! The HTTP side: the listener's service, dispatch into modules through
+//! the lifecycle's routing tables, the access log.
 
 pub mod access_log;
-pub mod context;
 pub mod dispatch;
-pub mod metrics;
 pub mod observe;
-pub mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +20,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use access_log::{AccessLog, AccessLogError, AccessLogWriter};
-pub use context::{AppSlot, ContextTable};
-pub use metrics::Metrics;
 
 use crate::config::ServerConfig;
+use crate::lifecycle::ContextTable;
+use crate::metrics::Metrics;
 
 /// What the dispatcher needs.
 pub struct ServerState {

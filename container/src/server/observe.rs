@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use super::ServerState;
 use super::access_log::Access;
-use super::context::AppSlot;
+use crate::lifecycle::AppSlot;
 
 /// Records one finished request: metrics, and the access log line when
 /// `access` was captured.

@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 
-use super::metrics::{AppMetrics, Metrics};
-use crate::lifecycle::Instance;
+use super::Instance;
+use crate::metrics::{AppMetrics, Metrics};
 
 /// An app's place in routing. Its instance is absent while the app is not
 /// running (requests then get `503`).
