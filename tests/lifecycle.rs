@@ -61,6 +61,16 @@ async fn states_are_published_with_the_failure_reason() {
     }
     assert!(apps["old"].module.is_none(), "a refused module reports nothing");
 
+    // A reload publishes two updates: the new image counted as it is
+    // loaded (it stays loaded even if init fails), then the new version
+    // running, with its reload counted.
+    let before = manager.publishes();
+    let outcome = manager.reload("hello", None, true).await.unwrap();
+    assert_eq!(outcome, crabcat::lifecycle::Outcome::Reloaded);
+    assert_eq!(manager.publishes() - before, 2);
+    let hello = manager.apps()["hello"].clone();
+    assert_eq!((hello.reloads, hello.images), (1, 2));
+
     manager.shutdown(Duration::from_secs(5)).await;
     assert!(status.has_changed().unwrap());
     let apps = status.borrow_and_update().clone();

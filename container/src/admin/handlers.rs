@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::AdminState;
 use crate::deploy;
-use crate::lifecycle::{AppState, AppStatus, ManagerError, Outcome};
+use crate::lifecycle::{AppState, AppStatus, ManagerError, Outcome, chain};
 use crate::metrics::AppFigures;
 
 /// An admin call that did not succeed.
@@ -29,9 +29,9 @@ impl IntoResponse for AdminError {
             ManagerError::UnknownApp(_) => StatusCode::NOT_FOUND,
             ManagerError::InvalidName { .. } | ManagerError::Refused(_) => StatusCode::BAD_REQUEST,
             ManagerError::Conflict(_) => StatusCode::CONFLICT,
-            ManagerError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ManagerError::Io { .. } | ManagerError::Lifecycle(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (status, Json(serde_json::json!({ "error": self.0.to_string() }))).into_response()
+        (status, Json(serde_json::json!({ "error": chain(&self.0) }))).into_response()
     }
 }
 
@@ -131,7 +131,10 @@ pub async fn upload(
     ));
     tokio::fs::write(&upload, &body)
         .await
-        .map_err(|e| ManagerError::Io(format!("{}: {e}", upload.display())))?;
+        .map_err(|source| ManagerError::Io {
+            path: upload.clone(),
+            source,
+        })?;
     let result = state.manager.install(&name, &upload).await;
     let _ = std::fs::remove_file(&upload); // still there unless it was installed
     let outcome = result?;

@@ -1,6 +1,10 @@
 //! Migrations: the container's own schema (sqlx's migrator, embedded) and
 //! each app's migrations, applied in order with a checksum before its init.
 
+// Its errors carry every name a reader needs; the path runs at deploy
+// time, never per request, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};
@@ -48,38 +52,88 @@ fn checksum(sql: &str) -> String {
     format!("{:x}", Sha256::digest(sql.as_bytes()))
 }
 
+/// Why an app's migrations could not be applied. Nothing of a failed
+/// migration stays applied (both backends have transactional DDL).
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// Two migrations share a version.
+    #[error("app {app} declares migration {version} twice")]
+    Duplicate { app: String, version: i64 },
+    /// The container's own tables could not be created.
+    #[error("cannot prepare datasource {datasource}")]
+    Prepare {
+        datasource: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The record of applied migrations could not be read.
+    #[error("cannot read the migrations of app {app} on datasource {datasource}")]
+    Read {
+        app: String,
+        datasource: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// An applied migration is gone from the module.
+    #[error(
+        "migration {version} ({description}) of app {app} was applied on datasource {datasource} but the module no longer has it"
+    )]
+    Missing {
+        app: String,
+        datasource: String,
+        version: i64,
+        description: String,
+    },
+    /// An applied migration's SQL changed.
+    #[error(
+        "migration {version} ({description}) of app {app} was edited after it was applied on datasource {datasource} \
+         (checksum {then} then, {now} now); add a new migration instead"
+    )]
+    Edited {
+        app: String,
+        datasource: String,
+        version: i64,
+        description: String,
+        then: String,
+        now: String,
+    },
+    /// A migration's SQL failed.
+    #[error("migration {version} ({description}) of app {app} failed")]
+    Failed {
+        app: String,
+        version: i64,
+        description: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
 /// Applies `app`'s pending migrations on `ds`, each in its own transaction
 /// together with its record; checks that applied ones were not edited.
 /// Returns how many were applied.
 ///
 /// # Errors
-/// A message naming the migration and the reason. Nothing of a failed
-/// migration stays applied (both backends have transactional DDL).
-pub async fn apply_app_migrations(ds: &Datasource, app: &str, migrations: &[AppMigration]) -> Result<usize, String> {
+/// A [`MigrationError`] naming the migration and the reason.
+pub async fn apply_app_migrations(
+    ds: &Datasource,
+    app: &str,
+    migrations: &[AppMigration],
+) -> Result<usize, MigrationError> {
     let mut sorted: Vec<&AppMigration> = migrations.iter().collect();
     sorted.sort_by_key(|m| m.version);
     if let Some(pair) = sorted.windows(2).find(|w| w[0].version == w[1].version) {
-        return Err(format!("app {app} declares migration {} twice", pair[0].version));
+        return Err(MigrationError::Duplicate {
+            app: app.to_owned(),
+            version: pair[0].version,
+        });
     }
-    ds.ensure_schema()
-        .await
-        .map_err(|e| format!("cannot prepare datasource {}: {e}", ds.name))?;
+    ds.ensure_schema().await.map_err(|source| MigrationError::Prepare {
+        datasource: ds.name.clone(),
+        source,
+    })?;
     let applied = applied(ds, app).await?;
     for (version, description, sum) in &applied {
-        let Some(m) = sorted.iter().find(|m| m.version == *version) else {
-            return Err(format!(
-                "migration {version} ({description}) of app {app} was applied on datasource {} but the module no longer has it",
-                ds.name
-            ));
-        };
-        let expected = checksum(m.sql_for(ds.backend().name()));
-        if &expected != sum {
-            return Err(format!(
-                "migration {version} ({description}) of app {app} was edited after it was applied on datasource {} \
-                 (checksum {sum} then, {expected} now); add a new migration instead",
-                ds.name
-            ));
-        }
+        check_applied(ds, app, &sorted, *version, description, sum)?;
     }
     let mut count = 0;
     for m in sorted
@@ -93,13 +147,50 @@ pub async fn apply_app_migrations(ds: &Datasource, app: &str, migrations: &[AppM
     Ok(count)
 }
 
-async fn applied(ds: &Datasource, app: &str) -> Result<Vec<(i64, String, String)>, String> {
-    let sql = "SELECT version, description, checksum FROM crabcat_app_migrations WHERE app = $1 ORDER BY version";
-    on_pool!(&ds.pool, pool => sqlx::query_as(sql).bind(app).fetch_all(pool).await)
-        .map_err(|e| format!("cannot read the migrations of app {app} on datasource {}: {e}", ds.name))
+/// Checks that applied migration `version` is still in the module, unedited.
+fn check_applied(
+    ds: &Datasource,
+    app: &str,
+    module: &[&AppMigration],
+    version: i64,
+    description: &str,
+    sum: &str,
+) -> Result<(), MigrationError> {
+    let (app, datasource, description) = (app.to_owned(), ds.name.clone(), description.to_owned());
+    let Some(m) = module.iter().find(|m| m.version == version) else {
+        return Err(MigrationError::Missing {
+            app,
+            datasource,
+            version,
+            description,
+        });
+    };
+    let now = checksum(m.sql_for(ds.backend().name()));
+    if now != sum {
+        return Err(MigrationError::Edited {
+            app,
+            datasource,
+            version,
+            description,
+            then: sum.to_owned(),
+            now,
+        });
+    }
+    Ok(())
 }
 
-async fn apply_one(ds: &Datasource, app: &str, m: &AppMigration) -> Result<(), String> {
+async fn applied(ds: &Datasource, app: &str) -> Result<Vec<(i64, String, String)>, MigrationError> {
+    let sql = "SELECT version, description, checksum FROM crabcat_app_migrations WHERE app = $1 ORDER BY version";
+    on_pool!(&ds.pool, pool => sqlx::query_as(sql).bind(app).fetch_all(pool).await).map_err(|source| {
+        MigrationError::Read {
+            app: app.to_owned(),
+            datasource: ds.name.clone(),
+            source,
+        }
+    })
+}
+
+async fn apply_one(ds: &Datasource, app: &str, m: &AppMigration) -> Result<(), MigrationError> {
     let sql = m.sql_for(ds.backend().name()).to_owned();
     let record = "INSERT INTO crabcat_app_migrations (app, version, description, checksum, applied_at) \
                   VALUES ($1, $2, $3, $4, $5)";
@@ -120,5 +211,10 @@ async fn apply_one(ds: &Datasource, app: &str, m: &AppMigration) -> Result<(), S
             .await?;
         tx.commit().await
     }.await);
-    result.map_err(|e| format!("migration {} ({}) of app {app} failed: {e}", m.version, m.description))
+    result.map_err(|source| MigrationError::Failed {
+        app: app.to_owned(),
+        version: m.version,
+        description: m.description.clone(),
+        source,
+    })
 }

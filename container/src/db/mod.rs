@@ -13,6 +13,6 @@ mod pool;
 mod scope;
 
 pub use error::classify;
-pub use migrate::{AppMigration, apply_app_migrations};
+pub use migrate::{AppMigration, MigrationError, apply_app_migrations};
 pub use pool::{Backend, Datasource, Datasources, SetupError};
 pub use scope::{AppData, RequestScope};

@@ -1,10 +1,12 @@
 //! The lifecycle manager: the one place that changes app state. Operations
 //! on one app are serialised by a per-app lock; different apps proceed
-//! independently.
+//! independently. What is known about the apps lives in the
+//! [`Registry`]; turning a file into an instance is the [`Pipeline`]'s
+//! job; ending an instance is [`retire`]'s.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -13,31 +15,20 @@ use tokio_util::task::TaskTracker;
 
 use super::context::{AppSlot, ContextTable};
 use super::instance::Instance;
-use super::routes::RouteTable;
+use super::pipeline::{Loaded, Pipeline, PipelineError};
+use super::registry::{Conflict, Registry};
+use super::retire::retire;
 use super::state::{AppState, Event};
-use super::status::{AppStatus, ManagerError, Outcome};
-use crate::abi::{HostApp, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
+use super::status::{AppStatus, ManagerError, Outcome, chain};
 use crate::config::Config;
-use crate::db::{AppData, AppMigration, Datasources, apply_app_migrations};
+use crate::db::Datasources;
 use crate::deploy::{self, Change, Deployable, Marker, Staging};
-
-/// A freshly loaded and initialised instance, not yet mounted.
-struct Loaded {
-    instance: Instance,
-    info: ModuleInfo,
-    sha256: String,
-}
 
 /// Deploys, reloads, stops, starts and undeploys apps, and keeps their state.
 pub struct AppManager {
     config: Arc<Config>,
-    datasources: Arc<Datasources>,
-    staging: Arc<Staging>,
-    runtime: tokio::runtime::Handle,
-    status: watch::Sender<BTreeMap<String, AppStatus>>,
-    slots: Mutex<BTreeMap<String, Arc<AppSlot>>>,
-    table: Arc<ArcSwap<ContextTable>>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pipeline: Pipeline,
+    registry: Registry,
     retiring: TaskTracker,
 }
 
@@ -48,36 +39,41 @@ impl AppManager {
     /// If the staging directory cannot be created.
     pub fn new(config: Arc<Config>, datasources: Arc<Datasources>) -> Result<Self, deploy::DeployError> {
         Ok(AppManager {
+            pipeline: Pipeline {
+                config: Arc::clone(&config),
+                datasources,
+                staging: Arc::new(Staging::create()?),
+                runtime: tokio::runtime::Handle::current(),
+            },
             config,
-            datasources,
-            staging: Arc::new(Staging::create()?),
-            runtime: tokio::runtime::Handle::current(),
-            status: watch::channel(BTreeMap::new()).0,
-            slots: Mutex::new(BTreeMap::new()),
-            table: Arc::new(ArcSwap::from_pointee(ContextTable::default())),
-            locks: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
             retiring: TaskTracker::new(),
         })
     }
 
     /// The context-path table the server routes with.
     pub fn table(&self) -> Arc<ArcSwap<ContextTable>> {
-        Arc::clone(&self.table)
+        self.registry.table()
     }
 
     /// Every app's status, updated on each change.
     pub fn subscribe(&self) -> watch::Receiver<BTreeMap<String, AppStatus>> {
-        self.status.subscribe()
+        self.registry.subscribe()
     }
 
     /// The status of every app now.
     pub fn apps(&self) -> BTreeMap<String, AppStatus> {
-        self.status.borrow().clone()
+        self.registry.apps()
+    }
+
+    /// Status updates published so far.
+    pub fn publishes(&self) -> u64 {
+        self.registry.publishes()
     }
 
     /// The routing slot of app `name` (for request counters).
     pub fn slot(&self, name: &str) -> Option<Arc<AppSlot>> {
-        self.slots.lock().expect("slots lock").get(name).cloned()
+        self.registry.slot(name)
     }
 
     /// The deploy directory.
@@ -92,7 +88,10 @@ impl AppManager {
         let found = match deploy::scan(dir) {
             Ok(found) => found,
             Err(error) => {
-                tracing::error!(%error, "cannot read the deploy directory; no apps deployed");
+                tracing::error!(
+                    error = chain(&error),
+                    "cannot read the deploy directory; no apps deployed"
+                );
                 return;
             }
         };
@@ -117,22 +116,21 @@ impl AppManager {
         };
         match result {
             Ok(outcome) => tracing::debug!(?change, ?outcome, "deploy directory change handled"),
-            Err(error) => tracing::debug!(?change, %error, "deploy directory change refused"),
+            Err(error) => tracing::debug!(?change, error = chain(&error), "deploy directory change refused"),
         }
     }
 
     async fn redeploy_file(&self, d: &Deployable) -> Result<Outcome, ManagerError> {
-        let Some(current) = self.status.borrow().get(&d.name).cloned() else {
+        let Ok(current) = self.registry.current(&d.name) else {
             return self.deploy(&d.name, &d.file, &d.file).await;
         };
         if current.file != d.file {
-            let reason = format!(
-                "an app named {} is already deployed from {}",
-                d.name,
-                current.file.display()
-            );
-            tracing::error!(app = %d.name, file = %d.file.display(), "not deployed: {reason}");
-            return Err(ManagerError::Conflict(reason));
+            let conflict = Conflict::Name {
+                name: d.name.clone(),
+                file: current.file.display().to_string(),
+            };
+            tracing::error!(app = %d.name, file = %d.file.display(), "not deployed: {conflict}");
+            return Err(conflict.into());
         }
         match current.state {
             AppState::Stopped => {
@@ -144,7 +142,7 @@ impl AppManager {
     }
 
     async fn undeploy_file(&self, d: &Deployable) -> Result<Outcome, ManagerError> {
-        let matches = self.status.borrow().get(&d.name).is_some_and(|s| s.file == d.file);
+        let matches = self.registry.current(&d.name).is_ok_and(|s| s.file == d.file);
         if !matches {
             return Err(ManagerError::UnknownApp(d.name.clone()));
         }
@@ -159,61 +157,88 @@ impl AppManager {
     /// [`ManagerError::Conflict`] if the name or context path is taken,
     /// [`ManagerError::Refused`] if the module failed to load or init.
     pub async fn deploy(&self, name: &str, source: &Path, file: &Path) -> Result<Outcome, ManagerError> {
-        let lock = self.lock(name);
+        let lock = self.registry.lock(name);
         let _guard = lock.lock().await;
         let context_path = self.config.context_path(name);
-        if let Err(reason) = self.register(name, file, &context_path) {
-            tracing::error!(app = name, file = %file.display(), "not deployed: {reason}");
-            return Err(ManagerError::Conflict(reason));
+        if let Err(conflict) = self.registry.register(name, file, &context_path) {
+            tracing::error!(app = name, file = %file.display(), "not deployed: {conflict}");
+            return Err(conflict.into());
         }
-        self.load_and_mount(name, source, file)
-            .await
-            .map(|()| Outcome::Deployed)
+        self.load_and_mount(name, source, file).await?;
+        Ok(Outcome::Deployed)
     }
 
     /// Loads `source` for the registered app `name` (state `loading`) and
     /// mounts it, or records the failure.
     async fn load_and_mount(&self, name: &str, source: &Path, file: &Path) -> Result<(), ManagerError> {
         let started = Instant::now();
-        let context_path = self.config.context_path(name);
-        match self.load(name, source, file, &context_path).await {
+        match self.load(name, source, file).await {
             Ok(loaded) => {
-                self.mount(name, loaded, file);
+                self.mount(name, loaded, file)?;
                 tracing::info!(
                     app = name,
-                    context_path,
+                    context_path = self.config.context_path(name),
                     file = %file.display(),
                     ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
                     "deployed"
                 );
                 Ok(())
             }
-            Err(reason) => {
+            Err(error) => {
+                let reason = chain(&error);
                 tracing::error!(app = name, file = %file.display(), "deployment failed: {reason}");
-                self.transition(name, Event::Failed(reason.clone()));
-                self.update(name, |s| s.last_error = Some(reason.clone()));
+                let last_error = reason.clone();
+                self.registry
+                    .transition(name, Event::Failed(reason.clone()), |s| s.last_error = Some(last_error))?;
                 deploy::write_marker(file, Some((Marker::Failed, &reason)));
-                Err(ManagerError::Refused(reason))
+                Err(error.into())
             }
         }
     }
 
-    /// Puts a loaded instance in the app's slot: new requests reach it at once.
-    fn mount(&self, name: &str, loaded: Loaded, file: &Path) -> Option<Arc<Instance>> {
+    /// Runs the pipeline, counting the image it loads: in state `loading`
+    /// that is the `loaded` event; on a reload, a plain update.
+    async fn load(&self, name: &str, source: &Path, file: &Path) -> Result<Loaded, PipelineError> {
+        self.pipeline
+            .load(name, source, file, |bytes| {
+                let count = |s: &mut AppStatus| {
+                    s.images += 1;
+                    s.image_bytes += bytes;
+                };
+                match self.registry.current(name).map(|s| s.state) {
+                    Ok(AppState::Loading) => {
+                        let _ = self.registry.transition(name, Event::Loaded, count);
+                    }
+                    _ => self.registry.update(name, count),
+                }
+            })
+            .await
+    }
+
+    /// Puts a loaded instance in the app's slot (new requests reach it at
+    /// once) and publishes it in one update: a first start, or a reload.
+    fn mount(&self, name: &str, loaded: Loaded, file: &Path) -> Result<Option<Arc<Instance>>, ManagerError> {
         let Loaded { instance, info, sha256 } = loaded;
         let text = format!("{} {} sha256:{sha256}\n", info.crate_name, info.version);
-        let previous = self.slot(name)?.swap(Some(Arc::new(instance)));
-        self.update(name, |s| {
+        let Some(slot) = self.registry.slot(name) else {
+            return Err(ManagerError::UnknownApp(name.to_owned()));
+        };
+        let previous = slot.swap(Some(Arc::new(instance)));
+        let reloaded = previous.is_some();
+        let change = |s: &mut AppStatus| {
             s.module = Some(info);
             s.sha256 = Some(sha256);
             s.loaded_at = Some(SystemTime::now());
             s.last_error = None;
-        });
-        if previous.is_none() {
-            self.transition(name, Event::Started);
+            s.reloads += u64::from(reloaded);
+        };
+        if reloaded {
+            self.registry.update(name, change);
+        } else {
+            self.registry.transition(name, Event::Started, change)?;
         }
         deploy::write_marker(file, Some((Marker::Deployed, &text)));
-        previous
+        Ok(previous)
     }
 
     /// Replaces the running version of `name` with the library at `source`
@@ -227,7 +252,7 @@ impl AppManager {
     /// [`ManagerError::UnknownApp`], or [`ManagerError::Refused`] with the
     /// reason, in which case the old version goes on serving.
     pub async fn reload(&self, name: &str, source: Option<&Path>, force: bool) -> Result<Outcome, ManagerError> {
-        let lock = self.lock(name);
+        let lock = self.registry.lock(name);
         let _guard = lock.lock().await;
         self.reload_locked(name, source, force).await
     }
@@ -241,16 +266,15 @@ impl AppManager {
     /// # Errors
     /// As [`deploy`](Self::deploy) and [`reload`](Self::reload).
     pub async fn install(&self, name: &str, upload: &Path) -> Result<Outcome, ManagerError> {
-        let lock = self.lock(name);
+        let lock = self.registry.lock(name);
         let _guard = lock.lock().await;
-        let known = self.status.borrow().get(name).map(|s| s.file.clone());
+        let known = self.registry.current(name).ok().map(|s| s.file);
         let (target, result) = match known {
             Some(file) => (file, self.reload_locked(name, Some(upload), false).await),
             None => {
                 let target = self.deploy_dir().join(deploy::file_name(name));
                 let context_path = self.config.context_path(name);
-                self.register(name, &target, &context_path)
-                    .map_err(ManagerError::Conflict)?;
+                self.registry.register(name, &target, &context_path)?;
                 let result = self.load_and_mount(name, upload, &target).await;
                 if result.is_err() {
                     // Nothing was deployed: forget the attempt entirely.
@@ -260,40 +284,36 @@ impl AppManager {
             }
         };
         if let Ok(Outcome::Deployed | Outcome::Reloaded | Outcome::Started) = result {
-            std::fs::rename(upload, &target).map_err(|e| ManagerError::Io(format!("{}: {e}", target.display())))?;
+            std::fs::rename(upload, &target).map_err(|source| ManagerError::Io {
+                path: target.clone(),
+                source,
+            })?;
         }
         result
     }
 
     async fn reload_locked(&self, name: &str, source: Option<&Path>, force: bool) -> Result<Outcome, ManagerError> {
-        let current = self.current(name)?;
+        let current = self.registry.current(name)?;
         let source = source.unwrap_or(&current.file);
         if !matches!(current.state, AppState::Running) {
             return self.start_locked(name, source, &current).await;
         }
-        if !force {
-            let file = source.to_path_buf();
-            let sha256 = tokio::task::spawn_blocking(move || deploy::sha256_file(&file))
-                .await
-                .map_err(|e| ManagerError::Io(format!("hashing crashed: {e}")))?
-                .map_err(|e| ManagerError::Io(format!("{}: {e}", source.display())))?;
-            if current.sha256.as_deref() == Some(sha256.as_str()) {
-                return Ok(Outcome::Unchanged);
-            }
+        if !force && self.unchanged(source, &current).await? {
+            return Ok(Outcome::Unchanged);
         }
         let started = Instant::now();
-        let loaded = match self.load(name, source, &current.file, &current.context_path).await {
+        let loaded = match self.load(name, source, &current.file).await {
             Ok(loaded) => loaded,
-            Err(reason) => {
+            Err(error) => {
+                let reason = chain(&error);
                 tracing::error!(app = name, file = %current.file.display(), "reload failed, the previous version keeps serving: {reason}");
-                self.update(name, |s| s.last_error = Some(reason.clone()));
                 let text = format!("reload failed (the previous version keeps serving): {reason}");
+                self.registry.update(name, |s| s.last_error = Some(reason));
                 deploy::write_marker(&current.file, Some((Marker::Failed, &text)));
-                return Err(ManagerError::Refused(reason));
+                return Err(error.into());
             }
         };
-        let old = self.mount(name, loaded, &current.file);
-        self.update(name, |s| s.reloads += 1);
+        let old = self.mount(name, loaded, &current.file)?;
         tracing::info!(
             app = name,
             ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
@@ -305,6 +325,21 @@ impl AppManager {
         Ok(Outcome::Reloaded)
     }
 
+    /// Whether `source` has the SHA-256 of the running library.
+    async fn unchanged(&self, source: &Path, current: &AppStatus) -> Result<bool, ManagerError> {
+        let file = source.to_path_buf();
+        let io = |source| ManagerError::Io {
+            path: file.clone(),
+            source,
+        };
+        let hashing = file.clone();
+        let sha256 = tokio::task::spawn_blocking(move || deploy::sha256_file(&hashing))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?;
+        Ok(current.sha256.as_deref() == Some(sha256.as_str()))
+    }
+
     /// Stops app `name`: out of routing (requests get 503), drained,
     /// destroyed. Its file stays deployed.
     ///
@@ -312,18 +347,15 @@ impl AppManager {
     /// [`ManagerError::UnknownApp`], or [`ManagerError::Conflict`] if it is
     /// not running.
     pub async fn stop(&self, name: &str) -> Result<Outcome, ManagerError> {
-        let lock = self.lock(name);
+        let lock = self.registry.lock(name);
         let _guard = lock.lock().await;
-        let current = self.current(name)?;
-        let instance = self.slot(name).and_then(|slot| slot.swap(None));
+        let current = self.registry.current(name)?;
+        let instance = self.registry.slot(name).and_then(|slot| slot.swap(None));
         let Some(instance) = instance else {
-            return Err(ManagerError::Conflict(format!(
-                "{name} is not running (state: {})",
-                current.state
-            )));
+            return Err(not_in_state(name, current.state));
         };
         self.stop_instance(name, instance, self.config.deploy.drain_timeout)
-            .await;
+            .await?;
         deploy::write_marker(&current.file, Some((Marker::Stopped, "stopped by an operator\n")));
         Ok(Outcome::Stopped)
     }
@@ -334,20 +366,19 @@ impl AppManager {
     /// [`ManagerError::UnknownApp`], [`ManagerError::Conflict`] if it is
     /// running, [`ManagerError::Refused`] if it failed to load or init.
     pub async fn start(&self, name: &str) -> Result<Outcome, ManagerError> {
-        let lock = self.lock(name);
+        let lock = self.registry.lock(name);
         let _guard = lock.lock().await;
-        let current = self.current(name)?;
+        let current = self.registry.current(name)?;
         self.start_locked(name, &current.file, &current).await
     }
 
     async fn start_locked(&self, name: &str, source: &Path, current: &AppStatus) -> Result<Outcome, ManagerError> {
         if !matches!(current.state, AppState::Stopped | AppState::Failed(_)) {
-            return Err(ManagerError::Conflict(format!("{name} is {}", current.state)));
+            return Err(not_in_state(name, current.state.clone()));
         }
-        self.transition(name, Event::Load);
-        self.load_and_mount(name, source, &current.file)
-            .await
-            .map(|()| Outcome::Started)
+        self.registry.transition(name, Event::Load, |_| {})?;
+        self.load_and_mount(name, source, &current.file).await?;
+        Ok(Outcome::Started)
     }
 
     /// Undeploys app `name`: stops it if running, forgets it, removes its
@@ -357,30 +388,25 @@ impl AppManager {
     /// [`ManagerError::UnknownApp`], or [`ManagerError::Io`] if the file
     /// cannot be removed (the app is undeployed all the same).
     pub async fn undeploy(&self, name: &str, remove_file: bool) -> Result<Outcome, ManagerError> {
-        let lock = self.lock(name);
+        let lock = self.registry.lock(name);
         let _guard = lock.lock().await;
         self.undeploy_locked(name, remove_file).await
     }
 
     async fn undeploy_locked(&self, name: &str, remove_file: bool) -> Result<Outcome, ManagerError> {
-        let current = self.current(name)?;
-        if let Some(instance) = self.slot(name).and_then(|slot| slot.swap(None)) {
+        let current = self.registry.current(name)?;
+        if let Some(instance) = self.registry.slot(name).and_then(|slot| slot.swap(None)) {
             self.stop_instance(name, instance, self.config.deploy.drain_timeout)
-                .await;
+                .await?;
         }
-        {
-            let mut slots = self.slots.lock().expect("slots lock");
-            slots.remove(name);
-            self.table.store(Arc::new(ContextTable::new(slots.values().cloned())));
-        }
-        self.status.send_modify(|apps| {
-            apps.remove(name);
-        });
-        self.locks.lock().expect("locks lock").remove(name);
+        self.registry.remove(name);
         deploy::write_marker(&current.file, None);
         tracing::info!(app = name, "undeployed");
-        if remove_file && let Err(e) = std::fs::remove_file(&current.file) {
-            return Err(ManagerError::Io(format!("{}: {e}", current.file.display())));
+        if remove_file && let Err(source) = std::fs::remove_file(&current.file) {
+            return Err(ManagerError::Io {
+                path: current.file,
+                source,
+            });
         }
         Ok(Outcome::Undeployed)
     }
@@ -390,22 +416,22 @@ impl AppManager {
     /// retired by reloads.
     pub async fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
-        let slots: Vec<Arc<AppSlot>> = self.slots.lock().expect("slots lock").values().cloned().collect();
-        for slot in slots {
-            let lock = self.lock(&slot.name);
+        for slot in self.registry.slots() {
+            let lock = self.registry.lock(&slot.name);
             let _guard = lock.lock().await;
             let Some(instance) = slot.swap(None) else { continue };
             let left = deadline.saturating_duration_since(Instant::now());
-            self.stop_instance(&slot.name, instance, left).await;
+            let _ = self.stop_instance(&slot.name, instance, left).await;
         }
         self.retiring.close();
         self.retiring.wait().await;
     }
 
-    async fn stop_instance(&self, name: &str, instance: Arc<Instance>, grace: Duration) {
-        self.transition(name, Event::Drain);
+    async fn stop_instance(&self, name: &str, instance: Arc<Instance>, grace: Duration) -> Result<(), ManagerError> {
+        self.registry.transition(name, Event::Drain, |_| {})?;
         retire(name, instance, grace).await;
-        self.transition(name, Event::Drained);
+        self.registry.transition(name, Event::Drained, |_| {})?;
+        Ok(())
     }
 
     fn retire_in_background(&self, name: &str, old: Arc<Instance>) {
@@ -413,246 +439,12 @@ impl AppManager {
         let grace = self.config.deploy.drain_timeout;
         self.retiring.spawn(async move { retire(&name, old, grace).await });
     }
-
-    /// Stages, loads, checks and initialises `source` for app `name`
-    /// (errors name `file`, the app's file in the deploy directory).
-    async fn load(&self, name: &str, source: &Path, file: &Path, context_path: &str) -> Result<Loaded, String> {
-        let staging = Arc::clone(&self.staging);
-        let (app, from) = (name.to_owned(), source.to_path_buf());
-        let staged = tokio::task::spawn_blocking(move || staging.stage(&app, &from))
-            .await
-            .map_err(|e| format!("staging crashed: {e}"))?
-            .map_err(|e| e.to_string())?;
-        let sha256 = staged.sha256().to_owned();
-        let file = file.to_path_buf();
-        let module = tokio::task::spawn_blocking(move || Module::load(staged.path(), &file))
-            .await
-            .map_err(|e| format!("loading crashed: {e}"))?
-            .map(Arc::new)
-            .map_err(|e| e.to_string())?;
-        let (info, mapped_bytes) = (module.info().clone(), module.mapped_bytes());
-        // Counted now: the image stays loaded even if init fails.
-        self.update(name, |s| {
-            s.images += 1;
-            s.image_bytes += mapped_bytes;
-        });
-        if self.current(name).is_ok_and(|s| s.state == AppState::Loading) {
-            self.transition(name, Event::Loaded);
-        }
-        let data = Arc::new(self.app_data(name)?);
-        let for_migrations = Arc::clone(&module);
-        let specs = tokio::task::spawn_blocking(move || migrations_of(&for_migrations))
-            .await
-            .map_err(|e| format!("listing migrations crashed: {e}"))?;
-        self.migrate(&data, &specs).await?;
-        let document = self.init_document(name, context_path);
-        let host_app = HostApp::leak(name.into(), self.runtime.clone());
-        let (raw, specs) = tokio::task::spawn_blocking(move || RawInstance::init(module, host_app, &document))
-            .await
-            .map_err(|e| format!("init crashed: {e}"))?
-            .map_err(|e| format!("init failed: {e}"))?;
-        match RouteTable::build(&specs) {
-            Ok(routes) => Ok(Loaded {
-                instance: Instance::new(raw, routes, data),
-                info,
-                sha256,
-            }),
-            Err(error) => {
-                // `init` succeeded, so `destroy` must run: dropping `raw` does it.
-                let _ = tokio::task::spawn_blocking(move || drop(raw)).await;
-                Err(format!("bad routes: {error}"))
-            }
-        }
-    }
-
-    /// The datasources app `name` is granted.
-    fn app_data(&self, name: &str) -> Result<AppData, String> {
-        let granted = self
-            .config
-            .app_datasources(name)
-            .iter()
-            .map(|d| {
-                self.datasources
-                    .get(d)
-                    .cloned()
-                    .ok_or_else(|| format!("datasource {d} is not configured"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(AppData::new(name.into(), granted))
-    }
-
-    /// Applies the module's migrations on the app's default datasource.
-    async fn migrate(&self, data: &AppData, specs: &[MigrationSpec]) -> Result<(), String> {
-        if specs.is_empty() {
-            return Ok(());
-        }
-        let ds = data
-            .default_datasource()
-            .ok_or_else(|| format!("app {} has migrations but no datasource", data.name))?;
-        let migrations = group_migrations(specs)?;
-        apply_app_migrations(ds, &data.name, &migrations)
-            .await
-            .map(drop)
-            .map_err(|e| format!("migrations failed: {e}"))
-    }
-
-    fn init_document(&self, name: &str, context_path: &str) -> Vec<u8> {
-        let config = self.config.apps.get(name).map(|a| a.config.clone()).unwrap_or_default();
-        let max_log_level = tracing::level_filters::LevelFilter::current()
-            .to_string()
-            .to_lowercase();
-        let prefix = if context_path == "/" { "" } else { context_path };
-        serde_json::to_vec(&serde_json::json!({
-            "name": name,
-            "context_path": prefix,
-            "config": config,
-            "max_log_level": max_log_level,
-        }))
-        .expect("a JSON value serialises")
-    }
-
-    /// Records a new app in state `loading` and mounts its (empty) slot.
-    fn register(&self, name: &str, file: &Path, context_path: &str) -> Result<(), String> {
-        let prefix: Arc<str> = if context_path == "/" {
-            "".into()
-        } else {
-            context_path.into()
-        };
-        {
-            let mut slots = self.slots.lock().expect("slots lock");
-            if slots.contains_key(name) {
-                let other = self.status.borrow().get(name).map(|s| s.file.display().to_string());
-                return Err(format!(
-                    "an app named {name} is already deployed from {}",
-                    other.unwrap_or_default()
-                ));
-            }
-            if let Some(other) = slots.values().find(|s| s.prefix == prefix) {
-                return Err(format!(
-                    "context path {context_path} is already used by app {}",
-                    other.name
-                ));
-            }
-            slots.insert(name.to_owned(), Arc::new(AppSlot::new(name.into(), prefix)));
-            self.table.store(Arc::new(ContextTable::new(slots.values().cloned())));
-        }
-        let now = SystemTime::now();
-        self.status.send_modify(|apps| {
-            apps.insert(
-                name.to_owned(),
-                AppStatus {
-                    name: name.to_owned(),
-                    file: file.to_path_buf(),
-                    context_path: context_path.to_owned(),
-                    state: AppState::Loading,
-                    last_error: None,
-                    module: None,
-                    sha256: None,
-                    loaded_at: None,
-                    since: now,
-                    reloads: 0,
-                    images: 0,
-                    image_bytes: 0,
-                },
-            );
-        });
-        Ok(())
-    }
-
-    fn current(&self, name: &str) -> Result<AppStatus, ManagerError> {
-        self.status
-            .borrow()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ManagerError::UnknownApp(name.to_owned()))
-    }
-
-    fn lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().expect("locks lock");
-        Arc::clone(locks.entry(name.to_owned()).or_default())
-    }
-
-    fn update(&self, name: &str, change: impl FnOnce(&mut AppStatus)) {
-        self.status.send_modify(|apps| {
-            if let Some(app) = apps.get_mut(name) {
-                change(app);
-            }
-        });
-    }
-
-    /// Applies `event` to app `name`: the only place state changes.
-    fn transition(&self, name: &str, event: Event) {
-        self.status.send_modify(|apps| {
-            let Some(app) = apps.get_mut(name) else { return };
-            match app.state.next(event) {
-                Ok(next) => {
-                    tracing::debug!(app = name, from = app.state.name(), to = next.name(), "state changed");
-                    app.state = next;
-                    app.since = SystemTime::now();
-                }
-                Err(error) => tracing::error!(app = name, %error, "lifecycle bug"),
-            }
-        });
-    }
 }
 
-/// Groups the per-variant reports of a module into migrations.
-fn group_migrations(specs: &[MigrationSpec]) -> Result<Vec<AppMigration>, String> {
-    let mut migrations: Vec<AppMigration> = Vec::new();
-    for spec in specs {
-        let index = match migrations.iter().position(|m| m.version == spec.version) {
-            Some(i) => i,
-            None => {
-                migrations.push(AppMigration {
-                    version: spec.version,
-                    description: spec.description.clone(),
-                    sql: String::new(),
-                    variants: Vec::new(),
-                });
-                migrations.len() - 1
-            }
-        };
-        let m = &mut migrations[index];
-        let twice = if spec.backend.is_empty() {
-            !std::mem::replace(&mut m.sql, spec.sql.clone()).is_empty()
-        } else {
-            let seen = m.variants.iter().any(|(b, _)| *b == spec.backend);
-            m.variants.push((spec.backend.clone(), spec.sql.clone()));
-            seen
-        };
-        if twice {
-            return Err(format!("the module declares migration {} twice", spec.version));
-        }
+fn not_in_state(name: &str, state: AppState) -> ManagerError {
+    Conflict::State {
+        name: name.to_owned(),
+        state,
     }
-    Ok(migrations)
-}
-
-/// Drains `instance` (bounded by `grace`), cancels its tasks, and calls
-/// `destroy` by dropping the last reference on a blocking thread.
-async fn retire(name: &str, instance: Arc<Instance>, grace: Duration) {
-    let cancelled = instance.drain(grace).await;
-    if cancelled > 0 {
-        tracing::warn!(
-            app = name,
-            cancelled,
-            "cancelled requests still running after the drain timeout"
-        );
-    }
-    let destroyed = tokio::task::spawn_blocking(move || match Arc::try_unwrap(instance) {
-        Ok(instance) => {
-            drop(instance); // calls the module's destroy
-            true
-        }
-        Err(_) => false,
-    })
-    .await
-    .unwrap_or(false);
-    if destroyed {
-        tracing::info!(app = name, "destroyed");
-    } else {
-        tracing::warn!(
-            app = name,
-            "still referenced after draining; destroy runs when the last request ends"
-        );
-    }
+    .into()
 }

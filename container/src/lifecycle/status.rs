@@ -1,11 +1,13 @@
 //! What the manager publishes about each app, and how operations end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::state::AppState;
+use super::pipeline::PipelineError;
+use super::registry::Conflict;
+use super::state::{AppState, InvalidTransition};
 use crate::abi::ModuleInfo;
 
 /// What the container knows about one app; published on a watch channel.
@@ -69,14 +71,64 @@ pub enum ManagerError {
     /// The name cannot be an app name.
     #[error("invalid app name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
-    /// The module was refused (load, check or init failed); whatever ran
-    /// before keeps running.
-    #[error("{0}")]
-    Refused(String),
+    /// The module was refused (load, check, migrations or init failed);
+    /// whatever ran before keeps running.
+    #[error(transparent)]
+    Refused(Box<PipelineError>),
     /// The operation does not fit the app's state or another app's claim.
-    #[error("{0}")]
-    Conflict(String),
-    /// A file could not be written or removed.
-    #[error("{0}")]
-    Io(String),
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// The state table does not allow the change (a bug in the container).
+    #[error(transparent)]
+    Lifecycle(#[from] InvalidTransition),
+    /// A file could not be read, written or removed.
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<PipelineError> for ManagerError {
+    fn from(error: PipelineError) -> Self {
+        ManagerError::Refused(Box::new(error))
+    }
+}
+
+/// `error` and its sources, joined with `: `, for logs, markers and the
+/// admin API's messages. A source whose text the message already ends with
+/// (errors written as `"{path}: {source}"`) is not repeated.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+impl AppStatus {
+    /// A newly registered app, in state `loading`.
+    pub fn new(name: &str, file: &Path, context_path: &str) -> Self {
+        AppStatus {
+            name: name.to_owned(),
+            file: file.to_path_buf(),
+            context_path: context_path.to_owned(),
+            state: AppState::Loading,
+            last_error: None,
+            module: None,
+            sha256: None,
+            loaded_at: None,
+            since: SystemTime::now(),
+            reloads: 0,
+            images: 0,
+            image_bytes: 0,
+        }
+    }
 }

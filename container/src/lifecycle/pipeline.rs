@@ -1,0 +1,267 @@
+//! The load pipeline: from a library file to an initialised instance, in
+//! numbered steps, each with its own error.
+//!
+//! 1. stage a private copy (and hash it);
+//! 2. open and check it (`abi::Module::load`);
+//! 3. list and apply its migrations on the app's default datasource;
+//! 4. call its `init` with its config section;
+//! 5. build its route table.
+//!
+//! Nothing here changes what is routed: the manager mounts the result.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::instance::Instance;
+use super::routes::{RouteError, RouteTable};
+use crate::abi::{self, HostApp, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
+use crate::config::Config;
+use crate::db::{AppData, AppMigration, Datasources, MigrationError, apply_app_migrations};
+use crate::deploy::{DeployError, Staging};
+
+/// Why a library did not become a running instance.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Step 1: the private copy could not be made.
+    #[error("cannot stage the library")]
+    Stage(#[source] DeployError),
+    /// Step 2: the file is not a module this container can load.
+    #[error(transparent)]
+    Load(#[from] abi::LoadError),
+    /// The app is granted a datasource that is not configured.
+    #[error("datasource {0} is not configured")]
+    UnknownDatasource(String),
+    /// Step 3: the module's migrations are inconsistent.
+    #[error("the module declares migration {0} twice")]
+    DuplicateMigration(i64),
+    /// Step 3: the module has migrations but the app no datasource.
+    #[error("app {0} has migrations but no datasource")]
+    NoDatasource(String),
+    /// Step 3: applying them failed.
+    #[error("migrations failed")]
+    Migrations(#[source] Box<MigrationError>),
+    /// Step 4: `init` returned an error or panicked (the module's message).
+    #[error("init failed: {0}")]
+    Init(String),
+    /// Step 5: the routes the module declared cannot be installed.
+    #[error("bad routes")]
+    Routes(#[from] RouteError),
+    /// A step's blocking thread died (a bug in the container).
+    #[error("{0} crashed")]
+    Crashed(&'static str, #[source] tokio::task::JoinError),
+}
+
+/// A freshly loaded and initialised instance, not yet mounted.
+pub struct Loaded {
+    pub instance: Instance,
+    pub info: ModuleInfo,
+    pub sha256: String,
+}
+
+/// What the pipeline needs, shared with the manager.
+pub struct Pipeline {
+    pub config: Arc<Config>,
+    pub datasources: Arc<Datasources>,
+    pub staging: Arc<Staging>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+async fn blocking<T: Send + 'static>(
+    step: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PipelineError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| PipelineError::Crashed(step, e))
+}
+
+impl Pipeline {
+    /// Runs every step for app `name` on `source` (errors name `file`, the
+    /// app's file in the deploy directory). `image_loaded` is told the bytes
+    /// an opened image maps: it stays loaded even if a later step fails.
+    ///
+    /// # Errors
+    /// The first step that failed.
+    pub async fn load(
+        &self,
+        name: &str,
+        source: &Path,
+        file: &Path,
+        image_loaded: impl FnOnce(u64),
+    ) -> Result<Loaded, PipelineError> {
+        let (module, sha256) = self.open(name, source, file).await?;
+        image_loaded(module.mapped_bytes());
+        let info = module.info().clone();
+        let data = Arc::new(self.app_data(name)?);
+        let for_listing = Arc::clone(&module);
+        let specs = blocking("listing migrations", move || migrations_of(&for_listing)).await?;
+        migrate(&data, &specs).await?;
+        let document = self.init_document(name);
+        let host_app = HostApp::leak(name.into(), self.runtime.clone());
+        let (raw, routes) = blocking("init", move || RawInstance::init(module, host_app, &document))
+            .await?
+            .map_err(PipelineError::Init)?;
+        match RouteTable::build(&routes) {
+            Ok(routes) => Ok(Loaded {
+                instance: Instance::new(raw, routes, data),
+                info,
+                sha256,
+            }),
+            Err(error) => {
+                // `init` succeeded, so `destroy` must run: dropping `raw` does it.
+                let _ = tokio::task::spawn_blocking(move || drop(raw)).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Steps 1 and 2: stage a copy of `source`, then open and check it.
+    async fn open(&self, name: &str, source: &Path, file: &Path) -> Result<(Arc<Module>, String), PipelineError> {
+        let staging = Arc::clone(&self.staging);
+        let (app, from) = (name.to_owned(), source.to_path_buf());
+        let staged = blocking("staging", move || staging.stage(&app, &from))
+            .await?
+            .map_err(PipelineError::Stage)?;
+        let sha256 = staged.sha256().to_owned();
+        let file: PathBuf = file.to_path_buf();
+        let module = blocking("loading", move || Module::load(staged.path(), &file)).await??;
+        Ok((Arc::new(module), sha256))
+    }
+
+    /// The datasources app `name` is granted.
+    fn app_data(&self, name: &str) -> Result<AppData, PipelineError> {
+        let granted = self
+            .config
+            .app_datasources(name)
+            .iter()
+            .map(|d| {
+                self.datasources
+                    .get(d)
+                    .cloned()
+                    .ok_or_else(|| PipelineError::UnknownDatasource(d.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AppData::new(name.into(), granted))
+    }
+
+    /// The JSON document `init` receives: name, context path, config
+    /// section, log level.
+    fn init_document(&self, name: &str) -> Vec<u8> {
+        let config = self.config.apps.get(name).map(|a| a.config.clone()).unwrap_or_default();
+        let max_log_level = tracing::level_filters::LevelFilter::current()
+            .to_string()
+            .to_lowercase();
+        let context_path = self.config.context_path(name);
+        let prefix = if context_path == "/" { "" } else { &context_path };
+        serde_json::to_vec(&serde_json::json!({
+            "name": name,
+            "context_path": prefix,
+            "config": config,
+            "max_log_level": max_log_level,
+        }))
+        .expect("a JSON value serialises")
+    }
+}
+
+/// Step 3: applies the module's migrations on the app's default datasource.
+async fn migrate(data: &AppData, specs: &[MigrationSpec]) -> Result<(), PipelineError> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let ds = data
+        .default_datasource()
+        .ok_or_else(|| PipelineError::NoDatasource(data.name.to_string()))?;
+    let migrations = group_migrations(specs)?;
+    apply_app_migrations(ds, &data.name, &migrations)
+        .await
+        .map_err(|e| PipelineError::Migrations(Box::new(e)))?;
+    Ok(())
+}
+
+/// Groups the per-variant reports of a module into migrations: one per
+/// version, its default SQL and its backend-specific variants.
+///
+/// # Errors
+/// [`PipelineError::DuplicateMigration`] for a version with two default
+/// SQLs or two variants for one backend.
+pub fn group_migrations(specs: &[MigrationSpec]) -> Result<Vec<AppMigration>, PipelineError> {
+    let mut migrations: Vec<AppMigration> = Vec::new();
+    for spec in specs {
+        let index = match migrations.iter().position(|m| m.version == spec.version) {
+            Some(i) => i,
+            None => {
+                migrations.push(AppMigration {
+                    version: spec.version,
+                    description: spec.description.clone(),
+                    sql: String::new(),
+                    variants: Vec::new(),
+                });
+                migrations.len() - 1
+            }
+        };
+        let m = &mut migrations[index];
+        let twice = if spec.backend.is_empty() {
+            !std::mem::replace(&mut m.sql, spec.sql.clone()).is_empty()
+        } else {
+            let seen = m.variants.iter().any(|(b, _)| *b == spec.backend);
+            m.variants.push((spec.backend.clone(), spec.sql.clone()));
+            seen
+        };
+        if twice {
+            return Err(PipelineError::DuplicateMigration(spec.version));
+        }
+    }
+    Ok(migrations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::chain;
+
+    fn spec(version: i64, backend: &str, sql: &str) -> MigrationSpec {
+        MigrationSpec {
+            version,
+            description: format!("v{version}"),
+            backend: backend.into(),
+            sql: sql.into(),
+        }
+    }
+
+    #[test]
+    fn migrations_are_grouped_by_version_with_their_variants() {
+        let specs = [
+            spec(1, "", "CREATE TABLE a (id INTEGER)"),
+            spec(1, "postgres", "CREATE TABLE a (id BIGINT)"),
+            spec(2, "", "ALTER TABLE a ADD b TEXT"),
+        ];
+        let grouped = group_migrations(&specs).unwrap();
+        assert_eq!(grouped.len(), 2);
+        assert_eq!(grouped[0].sql, "CREATE TABLE a (id INTEGER)");
+        assert_eq!(
+            grouped[0].variants,
+            vec![("postgres".to_owned(), "CREATE TABLE a (id BIGINT)".to_owned())]
+        );
+        assert!(grouped[1].variants.is_empty());
+    }
+
+    #[test]
+    fn a_version_declared_twice_is_refused() {
+        for second in [spec(3, "", "SELECT 2"), spec(3, "sqlite", "SELECT 2")] {
+            let first = spec(3, &second.backend, "SELECT 1");
+            let error = group_migrations(&[first, second]).unwrap_err();
+            assert!(matches!(error, PipelineError::DuplicateMigration(3)), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn errors_keep_their_cause_as_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let error = PipelineError::Stage(DeployError::Io {
+            path: "deploy/a.so".into(),
+            source: io,
+        });
+        assert!(std::error::Error::source(&error).is_some());
+        assert_eq!(chain(&error), "cannot stage the library: deploy/a.so: gone");
+    }
+}
