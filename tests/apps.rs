@@ -86,9 +86,11 @@ async fn bank_transfers_under_concurrency_on_sqlite() {
     concurrent_transfers(None).await;
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bank_transfers_under_concurrency_on_postgres() {
-    if let Some(db) = PgDb::create("bank_transfers_under_concurrency_on_postgres").await {
+    {
+        let db = PgDb::create("bank_transfers_under_concurrency_on_postgres").await;
         concurrent_transfers(Some(&db.url)).await;
     }
 }

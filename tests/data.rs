@@ -77,9 +77,11 @@ async fn data_api_on_sqlite() {
     data_api(None).await;
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
 #[tokio::test(flavor = "multi_thread")]
 async fn data_api_on_postgres() {
-    if let Some(db) = PgDb::create("data_api_on_postgres").await {
+    {
+        let db = PgDb::create("data_api_on_postgres").await;
         data_api(Some(&db.url)).await;
     }
 }
@@ -127,9 +129,11 @@ async fn transactions_on_sqlite() {
     transactions(None).await;
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
 #[tokio::test(flavor = "multi_thread")]
 async fn transactions_on_postgres() {
-    if let Some(db) = PgDb::create("transactions_on_postgres").await {
+    {
+        let db = PgDb::create("transactions_on_postgres").await;
         transactions(Some(&db.url)).await;
     }
 }
@@ -199,9 +203,11 @@ async fn migrations_on_sqlite() {
     migrations(None).await;
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
 #[tokio::test(flavor = "multi_thread")]
 async fn migrations_on_postgres() {
-    if let Some(db) = PgDb::create("migrations_on_postgres").await {
+    {
+        let db = PgDb::create("migrations_on_postgres").await;
         migrations(Some(&db.url)).await;
     }
 }
@@ -256,11 +262,10 @@ async fn an_unreachable_database_fails_only_the_apps_that_need_it() {
     );
 }
 
+#[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_get_503_while_postgres_is_gone_and_recover() {
-    let Some(db) = PgDb::create("requests_get_503_while_postgres_is_gone_and_recover").await else {
-        return;
-    };
+    let db = PgDb::create("requests_get_503_while_postgres_is_gone_and_recover").await;
     let c = Container::builder()
         .deploy(&module("dataprobe"), "probe.so")
         .deploy(&module("hello"), "hello.so")

@@ -325,7 +325,19 @@ async fn a_reload_drains_a_request_whose_body_is_still_arriving() {
     slow.write_all(b"GET /app/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Routed: the request holds version a (it counts as in flight).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, app) = c.admin_call(c.admin(Method::GET, "/apps/app")).await;
+        if app["requests_in_flight"].as_u64() == Some(1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request was not routed: {app}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     let b = std::fs::read(module("versioned-b")).unwrap();
     let (status, json) = c.admin_call(c.admin(Method::PUT, "/apps/app").body(b)).await;
@@ -335,6 +347,8 @@ async fn a_reload_drains_a_request_whose_body_is_still_arriving() {
         (200, "version b\n".into()),
         "new requests go to b"
     );
+    // Not a synchronisation: the window in which a wrong drain would
+    // destroy version a under its in-flight request.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         std::fs::read_to_string(&marker).unwrap_or_default(),

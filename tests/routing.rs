@@ -127,7 +127,7 @@ async fn not_found_method_not_allowed_head_and_redirect() {
     assert_eq!(response.headers()["location"], "/hello/?x=1");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn blocking_routes_run_and_async_ones_keep_answering() {
     let c = Container::builder().deploy(&module("hello"), "hello.so").start();
     let (status, body) = c.get("/hello/blocking?n=25").await;
@@ -136,15 +136,36 @@ async fn blocking_routes_run_and_async_ones_keep_answering() {
         (200, "fib(25) = 75025, computed on a blocking thread\n")
     );
     assert_eq!(c.get("/hello/blocking?n=x").await.0, 400);
-    // A slow blocking handler does not hold up async requests.
-    let slow = c.get("/hello/blocking?n=36");
-    let fast = async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        c.get("/hello/").await
-    };
-    let (slow, fast) = tokio::join!(slow, fast);
-    assert_eq!(slow.0, 200);
-    assert_eq!(fast.0, 200);
+    // More slow blocking handlers than the container has async workers
+    // (one per core): if they ran on those workers, the async request
+    // would wait for one of them to finish.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let slow: Vec<_> = (0..workers + 2)
+        .map(|_| {
+            let (client, url) = (c.client().clone(), c.url("/hello/blocking?n=36"));
+            tokio::spawn(async move {
+                let response = client.get(url).send().await.unwrap();
+                (response.status().as_u16(), std::time::Instant::now())
+            })
+        })
+        .collect();
+    // Wait until all of them are running in the app.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, app) = c.admin_call(c.admin(reqwest::Method::GET, "/apps/hello")).await;
+        if app["requests_in_flight"].as_u64() == Some(workers as u64 + 2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not all running: {app}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(c.get("/hello/").await.0, 200);
+    let fast_done = std::time::Instant::now();
+    for handle in slow {
+        let (status, done) = handle.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(done > fast_done, "a blocking request finished before the async one");
+    }
 }
 
 #[tokio::test]
