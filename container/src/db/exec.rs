@@ -1,9 +1,9 @@
-//! Running one module query on SQLite or PostgreSQL: bind the wire values,
-//! execute, encode the rows back into wire values.
+//! Running one module query on SQLite or PostgreSQL: bind the values,
+//! execute, hand each row's values to a [`RowSink`] as they are decoded.
 
 use std::sync::Arc;
 
-use crabcat_sdk::abi::wire::{self, ErrorKind, Value, ValueRef};
+use crabcat_sdk::abi::wire::{ErrorKind, Value, ValueRef};
 use sqlx::postgres::{PgArgumentBuffer, PgRow, PgTypeInfo};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Column, Decode, Postgres, Row, Sqlite, TypeInfo, ValueRef as _};
@@ -21,8 +21,29 @@ pub enum Op {
     Execute,
 }
 
-/// A failure to report to the module.
+/// A failure to report to the module: what kind, and a message.
 pub type Failure = (ErrorKind, String);
+
+/// Where a query's rows go, value by value, straight from the database's
+/// own row buffers (the ABI encodes them into the module's reply, with no
+/// rows built in between).
+pub trait RowSink {
+    /// The column names, once, before any value (none without rows).
+    fn columns(&mut self, names: &mut dyn ExactSizeIterator<Item = &str>);
+    /// The next value, row by row, column by column.
+    fn value(&mut self, value: ValueRef<'_>);
+    /// After the last value: how many rows there were.
+    fn finish(&mut self, rows: usize);
+}
+
+/// What a statement without rows did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    /// Rows inserted, updated or deleted.
+    pub rows_affected: u64,
+    /// SQLite's rowid of the last insert.
+    pub last_insert_id: Option<i64>,
+}
 
 fn db_failure(error: sqlx::Error) -> Failure {
     classify(&error)
@@ -44,9 +65,10 @@ impl sqlx::Encode<'_, Postgres> for UntypedNull {
     }
 }
 
-/// Binds `params` to `sql`, runs it per `op` and encodes the reply.
+/// Binds `params` to `sql` and runs it per `op`: rows into the sink, or
+/// what the statement did.
 macro_rules! run {
-    ($db:ty, $executor:expr, $op:expr, $sql:expr, $params:expr, $null:expr, $decode:path, $last_id:expr) => {{
+    ($db:ty, $executor:expr, $op:expr, $sql:expr, $params:expr, $sink:expr, $null:expr, $decode:path, $last_id:expr) => {{
         let mut query = sqlx::query::<$db>(AssertSqlSafe($sql));
         for value in $params {
             query = match value {
@@ -61,74 +83,82 @@ macro_rules! run {
         match $op {
             Op::FetchAll => {
                 let rows = query.fetch_all($executor).await.map_err(db_failure)?;
-                encode_rows(&rows, $decode)
+                sink_rows(&rows, $decode, $sink).map(|()| None)
             }
             Op::FetchOptional => {
                 let row = query.fetch_optional($executor).await.map_err(db_failure)?;
-                encode_rows(row.as_slice(), $decode)
+                sink_rows(row.as_slice(), $decode, $sink).map(|()| None)
             }
             Op::Execute => {
                 let done = query.execute($executor).await.map_err(db_failure)?;
                 let last_id: fn(&_) -> Option<i64> = $last_id;
-                Ok(wire::encode_done(done.rows_affected(), last_id(&done)))
+                Ok(Some(Done {
+                    rows_affected: done.rows_affected(),
+                    last_insert_id: last_id(&done),
+                }))
             }
         }
     }};
 }
 
-/// Runs on SQLite.
+/// Runs on SQLite: rows go to `sink`; a statement without rows returns
+/// what it did.
 pub async fn sqlite<'e>(
     executor: impl sqlx::Executor<'e, Database = Sqlite>,
     op: Op,
     sql: Arc<str>,
     params: Vec<Value>,
-) -> Result<Vec<u8>, Failure> {
+    sink: &mut (impl RowSink + Send),
+) -> Result<Option<Done>, Failure> {
     run!(
         Sqlite,
         executor,
         op,
         sql,
         params,
+        sink,
         None::<i64>,
         sqlite_value,
         |d: &sqlx::sqlite::SqliteQueryResult| { Some(d.last_insert_rowid()) }
     )
 }
 
-/// Runs on PostgreSQL.
+/// Runs on PostgreSQL, as [`sqlite`].
 pub async fn postgres<'e>(
     executor: impl sqlx::Executor<'e, Database = Postgres>,
     op: Op,
     sql: Arc<str>,
     params: Vec<Value>,
-) -> Result<Vec<u8>, Failure> {
+    sink: &mut (impl RowSink + Send),
+) -> Result<Option<Done>, Failure> {
     run!(
         Postgres,
         executor,
         op,
         sql,
         params,
+        sink,
         UntypedNull,
         postgres_value,
         |_: &sqlx::postgres::PgQueryResult| None
     )
 }
 
-fn encode_rows<R: Row>(
+fn sink_rows<R: Row>(
     rows: &[R],
     decode: for<'r> fn(&'r R, usize) -> Result<ValueRef<'r>, String>,
-) -> Result<Vec<u8>, Failure> {
-    let mut out = Vec::with_capacity(64 + rows.len() * 32);
+    sink: &mut impl RowSink,
+) -> Result<(), Failure> {
     let columns = rows.first().map(|r| r.columns()).unwrap_or_default();
-    let count_at = wire::start_rows(&mut out, columns.iter().map(|c| c.name()));
+    sink.columns(&mut columns.iter().map(|c| c.name()));
     for row in rows {
         for (i, column) in columns.iter().enumerate() {
             let value = decode(row, i).map_err(|e| (ErrorKind::Decode, format!("column {}: {e}", column.name())))?;
-            wire::put_value_ref(&mut out, value);
+            sink.value(value);
         }
     }
-    wire::finish_rows(&mut out, count_at, rows.len());
-    Ok(out)
+    sink.finish(rows.len());
+    Ok(())
 }
 
 fn sqlite_value(row: &SqliteRow, i: usize) -> Result<ValueRef<'_>, String> {

@@ -3,8 +3,9 @@
 //! transactions, and migrations (the container's own schema and each app's).
 //!
 //! Modules never see a URL or a connection: they send SQL with `$N`
-//! placeholders and [`wire`](crabcat_sdk::abi::wire) values through the host
-//! vtable, and get rows back in the same encoding.
+//! placeholders and values through the host vtable. This module knows no
+//! ABI: it takes typed values and hands rows to a [`RowSink`], value by
+//! value; `abi::host` translates to and from the wire format.
 
 mod error;
 mod exec;
@@ -13,6 +14,7 @@ mod pool;
 mod scope;
 
 pub use error::classify;
+pub use exec::{Done, Failure, Op, RowSink};
 pub use migrate::{AppMigration, MigrationError, apply_app_migrations};
 pub use pool::{Backend, Datasource, Datasources, SetupError};
 pub use scope::{AppData, RequestScope};

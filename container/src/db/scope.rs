@@ -7,11 +7,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use crabcat_sdk::abi::wire::{self, ErrorKind, Value};
-use crabcat_sdk::abi::{DB_BEGIN, DB_COMMIT, DB_EXECUTE, DB_FETCH_ALL, DB_FETCH_OPTIONAL, DB_ROLLBACK};
+use crabcat_sdk::abi::wire::{ErrorKind, Value};
 use sqlx::{Postgres, Sqlite};
 
-use super::exec::{self, Failure, Op};
+use super::exec::{self, Done, Failure, Op, RowSink};
 use super::pool::{Datasource, Pool};
 
 /// The datasources an app was granted; the first is its default.
@@ -102,10 +101,6 @@ impl Held {
     }
 }
 
-fn failure_reply((kind, message): Failure) -> Vec<u8> {
-    wire::encode_error(kind, &message)
-}
-
 impl RequestScope {
     /// An empty scope for a request to `app`.
     pub fn new(app: Arc<AppData>) -> Self {
@@ -123,30 +118,17 @@ impl RequestScope {
         self.held.lock().expect("scope lock")
     }
 
-    /// Runs one operation from the module; the reply (or the error) in wire form.
-    pub async fn call(&self, op: u32, datasource: &str, tx: u64, sql: Arc<str>, params: Vec<Value>) -> Vec<u8> {
-        // `begin` and `end` are boxed: their futures (a pool acquire) are
-        // kilobytes, and every query's future would be as large, copied
-        // into the box the FFI future lives in.
-        let result = match op {
-            DB_BEGIN => Box::pin(self.begin(datasource)).await.map(wire::encode_transaction),
-            DB_COMMIT | DB_ROLLBACK => Box::pin(self.end(tx, op == DB_COMMIT))
-                .await
-                .map(|()| wire::encode_done(0, None)),
-            DB_FETCH_ALL => self.query(datasource, tx, Op::FetchAll, sql, params).await,
-            DB_FETCH_OPTIONAL => self.query(datasource, tx, Op::FetchOptional, sql, params).await,
-            DB_EXECUTE => self.query(datasource, tx, Op::Execute, sql, params).await,
-            other => Err((ErrorKind::Other, format!("unknown database operation {other}"))),
-        };
-        if let Err((kind, message)) = &result
-            && !matches!(kind, ErrorKind::NotFound)
-        {
-            tracing::warn!(app = %self.app.name, ?kind, "database error: {message}");
-        }
-        result.unwrap_or_else(failure_reply)
+    /// The app this scope belongs to.
+    pub fn app(&self) -> &str {
+        &self.app.name
     }
 
-    async fn begin(&self, datasource: &str) -> Result<u64, Failure> {
+    /// Begins a transaction on `datasource` (empty: the app's default);
+    /// returns its id in this scope.
+    ///
+    /// # Errors
+    /// If the app is not granted the datasource or the database fails.
+    pub async fn begin(&self, datasource: &str) -> Result<u64, Failure> {
         let ds = Arc::clone(self.app.resolve(datasource)?);
         let tx = match &ds.pool {
             // IMMEDIATE takes the write lock up front: read-then-write
@@ -169,7 +151,11 @@ impl RequestScope {
         Ok(id)
     }
 
-    async fn end(&self, id: u64, commit: bool) -> Result<(), Failure> {
+    /// Commits or rolls back transaction `id`.
+    ///
+    /// # Errors
+    /// If there is no such transaction, it is busy, or the database fails.
+    pub async fn end(&self, id: u64, commit: bool) -> Result<(), Failure> {
         let tx = self.take(id)?;
         self.held().remove(id);
         tx.end(commit).await.map_err(|e| super::classify(&e))
@@ -215,25 +201,34 @@ impl RequestScope {
             .filter(|&id| held.get(id).is_some_and(|slot| Arc::ptr_eq(&slot.datasource, ds))))
     }
 
-    async fn query(
+    /// Runs `sql` with `params` on `datasource` (empty: the app's
+    /// default), in transaction `tx` (0: the route's managed transaction on
+    /// that datasource, if any, else none): rows go to `sink`; a statement
+    /// without rows (`Op::Execute`) returns what it did.
+    ///
+    /// # Errors
+    /// If the app is not granted the datasource, the transaction is not
+    /// usable, or the database fails.
+    pub async fn query(
         &self,
         datasource: &str,
         tx: u64,
         op: Op,
         sql: Arc<str>,
         params: Vec<Value>,
-    ) -> Result<Vec<u8>, Failure> {
+        sink: &mut (impl RowSink + Send),
+    ) -> Result<Option<Done>, Failure> {
         let ds = Arc::clone(self.app.resolve(datasource)?);
         let Some(id) = self.transaction_for(tx, &ds)? else {
             return match &ds.pool {
-                Pool::Sqlite(pool) => exec::sqlite(pool, op, sql, params).await,
-                Pool::Postgres(pool) => exec::postgres(pool, op, sql, params).await,
+                Pool::Sqlite(pool) => exec::sqlite(pool, op, sql, params, sink).await,
+                Pool::Postgres(pool) => exec::postgres(pool, op, sql, params, sink).await,
             };
         };
         let mut tx = self.take(id)?;
         let result = match &mut tx {
-            Tx::Sqlite(tx) => exec::sqlite(&mut **tx, op, sql, params).await,
-            Tx::Postgres(tx) => exec::postgres(&mut **tx, op, sql, params).await,
+            Tx::Sqlite(tx) => exec::sqlite(&mut **tx, op, sql, params, sink).await,
+            Tx::Postgres(tx) => exec::postgres(&mut **tx, op, sql, params, sink).await,
         };
         self.put_back(id, tx);
         result

@@ -4,6 +4,7 @@
 //! instance's route table (`routes`).
 
 mod context;
+mod directory;
 mod instance;
 mod manager;
 mod pipeline;

@@ -1,0 +1,97 @@
+//! What a module's instance uses of the host's runtime: the log, the
+//! timer, and tasks spawned on the host (tracked per instance, cancelled
+//! before `destroy`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crabcat_sdk::abi::{self, FfiFuture, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN, RawSlice};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{null_argument, text};
+
+/// The host's side of one app instance: what `log` and `spawn` need.
+/// Leaked on creation ([`HostApp::leak`]) so that it outlives the module
+/// image, which is never unloaded either.
+pub struct HostApp {
+    name: Arc<str>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+    runtime: tokio::runtime::Handle,
+}
+
+impl HostApp {
+    /// Creates the host side of an instance of app `name`, for the life of
+    /// the process. Tasks the module spawns run on `runtime`.
+    pub fn leak(name: Arc<str>, runtime: tokio::runtime::Handle) -> &'static HostApp {
+        Box::leak(Box::new(HostApp {
+            name,
+            tasks: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+            runtime,
+        }))
+    }
+
+    /// Cancels (drops) every task the module spawned and waits until they
+    /// are gone; tasks spawned after this are dropped at once.
+    pub async fn cancel_tasks(&self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    pub(in crate::abi) fn abi_ptr(&'static self) -> *const abi::HostApp {
+        (self as *const HostApp).cast()
+    }
+}
+
+host_fn! {
+    fn host_log(app: *const abi::HostApp, level: u32, target: RawSlice, message: RawSlice) = ();
+    {
+        // SAFETY: `app` is null or the `HostApp` handed to this module's
+        // init, leaked and so valid for the process.
+        let app = unsafe { app.cast::<HostApp>().as_ref() }.map_or("?", |a| &a.name);
+        let (target, message) = (text(target), text(message));
+        match level {
+            LOG_ERROR => tracing::error!(target: "crabcat::app", app, module = %target, "{message}"),
+            LOG_WARN => tracing::warn!(target: "crabcat::app", app, module = %target, "{message}"),
+            LOG_INFO => tracing::info!(target: "crabcat::app", app, module = %target, "{message}"),
+            LOG_DEBUG => tracing::debug!(target: "crabcat::app", app, module = %target, "{message}"),
+            LOG_TRACE => tracing::trace!(target: "crabcat::app", app, module = %target, "{message}"),
+            _ => tracing::info!(target: "crabcat::app", app, module = %target, level, "{message}"),
+        }
+    }
+}
+
+host_fn! {
+    fn host_sleep(millis: u64) -> FfiFuture<()> = FfiFuture::new(async {});
+    {
+        // The timer is created on first poll, inside the host runtime.
+        FfiFuture::new(async move { tokio::time::sleep(Duration::from_millis(millis)).await })
+    }
+}
+
+host_fn! {
+    fn host_spawn(app: *const abi::HostApp, task: FfiFuture<()>) = ();
+    {
+        // SAFETY: `app` is the leaked `HostApp` of this module's init, or null.
+        let Some(app) = (unsafe { app.cast::<HostApp>().as_ref() }) else {
+            null_argument("spawn");
+            return; // dropping `task` runs the module's drop function
+        };
+        if app.cancel.is_cancelled() {
+            return;
+        }
+        let cancel = app.cancel.clone();
+        app.tasks.spawn_on(
+            async move {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = task => {}
+                }
+            },
+            &app.runtime,
+        );
+    }
+}
