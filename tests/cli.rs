@@ -101,3 +101,31 @@ fn a_public_admin_address_without_a_token_is_refused_before_binding() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_token_says_where_it_was_looked_for_and_how_to_pass_one() {
+    let c = Container::builder().start();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = Command::new(crabcat_bin())
+        .args(["apps", "--admin"])
+        .arg(c.admin_url(""))
+        .current_dir(elsewhere.path())
+        .env_remove("CRABCAT_ADMIN_TOKEN")
+        .env_remove("CRABCAT_CONFIG")
+        .output()
+        .expect("run crabcat");
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    let looked_at = elsewhere.path().join("data/admin.token");
+    assert!(err.contains(&looked_at.display().to_string()), "{err}");
+    assert!(err.contains("--token or CRABCAT_ADMIN_TOKEN"), "{err}");
+
+    let output = Command::new(crabcat_bin())
+        .args(["apps", "--admin"])
+        .arg(c.admin_url(""))
+        .env("CRABCAT_ADMIN_TOKEN", "a-wrong-token-0123456789")
+        .output()
+        .expect("run crabcat");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("refused the token"), "{err}");
+}

@@ -84,12 +84,28 @@ fn client(args: &AdminArgs) -> Result<AdminClient, ClientError> {
         .admin
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.admin.listen));
-    let token = args.token.clone().or(config.admin.token).or_else(|| {
-        std::fs::read_to_string(&config.admin.token_file)
-            .ok()
-            .map(|t| t.trim().to_owned())
-    });
-    Ok(AdminClient::new(&base, token))
+    let file = &config.admin.token_file;
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+    let (token, source) = if let Some(token) = args.token.clone() {
+        (Some(token), "given with --token or CRABCAT_ADMIN_TOKEN".to_owned())
+    } else if let Some(token) = config.admin.token {
+        (Some(token), "the config's admin.token".to_owned())
+    } else {
+        match std::fs::read_to_string(file) {
+            Ok(text) => (
+                Some(text.trim().to_owned()),
+                format!("read from {}", absolute.display()),
+            ),
+            Err(e) => (
+                None,
+                format!(
+                    "not given (no --token, no CRABCAT_ADMIN_TOKEN, no admin.token in the config) and {} could not be read: {e}",
+                    absolute.display()
+                ),
+            ),
+        }
+    };
+    Ok(AdminClient::new(&base, token).token_source(source))
 }
 
 fn init_tracing(filter: &str) {

@@ -30,6 +30,9 @@ impl ClientError {
 pub struct AdminClient {
     base: String,
     token: Option<String>,
+    /// Where the token came from (or where it was looked for), for the
+    /// message when the container refuses it.
+    token_source: String,
     http: reqwest::Client,
 }
 
@@ -39,8 +42,17 @@ impl AdminClient {
         AdminClient {
             base: base.trim_end_matches('/').to_owned(),
             token,
+            token_source: "--token".to_owned(),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Says where the token came from, or where it was looked for: told to
+    /// the user when the container refuses it.
+    #[must_use]
+    pub fn token_source(mut self, source: String) -> Self {
+        self.token_source = source;
+        self
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Result<Value, ClientError> {
@@ -60,6 +72,19 @@ impl AdminClient {
         let json: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
             Ok(json)
+        } else if status == reqwest::StatusCode::UNAUTHORIZED {
+            let what = if self.token.is_some() {
+                "refused the token"
+            } else {
+                "needs a token"
+            };
+            let reason = json["error"].as_str().unwrap_or("no reason given");
+            Err(ClientError::Refused(format!(
+                "the admin API at {} {what} ({status}: {reason}); the token was {}. Pass the container's \
+                 token with --token or CRABCAT_ADMIN_TOKEN, or run from the directory the container runs in: \
+                 unless configured, it writes its token to data/admin.token there",
+                self.base, self.token_source
+            )))
         } else {
             let reason = json["error"].as_str().unwrap_or("no reason given");
             Err(ClientError::Refused(format!("{} ({status})", reason)))

@@ -96,13 +96,14 @@ impl AppManager {
             tracing::error!(app = name, file = %file.display(), "not deployed: {conflict}");
             return Err(conflict.into());
         }
-        self.load_and_mount(name, source, file).await?;
+        self.load_and_mount(name, source, file, "deployed").await?;
         Ok(Outcome::Deployed)
     }
 
     /// Loads `source` for the registered app `name` (state `loading`) and
     /// mounts it, or records the failure.
-    async fn load_and_mount(&self, name: &str, source: &Path, file: &Path) -> Result<(), ManagerError> {
+    /// `what` names the operation in the log: `deployed` or `started`.
+    async fn load_and_mount(&self, name: &str, source: &Path, file: &Path, what: &str) -> Result<(), ManagerError> {
         let started = Instant::now();
         match self.load(name, source, file).await {
             Ok(loaded) => {
@@ -112,7 +113,7 @@ impl AppManager {
                     context_path = self.config.context_path(name),
                     file = %file.display(),
                     ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
-                    "deployed"
+                    "{what}"
                 );
                 Ok(())
             }
@@ -207,7 +208,7 @@ impl AppManager {
                 let target = self.deploy_dir().join(deploy::file_name(name));
                 let context_path = self.config.context_path(name);
                 self.registry.register(name, &target, &context_path)?;
-                let result = self.load_and_mount(name, upload, &target).await;
+                let result = self.load_and_mount(name, upload, &target, "deployed").await;
                 if result.is_err() {
                     // Nothing was deployed: forget the attempt entirely.
                     let _ = self.undeploy_locked(name, false).await;
@@ -309,7 +310,7 @@ impl AppManager {
             return Err(not_in_state(name, current.state.clone()));
         }
         self.registry.transition(name, Event::Load, |_| {})?;
-        self.load_and_mount(name, source, &current.file).await?;
+        self.load_and_mount(name, source, &current.file, "started").await?;
         Ok(Outcome::Started)
     }
 
