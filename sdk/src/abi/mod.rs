@@ -29,12 +29,13 @@
 
 use core::ffi::c_void;
 
-mod future;
 mod layout;
 
 pub mod wire;
 
-pub use future::{FfiContext, FfiFuture, FfiPoll, FfiWaker, FfiWakerVtable};
+// The future's shapes are part of the contract; their implementation is
+// unsafe code, so it lives with the rest in `ffi`.
+pub use crate::ffi::future::{FfiContext, FfiFuture, FfiPoll, FfiWaker, FfiWakerVtable};
 #[doc(hidden)]
 pub use layout::layout_field;
 pub use layout::{CONTRACT, FieldLayout, LAYOUT_HASH, TypeLayout, layout_hash};

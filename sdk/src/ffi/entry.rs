@@ -52,6 +52,11 @@ pub const fn descriptor<A: App>(name: &'static str, version: &'static str, unwin
 // alone reads and releases; the host does not touch it meanwhile.
 unsafe impl Send for crate::abi::BufferHandle {}
 
+/// The descriptor's `migrations`: reports `A::MIGRATIONS` to the host.
+///
+/// # Safety
+/// As [`crate::abi::MigrationsFn`]: `host` is null or the host's vtable,
+/// `sink` the sink of this call.
 unsafe extern "C" fn migrations<A: App>(host: *const HostVtable, sink: *mut MigrationSink) {
     // SAFETY: the host passes its process-long vtable.
     let Some(host) = (unsafe { host.as_ref() }) else { return };
@@ -100,6 +105,12 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     message
 }
 
+/// The descriptor's `init`: starts `A`.
+///
+/// # Safety
+/// As [`crate::abi::InitFn`]: the vtable, app handle, config document and
+/// sink the host passes are valid for the call (the vtable and app handle
+/// for the life of the process).
 unsafe extern "C" fn init<A: App>(
     host: *const HostVtable,
     app: *const HostApp,
@@ -138,6 +149,12 @@ unsafe extern "C" fn init<A: App>(
     }
 }
 
+/// The descriptor's `service`: calls an async route of `A`.
+///
+/// # Safety
+/// As [`crate::abi::ServiceFn`]: `instance` came from this image's `init`;
+/// the request and response sink stay valid until the returned future is
+/// finished or dropped.
 unsafe extern "C" fn service<A: App>(
     instance: *const c_void,
     route: u32,
@@ -181,6 +198,11 @@ where
     })
 }
 
+/// The descriptor's `service_blocking`: calls a blocking route of `A`.
+///
+/// # Safety
+/// As [`crate::abi::ServiceBlockingFn`]: `instance` came from this image's
+/// `init`; the request and response sink are valid for the call.
 unsafe extern "C" fn service_blocking<A: App>(
     instance: *const c_void,
     route: u32,
@@ -225,6 +247,11 @@ unsafe fn take_call<'a, A: App>(
     Some((started, Request::from_handle(request), sink))
 }
 
+/// The descriptor's `destroy`: drops the instance.
+///
+/// # Safety
+/// As [`crate::abi::DestroyFn`]: `instance` came from this image's `init`,
+/// no call uses it any more, and it is destroyed once.
 unsafe extern "C" fn destroy<A: App>(instance: *mut c_void) {
     if instance.is_null() {
         return;

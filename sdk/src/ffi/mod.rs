@@ -1,14 +1,16 @@
-//! The module's side of the ABI: with `abi::future` (futures and wakers
-//! that cross the boundary), the only `unsafe` code of the SDK.
+//! The module's side of the ABI, and the only `unsafe` code of the SDK.
 //!
 //! * `entry`: the `extern "C"` functions the export macro puts in the
 //!   descriptor; each catches panics.
+//! * `future`: futures and wakers that cross the boundary (re-exported as
+//!   part of the contract from `abi`).
 //! * `host`: safe wrappers around the host vtable (logging, sleep, spawn,
 //!   requests and responses, database calls).
 
 #![allow(unsafe_code)]
 
 pub(crate) mod entry;
+pub(crate) mod future;
 pub(crate) mod host;
 
 pub use entry::descriptor;

@@ -27,6 +27,11 @@ macro_rules! host_fn {
         fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $fallback:expr; $body:block
     ) => {
         $(#[$meta])*
+        ///
+        /// # Safety
+        /// Called by a module through the vtable, with the arguments the
+        /// contract (`crabcat_sdk::abi::HostVtable`) describes. Null pointers
+        /// are refused; other invalid pointers cannot be detected.
         pub(super) unsafe extern "C" fn $name($($arg: $ty),*) $(-> $ret)? {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || $body)) {
                 Ok(value) => value,

@@ -16,8 +16,6 @@
 //! tables below, and a `static` has one address, so a table pointer equal to
 //! this image's table was made by this image's code.
 
-#![allow(unsafe_code)] // the boundary itself: every block says why it holds
-
 use core::ffi::c_void;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
@@ -42,7 +40,7 @@ pub enum FfiPoll<T> {
 /// starts a larger struct known only to the side that made it.
 #[repr(C)]
 pub struct FfiWaker {
-    pub(super) vtable: *const FfiWakerVtable,
+    pub(crate) vtable: *const FfiWakerVtable,
 }
 
 /// The functions of an [`FfiWaker`]; they never unwind (a panic in a
@@ -51,21 +49,21 @@ pub struct FfiWaker {
 #[repr(C)]
 pub struct FfiWakerVtable {
     /// Returns a new owned waker that wakes the same task.
-    pub(super) clone: unsafe extern "C" fn(*const FfiWaker) -> *const FfiWaker,
+    pub(crate) clone: unsafe extern "C" fn(*const FfiWaker) -> *const FfiWaker,
     /// Wakes the task and releases an owned waker.
-    pub(super) wake: unsafe extern "C" fn(*const FfiWaker),
+    pub(crate) wake: unsafe extern "C" fn(*const FfiWaker),
     /// Wakes the task.
-    pub(super) wake_by_ref: unsafe extern "C" fn(*const FfiWaker),
+    pub(crate) wake_by_ref: unsafe extern "C" fn(*const FfiWaker),
     /// Releases an owned waker.
-    pub(super) drop: unsafe extern "C" fn(*const FfiWaker),
+    pub(crate) drop: unsafe extern "C" fn(*const FfiWaker),
 }
 
 /// The FFI form of [`Context`]: lends a waker for the length of one poll.
 /// The callee may clone it or wake it by reference, never drop or consume it.
 #[repr(C)]
 pub struct FfiContext<'a> {
-    pub(super) waker: *const FfiWaker,
-    pub(super) _borrow: PhantomData<&'a FfiWaker>,
+    pub(crate) waker: *const FfiWaker,
+    pub(crate) _borrow: PhantomData<&'a FfiWaker>,
 }
 
 /// A boxed `Send + 'static` future that crosses the boundary. It is polled
@@ -73,9 +71,9 @@ pub struct FfiContext<'a> {
 #[repr(C)]
 #[must_use = "futures do nothing unless polled"]
 pub struct FfiFuture<T> {
-    pub(super) future: *mut c_void,
-    pub(super) poll: unsafe extern "C" fn(*mut c_void, *mut FfiContext<'_>) -> FfiPoll<T>,
-    pub(super) drop: unsafe extern "C" fn(*mut c_void),
+    pub(crate) future: *mut c_void,
+    pub(crate) poll: unsafe extern "C" fn(*mut c_void, *mut FfiContext<'_>) -> FfiPoll<T>,
+    pub(crate) drop: unsafe extern "C" fn(*mut c_void),
 }
 
 // SAFETY: `FfiFuture::new` accepts only `Send` futures, and the foreign
@@ -259,6 +257,9 @@ fn contain(f: impl FnOnce()) {
 }
 
 /// A lent waker is never owned by the other side, so never consumed.
+///
+/// # Safety
+/// Never safe to call: it aborts (a caller broke the contract).
 unsafe extern "C" fn never(_: *const FfiWaker) {
     std::process::abort();
 }
@@ -277,18 +278,24 @@ unsafe extern "C" fn owned_clone(header: *const FfiWaker) -> *const FfiWaker {
     own(unsafe { &(*header.cast::<Owned>()).waker }.clone())
 }
 
+/// # Safety
+/// `header` is an owned waker made by `own`; the call consumes it.
 unsafe extern "C" fn owned_wake(header: *const FfiWaker) {
     // SAFETY: made by `own`, and released here once (the caller gives it up).
     let owned = unsafe { Box::from_raw(header.cast::<Owned>().cast_mut()) };
     contain(|| owned.waker.wake());
 }
 
+/// # Safety
+/// `header` starts a live `Owned`.
 unsafe extern "C" fn owned_wake_by_ref(header: *const FfiWaker) {
     // SAFETY: live, by this function's contract.
     let waker = unsafe { &(*header.cast::<Owned>()).waker };
     contain(|| waker.wake_by_ref());
 }
 
+/// # Safety
+/// `header` is an owned waker made by `own`; the call releases it.
 unsafe extern "C" fn owned_drop(header: *const FfiWaker) {
     // SAFETY: as in `owned_wake`.
     let owned = unsafe { Box::from_raw(header.cast::<Owned>().cast_mut()) };
@@ -307,18 +314,26 @@ unsafe fn bridge_clone(data: *const ()) -> RawWaker {
     RawWaker::new(clone.cast(), &BRIDGE)
 }
 
+/// # Safety
+/// `data` is an owned `FfiWaker` clone (a bridged waker's data); the call
+/// gives it up.
 unsafe fn bridge_wake(data: *const ()) {
     let header = data.cast::<FfiWaker>();
     // SAFETY: by this function's contract; an owned clone, given up here.
     unsafe { ((*(*header).vtable).wake)(header) }
 }
 
+/// # Safety
+/// `data` is a live `FfiWaker` (a bridged waker's data).
 unsafe fn bridge_wake_by_ref(data: *const ()) {
     let header = data.cast::<FfiWaker>();
     // SAFETY: by this function's contract.
     unsafe { ((*(*header).vtable).wake_by_ref)(header) }
 }
 
+/// # Safety
+/// `data` is an owned `FfiWaker` clone (a bridged waker's data); the call
+/// releases it.
 unsafe fn bridge_drop(data: *const ()) {
     let header = data.cast::<FfiWaker>();
     // SAFETY: by this function's contract; an owned clone, released here.
@@ -427,6 +442,8 @@ mod tests {
     #[test]
     fn a_bridged_waker_is_lent_back_as_it_is() {
         static SEEN: std::sync::atomic::AtomicPtr<FfiWaker> = std::sync::atomic::AtomicPtr::new(ptr::null_mut());
+        /// # Safety
+        /// `context` is the live context of this poll.
         unsafe extern "C" fn record(_: *mut c_void, context: *mut FfiContext<'_>) -> FfiPoll<()> {
             // SAFETY: the context of this poll.
             SEEN.store(unsafe { (*context).waker }.cast_mut(), Ordering::SeqCst);
