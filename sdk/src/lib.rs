@@ -7,22 +7,11 @@
 //!
 //! ## A complete app
 //!
-//! `Cargo.toml`:
-//!
-//! ```toml
-//! [package]
-//! name = "hello"
-//! version = "0.1.0"
-//! edition = "2024"
-//!
-//! [lib]
-//! crate-type = ["cdylib"]
-//!
-//! [dependencies]
-//! crabcat-sdk = { path = "../../sdk" }
-//! serde = { version = "1", features = ["derive"] }
-//! ```
-//!
+//! An app is a crate with `crate-type = ["cdylib"]` that depends on
+//! `crabcat-sdk`. The app-author guide, [`guide`] (also the chapter
+//! "Writing an app" of the book in `docs/`), shows how to create one in a
+//! clone of the repository, build it, deploy it and call it, and lists the
+//! [rules for app authors](crate::guide#rules-for-app-authors). Its
 //! `src/lib.rs`:
 //!
 //! ```
@@ -36,15 +25,15 @@
 //!     greeting: Option<String>,
 //! }
 //!
-//! struct Hello {
+//! struct Greeter {
 //!     greeting: String,
 //! }
 //!
-//! impl App for Hello {
+//! impl App for Greeter {
 //!     fn init(ctx: &InitContext) -> Result<Self> {
 //!         let config: Config = ctx.config()?;
-//!         log::info!("hello is starting");
-//!         Ok(Hello { greeting: config.greeting.unwrap_or_else(|| "Hello".into()) })
+//!         log::info!("greeter is starting");
+//!         Ok(Greeter { greeting: config.greeting.unwrap_or_else(|| "Hello".into()) })
 //!     }
 //!
 //!     fn routes(routes: &mut Routes<Self>) {
@@ -55,11 +44,11 @@
 //!     }
 //!
 //!     fn destroy(&self) {
-//!         log::info!("hello is stopping");
+//!         log::info!("greeter is stopping");
 //!     }
 //! }
 //!
-//! impl Hello {
+//! impl Greeter {
 //!     async fn greet(self: Arc<Self>, req: Request) -> Response {
 //!         let name = req.param("name").unwrap_or("world");
 //!         Response::text(format!("{}, {name}!", self.greeting))
@@ -75,33 +64,17 @@
 //!     }
 //! }
 //!
-//! crabcat_sdk::export_app!(Hello);
+//! crabcat_sdk::export_app!(Greeter);
 //! # fn main() {}
 //! ```
 //!
-//! Build it with `cargo build --release` and copy `target/release/libhello.so`
-//! to the container's `deploy/` directory as `hello.so` (write to a temporary
-//! name, then rename): it answers at `http://127.0.0.1:8080/hello/greet/you`.
-//!
-//! ## Rules for app authors
-//!
-//! 1. Use [`export_app!`]; never write `extern "C"` yourself.
-//! 2. Build with `panic = "unwind"` (the default). The container refuses
-//!    modules built with `panic = "abort"`: any panic in them would abort the
-//!    whole container. With unwinding, a panicking handler becomes a `500`
-//!    and a log line, and the app goes on serving.
-//! 3. No tokio, sqlx, reqwest or hyper in a module: the module has its own
-//!    copy of tokio with no reactor. Use [`sleep`] and [`spawn`], which run on
-//!    the container's runtime. Runtime-agnostic crates (`futures`, serde,
-//!    pure computation) are fine.
-//! 4. No threads, thread pools or runtimes in a module; they pin it in memory.
-//! 5. Keep nothing that must survive a reload in statics: each load gets
-//!    fresh statics.
-//! 6. Log with the [`log`] crate's macros (re-exported here); records go to
-//!    the container's log, tagged with the app name.
+//! Deployed as `greeter.so`, it answers at
+//! `http://127.0.0.1:8080/greeter/greet/you`. Host services: [`sleep`] and
+//! [`spawn`]; logging: the [`log`] macros, re-exported here.
 //!
 //! ## Layout
 //!
+//! * [`guide`]: the app-author guide.
 //! * [`App`], [`InitContext`]: the lifecycle (`app`).
 //! * [`Routes`], [`blocking`]: method + path pattern → handler (`routing`).
 //! * [`Request`], [`Response`], [`IntoResponse`], [`Error`]: the HTTP side.
@@ -133,6 +106,24 @@ pub use log;
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response, html_escape};
 pub use routing::{Blocking, Handler, Routes, Transactional, blocking, transactional};
+
+/// The app-author guide: creating, building and deploying an app, the SDK
+/// at a glance, and the rules for app authors.
+///
+/// This is the chapter "Writing an app" of the Crabcat book (`docs/src/`);
+/// its links to other chapters work in the book, which
+/// `scripts/check-docs.sh` builds.
+#[doc = include_str!("../../docs/src/writing-an-app.md")]
+pub mod guide {}
+
+// The Rust examples of the README and of the book's Data chapter, compiled
+// (not run) by `cargo test --doc`, so they keep up with the SDK.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/src/data.md")]
+pub struct DataChapterDoctests;
 
 /// Everything an app needs: `use crabcat_sdk::prelude::*;`
 pub mod prelude {

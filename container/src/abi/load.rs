@@ -78,7 +78,7 @@ pub struct ModuleInfo {
 }
 
 /// A loaded, checked module. The library is never unloaded (see
-/// `docs/abi-facts.md`, facts 8–10): dropping a `Module` leaks its image.
+/// `docs/src/abi.md`, "Measured facts", 8–10): dropping a `Module` leaks its image.
 pub struct Module {
     pub(super) descriptor: &'static ModuleDescriptor,
     info: ModuleInfo,
@@ -114,12 +114,12 @@ impl Module {
         let file = file.to_path_buf();
         // SAFETY: opening a library runs its initialisers. A Crabcat module
         // has none beyond Rust's own; for other libraries this is the risk
-        // every plugin host takes, documented in the README.
+        // every plugin host takes, documented in docs/src/security.md.
         let library = unsafe { Library::new(path) }.map_err(|source| LoadError::Open {
             file: file.clone(),
             source,
         })?;
-        // Never unload: leak the handle (ABI.md fact 8).
+        // Never unload: leak the handle (docs/src/abi.md, "Measured facts", 8).
         let library: &'static Library = Box::leak(Box::new(library));
         LOADED_IMAGES.fetch_add(1, Ordering::Relaxed);
         let mapped_bytes = mapped_bytes(path);

@@ -193,7 +193,7 @@ impl Default for AdminConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// A `tracing` filter, e.g. `info` or `info,crabcat::access=warn`.
+    /// A `tracing` filter, e.g. `info` or `info,crabcat::app=warn`.
     /// `RUST_LOG`, when set, wins.
     pub filter: String,
 }

@@ -2,7 +2,7 @@
 //! size of every field of every ABI struct, plus the size and alignment of
 //! the generic types that cross the boundary.
 //!
-//! A version number alone is not enough (`docs/abi-facts.md`, fact 2): a module
+//! A version number alone is not enough (`docs/src/abi.md`, "Measured facts", 2): a module
 //! built against a changed struct with the same version calls the wrong
 //! vtable slot and hangs. The hash catches that at load time.
 

@@ -1,7 +1,7 @@
 //! The module ABI: the `#[repr(C)]` contract between the container and a module.
 //!
 //! Both sides compile against these definitions; nothing else crosses the
-//! boundary. The rules, measured in `docs/abi-facts.md`:
+//! boundary. The rules, measured in `docs/src/abi.md` ("Measured facts"):
 //!
 //! * A module exports one symbol, [`ENTRY_SYMBOL`], a function that does no
 //!   work and returns a pointer to a `static` [`ModuleDescriptor`].
@@ -70,7 +70,7 @@ pub const ROUTE_TRANSACTIONAL: u32 = 2;
 /// [`HostVtable::response_header`] flag: the value is `'static` in the
 /// module, so the host keeps a reference to it instead of a copy. Sound
 /// because the host never unloads a module image (unloading a Rust cdylib
-/// is not safe; see `docs/abi-facts.md`): static data lives as long as the
+/// is not safe; see `docs/src/abi.md`): static data lives as long as the
 /// process.
 pub const HEADER_VALUE_STATIC: u32 = 1;
 
