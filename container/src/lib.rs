@@ -129,9 +129,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let (access_log, access_log_writer) = access_log.unzip();
     let service = server::MakeDispatcher::new(manager.table(), metrics, access_log, &config.server);
     let grace = config.server.shutdown_timeout;
-    let finished = server::serve(listener, service, shutdown.clone(), grace)
-        .await
-        .map_err(RunError::Serve)?;
+    let limits = server::Limits::from(&config.server);
+    let finished = server::serve(listener, service, limits, shutdown.clone(), grace).await;
     admin_task.abort();
     manager
         .shutdown(if finished { grace } else { std::time::Duration::ZERO })

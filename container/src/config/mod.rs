@@ -91,6 +91,18 @@ pub struct ServerConfig {
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Connections served at once; past it, new ones wait in the kernel's
+    /// backlog until one closes. Keep it below the process's file limit.
+    pub max_connections: usize,
+    /// Time to receive a complete request head, from the moment the
+    /// connection opens or its previous response ends: also the idle
+    /// keep-alive timeout. A client that is slower is disconnected.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Largest request head (start line and headers); larger gets `431`.
+    pub max_header_bytes: usize,
+    /// Longest request target (path and query); longer gets `414`.
+    pub max_uri_bytes: usize,
     /// One access log line per request, written off the request path.
     pub access_log: bool,
     /// Where access log lines go; standard error when unset. Opened for
@@ -124,6 +136,10 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 2 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(20),
+            max_header_bytes: 32 * 1024,
+            max_uri_bytes: 8 * 1024,
             access_log: true,
             access_log_file: None,
             access_log_format: AccessLogFormat::Combined,
@@ -290,6 +306,18 @@ impl Config {
         }
         if self.server.request_timeout.is_zero() {
             return invalid("server.request_timeout".into(), "must be greater than 0");
+        }
+        if self.server.header_read_timeout.is_zero() {
+            return invalid("server.header_read_timeout".into(), "must be greater than 0");
+        }
+        if self.server.max_connections == 0 {
+            return invalid("server.max_connections".into(), "must be greater than 0");
+        }
+        if self.server.max_header_bytes < 8192 {
+            return invalid("server.max_header_bytes".into(), "must be at least 8192");
+        }
+        if self.server.max_uri_bytes == 0 {
+            return invalid("server.max_uri_bytes".into(), "must be greater than 0");
         }
         if let Some(token) = &self.admin.token
             && token.len() < 16

@@ -23,6 +23,7 @@ use crate::lifecycle::{AppSlot, Lease, Lookup, Resolved, ServeError, Target};
 #[derive(Debug)]
 pub enum Reject {
     NotFound,
+    UriTooLong,
     AddSlash(String),
     Unavailable,
     MethodNotAllowed(String),
@@ -40,6 +41,7 @@ impl IntoResponse for Reject {
         let mut extra = None;
         let (status, message) = match self {
             Reject::NotFound => (StatusCode::NOT_FOUND, "not found"),
+            Reject::UriTooLong => (StatusCode::URI_TOO_LONG, "request target too long"),
             Reject::AddSlash(location) => {
                 extra = Some((LOCATION, location));
                 (StatusCode::PERMANENT_REDIRECT, "moved")
@@ -113,6 +115,13 @@ type Rejected = (Option<Arc<AppSlot>>, Reject);
 /// Finds the app and the route, and checks what can be checked before
 /// reading the body.
 fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
+    if request
+        .uri()
+        .path_and_query()
+        .is_some_and(|p| p.as_str().len() > state.max_uri_bytes)
+    {
+        return Err((None, Reject::UriTooLong));
+    }
     let table = state.table.load();
     let (slot, path_start) = match table.resolve(request.uri().path()) {
         Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),

@@ -3,23 +3,21 @@
 
 pub mod access_log;
 pub mod dispatch;
+pub mod listener;
 pub mod observe;
-
-use std::sync::Arc;
-use std::time::Duration;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::extract::Request;
+use axum::body::Body;
 use axum::response::Response;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub use access_log::{AccessLog, AccessLogError, AccessLogWriter};
+pub use listener::{Limits, serve};
 
 use crate::config::ServerConfig;
 use crate::lifecycle::ContextTable;
@@ -37,6 +35,8 @@ pub struct ServerState {
     pub metrics: Arc<Metrics>,
     /// Where access log lines go, when the log is on.
     pub access_log: Option<AccessLog>,
+    /// Longest request target (path and query); longer gets `414`.
+    pub max_uri_bytes: usize,
 }
 
 /// Makes one [`Dispatcher`] per connection, which knows its client's
@@ -58,83 +58,42 @@ impl MakeDispatcher {
             request_timeout: config.request_timeout,
             metrics,
             access_log,
+            max_uri_bytes: config.max_uri_bytes,
         }))
     }
 }
 
-impl tower_service::Service<axum::serve::IncomingStream<'_, TcpListener>> for MakeDispatcher {
-    type Response = Dispatcher;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Dispatcher, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self::Future {
-        std::future::ready(Ok(Dispatcher {
+impl MakeDispatcher {
+    /// The service of one connection from `peer`.
+    pub fn dispatcher(&self, peer: std::net::IpAddr) -> Dispatcher {
+        Dispatcher {
             state: Arc::clone(&self.0),
-            peer: stream.remote_addr().ip(),
-        }))
+            peer,
+        }
     }
 }
 
 /// The HTTP service of one connection: every request goes to
 /// [`dispatch::dispatch`], which resolves the app and route itself,
-/// enforces the body limit and the request timeout, and records metrics
-/// and the access log. A plain tower service rather than an axum `Router`
-/// with layers: routing is ours (context table, then the app's route
-/// table), and each router layer costs work and a boxed future per request
-/// (measured with `bench/callgrind.sh`).
+/// enforces the limits and the request timeout, and records metrics and
+/// the access log. A plain hyper service rather than an axum `Router` with
+/// layers: routing is ours (context table, then the app's route table), and
+/// each router layer costs work and a boxed future per request (measured
+/// with `bench/callgrind.sh`).
 #[derive(Clone)]
 pub struct Dispatcher {
     state: Arc<ServerState>,
     peer: std::net::IpAddr,
 }
 
-impl tower_service::Service<Request> for Dispatcher {
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Dispatcher {
     type Response = Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         let state = Arc::clone(&self.state);
         let peer = self.peer;
-        Box::pin(async move { Ok(dispatch::dispatch(&state, peer, request).await) })
-    }
-}
-
-/// Serves until `shutdown` is cancelled, then stops accepting and waits up
-/// to `grace` for open connections to finish. Returns `false` if the grace
-/// period ran out.
-///
-/// # Errors
-/// If accepting connections fails.
-pub async fn serve(
-    listener: TcpListener,
-    service: MakeDispatcher,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<bool> {
-    let signal = shutdown.clone();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move { signal.cancelled().await });
-    let grace_over = async {
-        shutdown.cancelled().await;
-        tracing::info!(
-            grace_secs = grace.as_secs_f64(),
-            "shutting down: no new connections, finishing requests"
-        );
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        result = server => result.map(|()| true),
-        () = grace_over => {
-            tracing::warn!("shutdown grace period over; cancelling requests still running");
-            Ok(false)
-        }
+        Box::pin(async move { Ok(dispatch::dispatch(&state, peer, request.map(Body::new)).await) })
     }
 }
