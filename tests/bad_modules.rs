@@ -79,7 +79,9 @@ async fn failed_init_never_calls_destroy() {
             marker.display().to_string()
         ))
         .start();
-    assert_eq!(c.get("/broken/").await.0, 503);
+    let response = c.client().get(c.url("/broken/")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1", "a 503 says when to retry");
     assert!(c.terminate().success());
     assert!(!marker.exists(), "destroy ran for an app whose init failed");
     assert!(c.wait_for_log("stopped", Duration::from_secs(1)).is_some());

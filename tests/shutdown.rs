@@ -69,7 +69,13 @@ async fn requests_past_the_shutdown_timeout_are_cancelled() {
     c.wait_for_log("sleeping 20000 ms", Duration::from_secs(10))
         .expect("the request reached the module");
     let started = Instant::now();
-    assert!(c.terminate().success());
+    let status = c.terminate();
+    assert_eq!(status.code(), Some(1), "cancelled requests make the exit code non-zero");
+    assert!(
+        c.wait_for_log("were cancelled", Duration::from_secs(5)).is_some(),
+        "{}",
+        c.logs()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "shutdown took {:?}",

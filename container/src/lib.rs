@@ -62,6 +62,10 @@ pub enum RunError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    /// The shutdown grace period ran out and requests still running were
+    /// cancelled (everything else shut down cleanly).
+    #[error("requests still running after server.shutdown_timeout ({0:?}) were cancelled")]
+    RequestsCancelled(std::time::Duration),
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, RunError> {
@@ -139,7 +143,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         writer.finish(std::time::Duration::from_secs(10)).await;
     }
     tracing::info!("stopped");
-    Ok(())
+    // Supervisors (systemd, Kubernetes) see from the exit code that the
+    // shutdown was not clean.
+    if finished {
+        Ok(())
+    } else {
+        Err(RunError::RequestsCancelled(grace))
+    }
 }
 
 fn spawn_watcher(watcher: deploy::Watcher, config: &Config, manager: &Arc<AppManager>, shutdown: &CancellationToken) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{HeaderValue, Method, StatusCode};
 
 use std::time::Instant;
@@ -59,6 +59,10 @@ impl IntoResponse for Reject {
             Reject::Transaction(..) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
             Reject::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
         };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 of the container's is temporary: say when to retry.
+            extra = Some((RETRY_AFTER, "1".to_owned()));
+        }
         let content_type = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
         let mut response = (status, content_type, format!("{message}\n")).into_response();
         if let Some((name, value)) = extra
