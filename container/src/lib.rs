@@ -113,16 +113,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "listening");
     tracing::info!(addr = %admin_listener.local_addr().map_err(RunError::Serve)?, "admin API listening");
 
-    let admin_state = Arc::new(admin::AdminState {
-        manager: Arc::clone(&manager),
+    let admin_state = Arc::new(admin::AdminState::new(
+        Arc::clone(&manager),
+        Arc::clone(&metrics),
         datasources,
-        metrics: Arc::clone(&metrics),
         token,
-    });
+        config.admin.max_upload_bytes,
+    ));
     let admin_router = admin::router(admin_state);
     let admin_shutdown = shutdown.clone();
     let admin_task = tokio::spawn(async move {
-        axum::serve(admin_listener, admin_router)
+        let admin = admin_router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(admin_listener, admin)
             .with_graceful_shutdown(async move { admin_shutdown.cancelled().await })
             .await
     });

@@ -1,14 +1,16 @@
 //! The admin token: configured, or generated at start and written to a
 //! file only its owner can read; compared in constant time.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use subtle::ConstantTimeEq;
 
 use super::AdminState;
@@ -69,24 +71,56 @@ fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
     writeln!(file, "{token}")
 }
 
-/// Middleware: `401` unless `Authorization: Bearer <token>` is right.
-pub async fn require_token(State(state): State<Arc<AdminState>>, request: Request, next: Next) -> Response {
+/// Middleware: `401` unless `Authorization: Bearer <token>` is right, and
+/// `429` without looking at the token while the client's address is
+/// blocked for failing too often ([`super::backoff`]).
+pub async fn require_token(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (address, now) = (client.ip(), Instant::now());
+    if let Some(left) = state.backoff.blocked(address, now) {
+        tracing::debug!(%client, "admin call refused: address blocked after failed tokens");
+        return blocked(left);
+    }
     let presented = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if state.token.matches(token.trim()) => next.run(request).await,
-        _ => {
-            tracing::warn!(
-                path = request.uri().path(),
-                "admin call refused: missing or wrong token"
-            );
-            let body = axum::Json(serde_json::json!({"error": "missing or wrong bearer token"}));
-            (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, "Bearer")], body).into_response()
-        }
+    if presented.is_some_and(|token| state.token.matches(token.trim())) {
+        state.backoff.succeeded(address);
+        return next.run(request).await;
     }
+    let (failures, block) = state.backoff.failed(address, now);
+    let path = request.uri().path();
+    match block {
+        Some(block) => tracing::warn!(
+            %client,
+            path,
+            failures,
+            block_secs = block.as_secs(),
+            "admin call refused: missing or wrong token; address blocked"
+        ),
+        None => tracing::warn!(%client, path, failures, "admin call refused: missing or wrong token"),
+    }
+    let body = axum::Json(serde_json::json!({"error": "missing or wrong bearer token"}));
+    (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, "Bearer")], body).into_response()
+}
+
+fn blocked(left: std::time::Duration) -> Response {
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let body = axum::Json(serde_json::json!({
+        "error": format!("too many wrong tokens from this address; retry in {seconds} s")
+    }));
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(RETRY_AFTER, seconds.to_string())],
+        body,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

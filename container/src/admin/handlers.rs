@@ -3,35 +3,66 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
-use super::AdminState;
+use super::{AdminState, MAX_CONCURRENT_UPLOADS};
 use crate::deploy;
 use crate::lifecycle::{AppState, AppStatus, ManagerError, Outcome, chain};
 use crate::metrics::AppFigures;
 
 /// An admin call that did not succeed.
-pub struct AdminError(ManagerError);
+pub enum AdminError {
+    /// The lifecycle manager refused or failed.
+    Manager(ManagerError),
+    /// The upload is larger than `admin.max_upload_bytes`.
+    UploadTooLarge(usize),
+    /// As many uploads as allowed are being received.
+    UploadsBusy,
+    /// The upload's body could not be read.
+    UploadBroken(axum::Error),
+}
 
 impl From<ManagerError> for AdminError {
     fn from(error: ManagerError) -> Self {
-        AdminError(error)
+        AdminError::Manager(error)
     }
 }
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            ManagerError::UnknownApp(_) => StatusCode::NOT_FOUND,
-            ManagerError::InvalidName { .. } | ManagerError::Refused(_) => StatusCode::BAD_REQUEST,
-            ManagerError::Conflict(_) => StatusCode::CONFLICT,
-            ManagerError::Io { .. } | ManagerError::Lifecycle(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let (status, message) = match &self {
+            AdminError::Manager(error) => (manager_status(error), chain(error)),
+            AdminError::UploadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the upload is larger than admin.max_upload_bytes ({limit} bytes)"),
+            ),
+            AdminError::UploadsBusy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{MAX_CONCURRENT_UPLOADS} uploads are being received; retry shortly"),
+            ),
+            AdminError::UploadBroken(error) => (StatusCode::BAD_REQUEST, format!("reading the upload failed: {error}")),
         };
-        (status, Json(serde_json::json!({ "error": chain(&self.0) }))).into_response()
+        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+fn manager_status(error: &ManagerError) -> StatusCode {
+    match error {
+        ManagerError::UnknownApp(_) => StatusCode::NOT_FOUND,
+        ManagerError::InvalidName { .. } | ManagerError::Refused(_) => StatusCode::BAD_REQUEST,
+        ManagerError::Conflict(_) => StatusCode::CONFLICT,
+        ManagerError::Io { .. } | ManagerError::Lifecycle(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -73,7 +104,7 @@ fn done(state: &AdminState, name: &str, outcome: Outcome) -> Json<Done> {
 
 fn valid_name(name: &str) -> Result<(), AdminError> {
     deploy::validate_name(name).map_err(|reason| {
-        AdminError(ManagerError::InvalidName {
+        AdminError::Manager(ManagerError::InvalidName {
             name: name.to_owned(),
             reason,
         })
@@ -113,29 +144,32 @@ pub async fn show(
     Ok(Json(view(&state, status)))
 }
 
-/// `PUT /apps/{name}` with the library as the body: checked, initialised
-/// and only then renamed into the deploy directory; deploys a new app or
-/// reloads a running one. A refused module leaves the running version (or
-/// no app) in place; the error is reported.
+/// `PUT /apps/{name}` with the library as the body: streamed to a hidden
+/// file in the deploy directory (never whole in memory, at most
+/// `admin.max_upload_bytes`), checked, initialised and only then renamed
+/// into place; deploys a new app or reloads a running one. A refused
+/// module leaves the running version (or no app) in place; the error is
+/// reported.
 pub async fn upload(
     State(state): State<Arc<AdminState>>,
     UrlPath(name): UrlPath<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, AdminError> {
     valid_name(&name)?;
+    let Ok(_receiving) = state.uploads.try_acquire() else {
+        return Err(AdminError::UploadsBusy);
+    };
     let dir = state.manager.deploy_dir();
     let upload = dir.join(format!(
         ".{}.upload-{:016x}",
         deploy::file_name(&name),
         rand::random::<u64>()
     ));
-    tokio::fs::write(&upload, &body)
-        .await
-        .map_err(|source| ManagerError::Io {
-            path: upload.clone(),
-            source,
-        })?;
-    let result = state.manager.install(&name, &upload).await;
+    let received = receive(body, &upload, state.max_upload_bytes).await;
+    let result = match received {
+        Ok(()) => state.manager.install(&name, &upload).await.map_err(AdminError::from),
+        Err(error) => Err(error),
+    };
     let _ = std::fs::remove_file(&upload); // still there unless it was installed
     let outcome = result?;
     let status = if outcome == Outcome::Deployed {
@@ -144,6 +178,33 @@ pub async fn upload(
         StatusCode::OK
     };
     Ok((status, done(&state, &name, outcome)).into_response())
+}
+
+/// Writes `body` to `path` as it arrives, up to `limit` bytes.
+async fn receive(body: Body, path: &std::path::Path, limit: usize) -> Result<(), AdminError> {
+    use tokio::io::AsyncWriteExt;
+    let io = |source| {
+        AdminError::Manager(ManagerError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    use http_body_util::BodyExt;
+    let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+    let mut body = body;
+    let mut written = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame.map_err(AdminError::UploadBroken)?.into_data() else {
+            continue; // trailers
+        };
+        written += chunk.len();
+        if written > limit {
+            return Err(AdminError::UploadTooLarge(limit));
+        }
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    Ok(())
 }
 
 /// `POST /apps/{name}/reload`: reloads from the file in the deploy directory.

@@ -3,6 +3,7 @@
 //! client the admin subcommands use.
 
 mod auth;
+mod backoff;
 pub mod client;
 mod handlers;
 
@@ -17,8 +18,8 @@ pub use auth::{AdminToken, TokenError};
 use crate::lifecycle::AppManager;
 use crate::metrics::Metrics;
 
-/// Largest module upload accepted.
-pub const MAX_UPLOAD_BYTES: usize = 512 * 1024 * 1024;
+/// Uploads received at once; more get `503` with `Retry-After`.
+pub const MAX_CONCURRENT_UPLOADS: usize = 2;
 
 /// What the admin handlers share.
 pub struct AdminState {
@@ -30,6 +31,34 @@ pub struct AdminState {
     pub datasources: Arc<crate::db::Datasources>,
     /// The bearer token.
     pub token: AdminToken,
+    /// Failed-token backoff per client address.
+    pub backoff: backoff::Backoff,
+    /// Uploads being received now (at most [`MAX_CONCURRENT_UPLOADS`]).
+    pub uploads: tokio::sync::Semaphore,
+    /// Largest module upload.
+    pub max_upload_bytes: usize,
+}
+
+impl AdminState {
+    /// The admin state: `manager` and `metrics` to report on, `token` to
+    /// check, uploads up to `max_upload_bytes`.
+    pub fn new(
+        manager: Arc<AppManager>,
+        metrics: Arc<Metrics>,
+        datasources: Arc<crate::db::Datasources>,
+        token: AdminToken,
+        max_upload_bytes: usize,
+    ) -> Self {
+        AdminState {
+            manager,
+            metrics,
+            datasources,
+            token,
+            backoff: backoff::Backoff::default(),
+            uploads: tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS),
+            max_upload_bytes,
+        }
+    }
 }
 
 /// The admin router.
@@ -52,6 +81,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/health", get(handlers::health))
         .merge(authenticated)
         .fallback(handlers::not_found)
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        // The upload handler streams to disk and enforces its own limit.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

@@ -193,6 +193,8 @@ pub struct AdminConfig {
     /// Where a generated token is written (readable only by its owner), and
     /// where the admin commands look for it.
     pub token_file: PathBuf,
+    /// Largest module upload (`PUT /apps/NAME`); larger gets `413`.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for AdminConfig {
@@ -201,6 +203,7 @@ impl Default for AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             token: None,
             token_file: "data/admin.token".into(),
+            max_upload_bytes: 512 * 1024 * 1024,
         }
     }
 }

@@ -39,31 +39,53 @@ impl Staging {
     /// # Errors
     /// If the file cannot be read or the copy written.
     pub fn stage(&self, name: &str, file: &Path) -> Result<StagedCopy, DeployError> {
-        let bytes = std::fs::read(file).map_err(|source| DeployError::Io {
-            path: file.to_path_buf(),
-            source,
-        })?;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("{name}-{n}.{}", super::library_extension()));
-        // Hash on a second thread while this one writes: the two take about
-        // as long each (a few ms for a library of a few MB), and a reload
-        // waits for both.
-        let (sha256, written) = std::thread::scope(|scope| {
-            let hash = scope.spawn(|| sha256_hex(&bytes));
-            let written = std::fs::write(&path, &bytes);
-            (hash.join().expect("hashing does not panic"), written)
-        });
-        written.map_err(|source| DeployError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(StagedCopy {
-            path,
-            sha256,
-            size: bytes.len() as u64,
-        })
+        let (sha256, size) = copy_hashing(file, &path)?;
+        Ok(StagedCopy { path, sha256, size })
     }
 }
+
+/// Copies `from` to `to` in chunks (never the whole file in memory) while a
+/// second thread hashes them: a reload waits for both, and each takes
+/// about as long (a few ms for a library of a few MB).
+fn copy_hashing(from: &Path, to: &Path) -> Result<(String, u64), DeployError> {
+    use std::io::{Read, Write};
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DeployError::Io { path, source }
+    };
+    let mut source = std::fs::File::open(from).map_err(io(from))?;
+    let mut target = std::fs::File::create(to).map_err(io(to))?;
+    let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            for chunk in received {
+                hasher.update(&chunk);
+            }
+            format!("{:x}", hasher.finalize())
+        });
+        let mut size = 0u64;
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let read = source.read(&mut chunk).map_err(io(from))?;
+            if read == 0 {
+                break;
+            }
+            chunk.truncate(read);
+            target.write_all(&chunk).map_err(io(to))?;
+            size += read as u64;
+            let _ = chunks.send(chunk);
+        }
+        drop(chunks);
+        let sha256 = hasher.join().expect("hashing does not panic");
+        Ok((sha256, size))
+    })
+}
+
+/// What staging reads and writes at a time.
+const CHUNK: usize = 1024 * 1024;
 
 impl Drop for Staging {
     fn drop(&mut self) {
@@ -106,10 +128,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// SHA-256 of a file in lowercase hex.
+/// SHA-256 of a file in lowercase hex, read in chunks.
 ///
 /// # Errors
 /// If it cannot be read.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    std::fs::read(path).map(|bytes| sha256_hex(&bytes))
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(format!("{:x}", hasher.finalize()))
 }
