@@ -45,3 +45,90 @@ async fn null_pointers_from_a_module_get_errors_not_a_crash() {
     );
     assert_eq!(c.get("/hello/").await.0, 200);
 }
+
+const LIMITS: &str = "[apps.hostile]\nmax_blocking = 2\nmax_tasks = 100\nmax_response_bytes = 1048576\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocking_calls_past_the_app_quota_get_503_and_other_apps_are_served() {
+    let c = Container::builder()
+        .deploy(&module("hostile"), "hostile.so")
+        .deploy(&module("hello"), "hello.so")
+        .config(LIMITS)
+        .start();
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, url) = (c.client().clone(), c.url("/hostile/block?ms=3000"));
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    // Wait until both hold their threads.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, app) = c.admin_call(c.admin(reqwest::Method::GET, "/apps/hostile")).await;
+        if app["requests_in_flight"].as_u64() == Some(2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{app}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let response = c.client().get(c.url("/hostile/block?ms=10")).send().await.unwrap();
+    assert_eq!(response.status(), 503, "the third blocking call is refused at once");
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(
+        c.get("/hello/blocking?n=10").await.0,
+        200,
+        "another app's blocking route"
+    );
+    assert_eq!(c.get("/hostile/headers?n=1").await.0, 200, "the app's async routes");
+    for handle in held {
+        assert_eq!(handle.await.unwrap(), 200);
+    }
+    assert_eq!(c.get("/hostile/block?ms=10").await.0, 200, "permits come back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_blocking_call_counts_as_in_flight_until_its_thread_returns() {
+    let c = Container::builder()
+        .deploy(&module("hostile"), "hostile.so")
+        .config("[server]\nrequest_timeout = \"300ms\"\n")
+        .config(LIMITS)
+        .start();
+    assert_eq!(c.get("/hostile/block?ms=2000").await.0, 504);
+    let (_, app) = c.admin_call(c.admin(reqwest::Method::GET, "/apps/hostile")).await;
+    assert_eq!(app["requests_in_flight"], 1, "the thread still runs: {app}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, app) = c.admin_call(c.admin(reqwest::Method::GET, "/apps/hostile")).await;
+        if app["requests_in_flight"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{app}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spawned_tasks_and_response_bodies_are_capped_per_app() {
+    let c = Container::builder()
+        .deploy(&module("hostile"), "hostile.so")
+        .config(LIMITS)
+        .start();
+    assert_eq!(c.get("/hostile/spawn?n=5000").await.0, 200);
+    let line = c
+        .wait_for_log("further spawns are dropped", Duration::from_secs(5))
+        .expect("the refusal is logged");
+    assert!(line.contains("app=\"hostile\""), "{line}");
+    assert_eq!(
+        c.log_lines_with(&["further spawns are dropped"]).len(),
+        1,
+        "logged once, not per refused spawn"
+    );
+
+    assert_eq!(c.get("/hostile/big?bytes=1000000").await.0, 200);
+    assert_eq!(c.get("/hostile/big?bytes=2000000").await.0, 500);
+    assert!(
+        c.wait_for_log("max_response_bytes", Duration::from_secs(5)).is_some(),
+        "{}",
+        c.logs()
+    );
+}

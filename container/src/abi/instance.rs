@@ -98,7 +98,7 @@ impl RawInstance {
         // even on cancellation. The instance is borrowed for this whole
         // future and outlives the module's; the module releases its
         // reference to the request.
-        let mut response = HostResponse::new();
+        let mut response = HostResponse::new(self.app.limits().max_response_bytes);
         let request = Arc::into_raw(request).cast_mut().cast();
         let service = self.module.descriptor.service;
         // SAFETY: the arguments are valid for the module's future, as above.
@@ -113,7 +113,7 @@ impl RawInstance {
     /// # Errors
     /// See [`CallError`].
     pub fn call_blocking(&self, route: u32, request: Arc<HostRequest>) -> Result<HostResponse, CallError> {
-        let mut response = HostResponse::new();
+        let mut response = HostResponse::new(self.app.limits().max_response_bytes);
         let request = Arc::into_raw(request).cast_mut().cast();
         let service = self.module.descriptor.service_blocking;
         // SAFETY: as in `call`; the call is synchronous, so every pointer

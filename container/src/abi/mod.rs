@@ -12,7 +12,8 @@ mod instance;
 mod load;
 
 pub use host::{
-    HostApp, HostRequest, HostResponse, MAX_RESPONSE_HEADER_BYTES, MAX_RESPONSE_HEADERS, MigrationSpec, RouteSpec,
+    HostApp, HostRequest, HostResponse, InstanceLimits, MAX_RESPONSE_HEADER_BYTES, MAX_RESPONSE_HEADERS, MigrationSpec,
+    RouteSpec,
 };
 pub use instance::{CallError, RawInstance, migrations_of};
 pub use load::{LoadError, Module, ModuleInfo, loaded_images};

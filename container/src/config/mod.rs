@@ -231,6 +231,18 @@ pub struct AppConfig {
     pub context_path: Option<String>,
     /// The datasources the app may use; the first is its default.
     pub datasources: Vec<String>,
+    /// Requests of this app running at once; more get `503` with
+    /// `Retry-After` at once.
+    pub max_requests: usize,
+    /// Blocking handler calls of this app running at once (the container's
+    /// blocking pool has 512 threads for every app); more get `503` with
+    /// `Retry-After` at once.
+    pub max_blocking: usize,
+    /// Tasks the app has spawned through the host, alive at once; a spawn
+    /// past it is refused (the task is dropped) and logged.
+    pub max_tasks: usize,
+    /// Largest response body; a larger one is a `500` and a log line.
+    pub max_response_bytes: usize,
     /// `[apps.NAME.config]`: handed to the app's `init` as it is.
     pub config: serde_json::Map<String, serde_json::Value>,
 }
@@ -239,6 +251,10 @@ impl Default for AppConfig {
     fn default() -> Self {
         AppConfig {
             context_path: None,
+            max_requests: 10_000,
+            max_blocking: 64,
+            max_tasks: 10_000,
+            max_response_bytes: 64 * 1024 * 1024,
             datasources: vec!["default".to_owned()],
             config: serde_json::Map::new(),
         }
@@ -349,6 +365,17 @@ impl Config {
             }
         }
         for (name, app) in &self.apps {
+            let zero = [
+                ("max_requests", app.max_requests),
+                ("max_blocking", app.max_blocking),
+                ("max_tasks", app.max_tasks),
+                ("max_response_bytes", app.max_response_bytes),
+            ]
+            .into_iter()
+            .find(|(_, value)| *value == 0);
+            if let Some((key, _)) = zero {
+                return invalid(format!("apps.{name}.{key}"), "must be greater than 0");
+            }
             if let Some(missing) = app.datasources.iter().find(|d| !self.datasources.contains_key(*d)) {
                 return invalid(
                     format!("apps.{name}.datasources"),
@@ -365,6 +392,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The settings of app `name`: its section, or the defaults.
+    pub fn app(&self, name: &str) -> AppConfig {
+        self.apps.get(name).cloned().unwrap_or_default()
     }
 
     /// The datasources app `name` may use (its own setting, or `default`).

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 
-use super::Instance;
+use super::{AppLimits, Instance};
 use crate::metrics::{AppMetrics, Metrics};
 
 /// An app's place in routing. Its instance is absent while the app is not
@@ -19,17 +19,20 @@ pub struct AppSlot {
     /// The mount prefix: `/name`, or empty for the root app.
     pub prefix: Arc<str>,
     instance: ArcSwapOption<Instance>,
+    /// Its quotas, shared by every instance.
+    pub limits: Arc<AppLimits>,
     served: AtomicU64,
     metrics: OnceLock<AppMetrics>,
 }
 
 impl AppSlot {
-    /// An empty slot for app `name` mounted at `prefix`.
-    pub fn new(name: Arc<str>, prefix: Arc<str>) -> Self {
+    /// An empty slot for app `name` mounted at `prefix`, with `limits`.
+    pub fn new(name: Arc<str>, prefix: Arc<str>, limits: AppLimits) -> Self {
         AppSlot {
             name,
             prefix,
             instance: ArcSwapOption::empty(),
+            limits: Arc::new(limits),
             served: AtomicU64::new(0),
             metrics: OnceLock::new(),
         }

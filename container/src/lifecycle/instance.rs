@@ -54,8 +54,7 @@ impl Lease {
     /// See [`ServeError`].
     pub async fn call(self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
         if target.blocking {
-            let job = tokio::task::spawn_blocking(move || self.instance.raw.call_blocking(target.route, request));
-            return Ok(job.await??);
+            return self.call_blocking(target, request, None).await;
         }
         let instance = &self.instance;
         tokio::select! {
@@ -63,6 +62,29 @@ impl Lease {
             result = instance.raw.call(target.route, request) => Ok(result?),
             () = instance.cancel.cancelled() => Err(ServeError::Cancelled),
         }
+    }
+}
+
+impl Lease {
+    /// Runs a blocking route on the blocking thread pool. The lease (and
+    /// `permit`, the app's blocking-call quota) go with the thread: a call
+    /// whose request timed out still counts as in flight, and still keeps
+    /// its instance from being destroyed, until its thread returns.
+    ///
+    /// # Errors
+    /// See [`ServeError`].
+    pub async fn call_blocking(
+        self,
+        target: Target,
+        request: Arc<HostRequest>,
+        permit: Option<super::Permit>,
+    ) -> Result<HostResponse, ServeError> {
+        let held = (self, permit);
+        let job = tokio::task::spawn_blocking(move || {
+            let (lease, _permit) = held;
+            lease.instance.raw.call_blocking(target.route, request)
+        });
+        Ok(job.await??)
     }
 }
 

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::context::{AppSlot, ContextTable};
 use super::instance::Instance;
+use super::limits::AppLimits;
 use super::pipeline::{Loaded, Pipeline, PipelineError};
 use super::registry::{Conflict, Registry};
 use super::retire::retire;
@@ -92,7 +93,7 @@ impl AppManager {
         let lock = self.registry.lock(name);
         let _guard = lock.lock().await;
         let context_path = self.config.context_path(name);
-        if let Err(conflict) = self.registry.register(name, file, &context_path) {
+        if let Err(conflict) = self.registry.register(name, file, &context_path, self.limits(name)) {
             tracing::error!(app = name, file = %file.display(), "not deployed: {conflict}");
             return Err(conflict.into());
         }
@@ -207,7 +208,8 @@ impl AppManager {
             None => {
                 let target = self.deploy_dir().join(deploy::file_name(name));
                 let context_path = self.config.context_path(name);
-                self.registry.register(name, &target, &context_path)?;
+                self.registry
+                    .register(name, &target, &context_path, self.limits(name))?;
                 let result = self.load_and_mount(name, upload, &target, "deployed").await;
                 if result.is_err() {
                     // Nothing was deployed: forget the attempt entirely.
@@ -365,6 +367,10 @@ impl AppManager {
         retire(name, instance, grace).await;
         self.registry.transition(name, Event::Drained, |_| {})?;
         Ok(())
+    }
+
+    fn limits(&self, name: &str) -> AppLimits {
+        AppLimits::new(&self.config.app(name))
     }
 
     fn retire_in_background(&self, name: &str, old: Arc<Instance>) {

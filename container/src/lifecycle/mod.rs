@@ -6,6 +6,7 @@
 mod context;
 mod directory;
 mod instance;
+mod limits;
 mod manager;
 mod pipeline;
 mod registry;
@@ -16,6 +17,7 @@ mod status;
 
 pub use context::{AppSlot, ContextTable, Resolved};
 pub use instance::{Instance, Lease, ServeError};
+pub use limits::{AppLimits, Permit};
 pub use manager::AppManager;
 pub use pipeline::PipelineError;
 pub use registry::Conflict;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::instance::Instance;
 use super::routes::{RouteError, RouteTable};
-use crate::abi::{self, HostApp, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
+use crate::abi::{self, HostApp, InstanceLimits, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
 use crate::config::Config;
 use crate::db::{AppData, AppMigration, Datasources, MigrationError, apply_app_migrations};
 use crate::deploy::{DeployError, Staging};
@@ -97,7 +97,12 @@ impl Pipeline {
         let specs = blocking("listing migrations", move || migrations_of(&for_listing)).await?;
         migrate(&data, &specs).await?;
         let document = self.init_document(name);
-        let host_app = HostApp::leak(name.into(), self.runtime.clone());
+        let app = self.config.app(name);
+        let limits = InstanceLimits {
+            max_tasks: app.max_tasks,
+            max_response_bytes: app.max_response_bytes,
+        };
+        let host_app = HostApp::leak(name.into(), self.runtime.clone(), limits);
         let (raw, routes) = blocking("init", move || RawInstance::init(module, host_app, &document))
             .await?
             .map_err(PipelineError::Init)?;

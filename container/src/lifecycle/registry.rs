@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use super::context::{AppSlot, ContextTable};
+use super::limits::AppLimits;
 use super::state::{AppState, Event, InvalidTransition};
 use super::status::{AppStatus, ManagerError};
 
@@ -106,7 +107,7 @@ impl Registry {
     ///
     /// # Errors
     /// A [`Conflict`] if the name or the context path is taken.
-    pub fn register(&self, name: &str, file: &Path, context_path: &str) -> Result<(), Conflict> {
+    pub fn register(&self, name: &str, file: &Path, context_path: &str, limits: AppLimits) -> Result<(), Conflict> {
         let prefix: Arc<str> = if context_path == "/" {
             "".into()
         } else {
@@ -127,7 +128,7 @@ impl Registry {
                     other: other.name.to_string(),
                 });
             }
-            slots.insert(name.to_owned(), Arc::new(AppSlot::new(name.into(), prefix)));
+            slots.insert(name.to_owned(), Arc::new(AppSlot::new(name.into(), prefix, limits)));
             self.table.store(Arc::new(ContextTable::new(slots.values().cloned())));
         }
         let status = AppStatus::new(name, file, context_path);
@@ -200,24 +201,30 @@ impl Registry {
 mod tests {
     use super::*;
 
+    fn limits() -> AppLimits {
+        AppLimits::new(&crate::config::AppConfig::default())
+    }
+
     fn registry_with(name: &str) -> Registry {
         let registry = Registry::default();
-        registry.register(name, Path::new("deploy/a.so"), "/a").unwrap();
+        registry
+            .register(name, Path::new("deploy/a.so"), "/a", limits())
+            .unwrap();
         registry
     }
 
     #[test]
     fn names_and_context_paths_are_taken_once() {
         let registry = registry_with("a");
-        let again = registry.register("a", Path::new("deploy/a2.so"), "/other");
+        let again = registry.register("a", Path::new("deploy/a2.so"), "/other", limits());
         assert!(matches!(again, Err(Conflict::Name { .. })), "{again:?}");
-        let same_path = registry.register("b", Path::new("deploy/b.so"), "/a");
+        let same_path = registry.register("b", Path::new("deploy/b.so"), "/a", limits());
         assert_eq!(
             same_path.unwrap_err().to_string(),
             "context path /a is already used by app a"
         );
         registry.remove("a");
-        assert!(registry.register("b", Path::new("deploy/b.so"), "/a").is_ok());
+        assert!(registry.register("b", Path::new("deploy/b.so"), "/a", limits()).is_ok());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::observe;
 use crabcat_sdk::abi::wire::ErrorKind;
 
 use crate::abi::{CallError, HostRequest, HostResponse};
-use crate::lifecycle::{AppSlot, Lease, Lookup, Resolved, ServeError, Target};
+use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, ServeError, Target};
 
 /// Every way a request can fail before or around the module. Turned into a
 /// response in exactly one place: the `IntoResponse` impl below.
@@ -24,6 +24,8 @@ use crate::lifecycle::{AppSlot, Lease, Lookup, Resolved, ServeError, Target};
 pub enum Reject {
     NotFound,
     UriTooLong,
+    /// The app has its most requests (or blocking calls) running.
+    Busy,
     AddSlash(String),
     Unavailable,
     MethodNotAllowed(String),
@@ -42,6 +44,7 @@ impl IntoResponse for Reject {
         let (status, message) = match self {
             Reject::NotFound => (StatusCode::NOT_FOUND, "not found"),
             Reject::UriTooLong => (StatusCode::URI_TOO_LONG, "request target too long"),
+            Reject::Busy => (StatusCode::SERVICE_UNAVAILABLE, "application busy"),
             Reject::AddSlash(location) => {
                 extra = Some((LOCATION, location));
                 (StatusCode::PERMANENT_REDIRECT, "moved")
@@ -107,6 +110,10 @@ struct Call {
     slot: Arc<AppSlot>,
     /// Taken before the body is read, so a drain waits for this request.
     lease: Lease,
+    /// This request's place in the app's request quota.
+    permit: Permit,
+    /// Its place in the app's blocking-call quota, for a blocking route.
+    blocking: Option<Permit>,
     target: Target,
     head: bool,
     /// Complete but for the body, when there is one to read.
@@ -137,6 +144,9 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
     let Some(instance) = slot.instance() else {
         return Err((Some(slot), Reject::Unavailable));
     };
+    let Some(permit) = slot.limits.try_request() else {
+        return Err((Some(slot), Reject::Busy));
+    };
     if declared_length(&request).is_some_and(|n| n > state.max_body_bytes) {
         return Err((Some(slot), Reject::BodyTooLarge));
     }
@@ -146,6 +156,14 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
         Lookup::MethodNotAllowed(allow) => return Err((Some(slot), Reject::MethodNotAllowed(allow))),
         Lookup::NotFound => return Err((Some(slot), Reject::NotFound)),
         Lookup::BadParam => return Err((Some(slot), Reject::BadParam)),
+    };
+    let blocking = match target.blocking {
+        true => Some(
+            slot.limits
+                .try_blocking()
+                .ok_or((Some(Arc::clone(&slot)), Reject::Busy))?,
+        ),
+        false => None,
     };
     let head = parts.method == Method::HEAD;
     let request = HostRequest {
@@ -161,6 +179,8 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
     Ok(Call {
         slot,
         lease: instance.lease(),
+        permit,
+        blocking,
         target,
         head,
         request,
@@ -173,6 +193,8 @@ impl Call {
     async fn run(self, state: &ServerState) -> Result<Response, Reject> {
         let Call {
             lease,
+            permit,
+            blocking,
             target,
             head,
             mut request,
@@ -180,6 +202,8 @@ impl Call {
             ..
         } = self;
         let call = async move {
+            // Held until the handler is done (or, for a blocking one, its thread).
+            let _permit = permit;
             if let Some(body) = body {
                 // Boxed: most requests have no body, and this keeps their
                 // future small.
@@ -187,7 +211,7 @@ impl Call {
                     .await
                     .map_err(body_error)?;
             }
-            serve(lease, target, Arc::new(request)).await
+            serve(lease, blocking, target, Arc::new(request)).await
         };
         match tokio::time::timeout(state.request_timeout, call).await {
             Ok(result) => result.map(|response| into_http(response, head)),
@@ -200,7 +224,12 @@ impl Call {
 /// route is transactional (committed when the response status is below
 /// 400, rolled back otherwise), then closes the request's database scope:
 /// whatever the handler left open is rolled back.
-async fn serve(lease: Lease, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, Reject> {
+async fn serve(
+    lease: Lease,
+    blocking: Option<Permit>,
+    target: Target,
+    request: Arc<HostRequest>,
+) -> Result<HostResponse, Reject> {
     let held = Arc::clone(&request);
     let scope = &held.scope;
     // The database futures are large (several kB) and every request's
@@ -213,7 +242,11 @@ async fn serve(lease: Lease, target: Target, request: Arc<HostRequest>) -> Resul
             return Err(Reject::Transaction(kind, message));
         }
     }
-    let result = lease.call(target, request).await.map_err(Reject::Failed);
+    let result = match target.blocking {
+        true => lease.call_blocking(target, request, blocking).await,
+        false => lease.call(target, request).await,
+    }
+    .map_err(Reject::Failed);
     if target.transactional {
         let commit = result.as_ref().is_ok_and(|r| r.status.as_u16() < 400);
         if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {

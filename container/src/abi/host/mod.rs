@@ -66,7 +66,7 @@ pub(super) use init::{InitSink, MigrationSink};
 pub use init::{MigrationSpec, RouteSpec};
 pub use request::HostRequest;
 pub use response::{HostResponse, MAX_RESPONSE_HEADER_BYTES, MAX_RESPONSE_HEADERS};
-pub use runtime::HostApp;
+pub use runtime::{HostApp, InstanceLimits};
 
 /// The vtable handed to every module; a static, valid for the process.
 pub(super) static VTABLE: HostVtable = HostVtable {
@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn response_headers_past_the_limits_refuse_the_response() {
-        let mut response = HostResponse::new();
+        let mut response = HostResponse::new(usize::MAX);
         let sink: *mut abi::HostResponse = (&raw mut response).cast();
         let (name, value) = (RawSlice::from_str("x-h"), RawSlice::from_str("v"));
         for _ in 0..MAX_RESPONSE_HEADERS {
@@ -173,7 +173,7 @@ mod tests {
         assert!(response.refused().is_some_and(|r| r.contains("1000")));
         assert_eq!(response.headers.len(), MAX_RESPONSE_HEADERS);
 
-        let mut response = HostResponse::new();
+        let mut response = HostResponse::new(usize::MAX);
         let sink: *mut abi::HostResponse = (&raw mut response).cast();
         let big = "v".repeat(40 * 1024);
         for expected in [true, false] {

@@ -20,17 +20,20 @@ pub struct HostResponse {
     pub body: Vec<u8>,
     /// Bytes of header names and values so far.
     header_bytes: usize,
+    /// Largest body allowed.
+    max_body: usize,
     /// Why the response cannot be sent (a limit the module went past).
     refused: Option<&'static str>,
 }
 
 impl HostResponse {
-    pub(in crate::abi) fn new() -> Self {
+    pub(in crate::abi) fn new(max_body: usize) -> Self {
         HostResponse {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: Vec::new(),
             header_bytes: 0,
+            max_body,
             refused: None,
         }
     }
@@ -38,6 +41,20 @@ impl HostResponse {
     /// Why this response must not be sent, if a limit was exceeded.
     pub(in crate::abi) fn refused(&self) -> Option<&'static str> {
         self.refused
+    }
+
+    /// Appends to the body within its limit; past it, the response is
+    /// refused and the body dropped.
+    fn append_body(&mut self, bytes: &[u8]) {
+        if self.refused.is_some() {
+            return;
+        }
+        if self.body.len() + bytes.len() > self.max_body {
+            self.refused = Some("response body larger than apps.NAME.max_response_bytes");
+            self.body = Vec::new();
+            return;
+        }
+        self.body.extend_from_slice(bytes);
     }
 
     /// Appends a header within the limits; past them, the response is
@@ -116,7 +133,7 @@ host_fn! {
         // valid for the call.
         let (r, bytes) = unsafe { (response_mut(response), slice(bytes)) };
         match r {
-            Some(r) => r.body.extend_from_slice(bytes),
+            Some(r) => r.append_body(bytes),
             None => null_argument("response_body"),
         }
     }

@@ -3,6 +3,7 @@
 //! before `destroy`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crabcat_sdk::abi::{self, FfiFuture, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN, RawSlice};
@@ -19,18 +20,54 @@ pub struct HostApp {
     tasks: TaskTracker,
     cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
+    limits: InstanceLimits,
+    /// Spawns are being refused (logged once per run of refusals).
+    refusing: AtomicBool,
+}
+
+/// What one instance may use of the host: tasks alive at once, bytes of a
+/// response body.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceLimits {
+    /// Tasks spawned through the host and alive at once.
+    pub max_tasks: usize,
+    /// Largest response body.
+    pub max_response_bytes: usize,
 }
 
 impl HostApp {
     /// Creates the host side of an instance of app `name`, for the life of
     /// the process. Tasks the module spawns run on `runtime`.
-    pub fn leak(name: Arc<str>, runtime: tokio::runtime::Handle) -> &'static HostApp {
+    pub fn leak(name: Arc<str>, runtime: tokio::runtime::Handle, limits: InstanceLimits) -> &'static HostApp {
         Box::leak(Box::new(HostApp {
             name,
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
             runtime,
+            limits,
+            refusing: AtomicBool::new(false),
         }))
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> InstanceLimits {
+        self.limits
+    }
+
+    /// Whether a new task may be spawned (logs the first refusal of a run).
+    fn may_spawn(&self) -> bool {
+        if self.tasks.len() < self.limits.max_tasks {
+            self.refusing.store(false, Ordering::Relaxed);
+            return true;
+        }
+        if !self.refusing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                app = &*self.name,
+                max_tasks = self.limits.max_tasks,
+                "the app has its most spawned tasks alive; further spawns are dropped (apps.NAME.max_tasks)"
+            );
+        }
+        false
     }
 
     /// Cancels (drops) every task the module spawned and waits until they
@@ -80,8 +117,8 @@ host_fn! {
             null_argument("spawn");
             return; // dropping `task` runs the module's drop function
         };
-        if app.cancel.is_cancelled() {
-            return;
+        if app.cancel.is_cancelled() || !app.may_spawn() {
+            return; // dropping `task` runs the module's drop function
         }
         let cancel = app.cancel.clone();
         app.tasks.spawn_on(

@@ -1,0 +1,102 @@
+//! An app's quotas: the most requests and blocking calls it may have
+//! running at once, from `[apps.NAME]`. Counted per app, not per instance,
+//! so a reload does not reset them while the old instance's calls still
+//! run; a permit is given back when its request (or blocking thread) ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::config::AppConfig;
+
+/// What an app may have running at once, and what it has.
+#[derive(Debug)]
+pub struct AppLimits {
+    max_requests: usize,
+    requests: AtomicUsize,
+    max_blocking: usize,
+    blocking: AtomicUsize,
+}
+
+/// One unit of a quota; given back on drop.
+#[derive(Debug)]
+pub struct Permit {
+    limits: Arc<AppLimits>,
+    blocking: bool,
+}
+
+impl AppLimits {
+    /// The quotas of `[apps.NAME]`.
+    pub fn new(config: &AppConfig) -> Self {
+        AppLimits {
+            max_requests: config.max_requests,
+            requests: AtomicUsize::new(0),
+            max_blocking: config.max_blocking,
+            blocking: AtomicUsize::new(0),
+        }
+    }
+
+    /// A request permit, or `None` if the app has its most requests running.
+    pub fn try_request(self: &Arc<Self>) -> Option<Permit> {
+        take(&self.requests, self.max_requests).then(|| Permit {
+            limits: Arc::clone(self),
+            blocking: false,
+        })
+    }
+
+    /// A blocking-call permit, or `None` if the app has its most blocking
+    /// calls running.
+    pub fn try_blocking(self: &Arc<Self>) -> Option<Permit> {
+        take(&self.blocking, self.max_blocking).then(|| Permit {
+            limits: Arc::clone(self),
+            blocking: true,
+        })
+    }
+
+    /// Blocking calls running now (including timed-out ones whose thread
+    /// has not returned).
+    pub fn blocking(&self) -> usize {
+        self.blocking.load(Ordering::Relaxed)
+    }
+}
+
+fn take(counter: &AtomicUsize, max: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
+        .is_ok()
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let counter = if self.blocking {
+            &self.limits.blocking
+        } else {
+            &self.limits.requests
+        };
+        counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permits_run_out_and_come_back() {
+        let config = AppConfig {
+            max_requests: 2,
+            max_blocking: 1,
+            ..AppConfig::default()
+        };
+        let limits = Arc::new(AppLimits::new(&config));
+        let (a, b) = (limits.try_request().unwrap(), limits.try_request().unwrap());
+        assert!(limits.try_request().is_none());
+        let blocking = limits.try_blocking().unwrap();
+        assert!(limits.try_blocking().is_none(), "separate quotas");
+        assert_eq!(limits.blocking(), 1);
+        drop(a);
+        assert!(limits.try_request().is_some());
+        drop((b, blocking));
+        assert_eq!(limits.blocking(), 0);
+        assert!(limits.try_blocking().is_some());
+    }
+}
