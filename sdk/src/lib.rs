@@ -27,61 +27,102 @@
 //!
 //! ```
 //! #![forbid(unsafe_code)]
-//! use std::sync::Arc;
 //! use crabcat_sdk::prelude::*;
+//! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(serde::Deserialize, Default)]
-//! #[serde(default)]
+//! #[derive(Deserialize)]
 //! struct Config {
-//!     greeting: Option<String>,
-//! }
-//!
-//! struct Hello {
+//!     #[serde(default = "hello")]
 //!     greeting: String,
 //! }
 //!
-//! impl App for Hello {
+//! fn hello() -> String {
+//!     "Hello".into()
+//! }
+//!
+//! struct Notes {
+//!     greeting: String,
+//! }
+//!
+//! #[derive(Deserialize, Serialize)]
+//! struct Note {
+//!     text: String,
+//! }
+//!
+//! impl App for Notes {
+//!     const MIGRATIONS: &'static [Migration] =
+//!         &[Migration::new(1, "create notes", "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+//!             .postgres("CREATE TABLE notes (id BIGSERIAL PRIMARY KEY, text TEXT NOT NULL)")];
+//!
 //!     fn init(ctx: &InitContext) -> Result<Self> {
 //!         let config: Config = ctx.config()?;
-//!         log::info!("hello is starting");
-//!         Ok(Hello { greeting: config.greeting.unwrap_or_else(|| "Hello".into()) })
+//!         log::info!("notes is starting");
+//!         Ok(Notes { greeting: config.greeting })
 //!     }
 //!
 //!     fn routes(routes: &mut Routes<Self>) {
 //!         routes
 //!             .get("/greet/{name}", Self::greet)
-//!             .post("/echo", Self::echo)
-//!             .get("/report", blocking(Self::report));
+//!             .post("/notes", transactional(Self::add))
+//!             .get("/notes/{id}", Self::show)
+//!             .get("/count", blocking(Self::count));
 //!     }
 //!
 //!     fn destroy(&self) {
-//!         log::info!("hello is stopping");
+//!         log::info!("notes is stopping");
 //!     }
 //! }
 //!
-//! impl Hello {
-//!     async fn greet(self: Arc<Self>, req: Request) -> Response {
-//!         let name = req.param("name").unwrap_or("world");
-//!         Response::text(format!("{}, {name}!", self.greeting))
+//! impl Notes {
+//!     /// `GET /greet/Ferris`: the app's state and a path parameter.
+//!     async fn greet(app: State<Self>, Path(name): Path<String>) -> String {
+//!         format!("{}, {name}!", app.greeting)
 //!     }
 //!
-//!     async fn echo(self: Arc<Self>, req: Request) -> Result<Response> {
-//!         Ok(Response::text(req.text()?))
+//!     /// `POST /notes` with `{"text": "…"}`: `201` and the new id. A body
+//!     /// that is not such JSON never gets here: the client gets a 4xx
+//!     /// `application/problem+json` answer. In a transaction: `Ok` commits.
+//!     async fn add(Json(note): Json<Note>, req: Request) -> Result<(StatusCode, String)> {
+//!         if note.text.trim().is_empty() {
+//!             return Err(Error::unprocessable("text is required")); // rolls back
+//!         }
+//!         let id: i64 = req.db()
+//!             .query("INSERT INTO notes (text) VALUES ($1) RETURNING id")
+//!             .bind(&note.text)
+//!             .fetch_one_as()
+//!             .await?;
+//!         Ok((StatusCode::CREATED, id.to_string()))
 //!     }
 //!
-//!     // Runs on the container's blocking thread pool.
-//!     fn report(&self, _req: Request) -> Json<serde_json::Value> {
-//!         Json(serde_json::json!({ "greeting": self.greeting }))
+//!     /// `GET /notes/7`: the row as JSON, or a `404` problem (`?` on a
+//!     /// `DbError` keeps its status).
+//!     async fn show(Path(id): Path<i64>, req: Request) -> Result<Json<Note>> {
+//!         let note = req.db().query("SELECT text FROM notes WHERE id = $1").bind(id).fetch_one_as().await?;
+//!         Ok(Json(note))
+//!     }
+//!
+//!     /// Runs on the container's blocking thread pool.
+//!     fn count(req: Request) -> Result<String> {
+//!         let n: i64 = req.db().query("SELECT COUNT(*) FROM notes").fetch_one_as_blocking()?;
+//!         Ok(format!("{n} notes"))
 //!     }
 //! }
 //!
-//! crabcat_sdk::export_app!(Hello);
+//! crabcat_sdk::export_app!(Notes);
 //! # fn main() {}
 //! ```
 //!
-//! Build it with `cargo build --release` and copy `target/release/libhello.so`
-//! to the container's `deploy/` directory as `hello.so` (write to a temporary
-//! name, then rename): it answers at `http://127.0.0.1:8080/hello/greet/you`.
+//! Build it with `cargo build --release` and copy `target/release/libnotes.so`
+//! to the container's `deploy/` directory as `notes.so` (write to a temporary
+//! name, then rename): it answers at `http://127.0.0.1:8080/notes/greet/you`.
+//!
+//! Handlers are async fns whose arguments are [extractors](extract) —
+//! [`State`], [`Path`], [`Query`], [`Json`], [`Form`], … and [`Request`]
+//! last — and whose result is anything [`IntoResponse`]. Errors, including
+//! refused requests, answer with an RFC 9457 problem document (see
+//! [`Error`]). Rows decode into your own types with serde
+//! ([`Row::decode`], `fetch_one_as`). The older handler form,
+//! `async fn h(self: Arc<Self>, req: Request)`, still works.
 //!
 //! ## Rules for app authors
 //!
@@ -103,10 +144,16 @@
 //! ## Layout
 //!
 //! * [`App`], [`InitContext`]: the lifecycle (`app`).
-//! * [`Routes`], [`blocking`]: method + path pattern → handler (`routing`).
-//! * [`Request`], [`Response`], [`IntoResponse`], [`Error`]: the HTTP side.
-//! * [`db`]: the data API (`req.db().query("... $1").bind(x).fetch_all()`),
-//!   transactions, and [`transactional`] routes; [`Migration`]s run by the
+//! * [`Routes`]: method + path pattern → handler (`routing`).
+//! * [`Handler`], [`blocking`], [`transactional`]: the forms a handler takes
+//!   and how each is called (`handler`).
+//! * [`extract`]: handler arguments built from the request ([`State`],
+//!   [`Path`], [`Query`], [`Json`], [`Form`], [`JsonOrForm`]) and
+//!   [`Rejection`].
+//! * [`Request`], [`Response`], [`IntoResponse`]: the HTTP side;
+//!   [`Error`]: errors as problem documents (`error`).
+//! * [`db`]: the data API (`req.db().query("... $1").bind(x).fetch_all_as()`),
+//!   rows decoded with serde, transactions; [`Migration`]s run by the
 //!   container before `init` (`App::MIGRATIONS`).
 //! * [`abi`]: the `#[repr(C)]` contract with the container; [`ffi`]: the only
 //!   `unsafe` code, behind [`export_app!`].
@@ -117,8 +164,10 @@ pub mod abi;
 mod app;
 pub mod db;
 mod error;
+pub mod extract;
 #[doc(hidden)]
 pub mod ffi;
+mod handler;
 mod logging;
 mod request;
 mod response;
@@ -126,19 +175,21 @@ mod routing;
 
 pub use app::{App, InitContext, Migration};
 pub use db::{Db, DbError, DbErrorKind, Done, Row, Transaction, Value};
-pub use error::{Error, Result};
+pub use error::{Error, PROBLEM_JSON, Result};
+pub use extract::{Form, FromRequest, FromRequestRef, JsonOrForm, Path, Query, Rejection, State};
 pub use ffi::host::{sleep, spawn};
+pub use handler::{Blocking, Handler, Transactional, blocking, transactional};
 pub use http::{Method, StatusCode};
 pub use log;
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response, html_escape};
-pub use routing::{Blocking, Handler, Routes, Transactional, blocking, transactional};
+pub use routing::Routes;
 
 /// Everything an app needs: `use crabcat_sdk::prelude::*;`
 pub mod prelude {
     pub use crate::log;
     pub use crate::{
-        App, DbError, DbErrorKind, Error, Html, InitContext, IntoResponse, Json, Method, Migration, Request, Response,
-        Result, Routes, Row, StatusCode, blocking, html_escape, transactional,
+        App, DbError, DbErrorKind, Error, Form, Html, InitContext, IntoResponse, Json, JsonOrForm, Method, Migration,
+        Path, Query, Request, Response, Result, Routes, Row, State, StatusCode, blocking, html_escape, transactional,
     };
 }

@@ -10,6 +10,8 @@
 
 pub(crate) mod entry;
 pub(crate) mod host;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use entry::descriptor;
 
