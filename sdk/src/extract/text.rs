@@ -36,14 +36,20 @@ impl<E: de::Error> Text<'_, E> {
     where
         T::Err: Display,
     {
-        self.value.parse().map_err(|e| {
-            E::custom(format_args!(
-                "cannot parse {:?} as {}: {e}",
-                self.value,
-                std::any::type_name::<T>()
-            ))
-        })
+        self.value
+            .parse()
+            .map_err(|e| E::custom(format_args!("cannot parse {:?} as {}: {e}", self.value, short_type_name::<T>())))
     }
+}
+
+/// `T`'s name without module paths: `NonZero<u32>`, not
+/// `core::num::nonzero::NonZero<u32>`.
+fn short_type_name<T>() -> String {
+    let mut name = String::new();
+    for piece in std::any::type_name::<T>().split_inclusive(['<', '>', ',', ' ']) {
+        name.push_str(piece.rsplit("::").next().unwrap_or(piece));
+    }
+    name
 }
 
 /// Deserialises `T` from (name, value) pairs, e.g. a decoded query string.
@@ -176,6 +182,13 @@ mod tests {
         assert_eq!(error.to_string(), "missing field `q`");
         let error = decode::<Search>(&[("q", "1"), ("q", "2"), ("order", "asc")]).unwrap_err();
         assert_eq!(error.to_string(), "duplicate field `q`");
+    }
+
+    #[test]
+    fn type_names_lose_their_paths() {
+        assert_eq!(short_type_name::<u32>(), "u32");
+        assert_eq!(short_type_name::<std::num::NonZeroU32>(), "NonZero<u32>");
+        assert_eq!(short_type_name::<Option<String>>(), "Option<String>");
     }
 
     #[test]
