@@ -4,8 +4,10 @@
 //!   may be the [`Request`] itself: `async fn show(Path(id): Path<u64>, req: Request)`;
 //! * the same as a plain fn wrapped in [`blocking`], run on the container's
 //!   blocking thread pool;
-//! * the older form, still accepted: `async fn h(self: Arc<Self>, req: Request)`,
-//!   or `fn h(&self, req: Request)` in [`blocking`];
+//! * the older forms, still accepted: `async fn h(self: Arc<Self>, req: Request)`
+//!   (`Arc<Self>` is an extractor too, so a method may also take
+//!   `self: Arc<Self>` and then extractors), and `fn h(&self, req: Request)`
+//!   in [`blocking`];
 //! * any of them in [`transactional`], run in one container-managed
 //!   transaction that an `Ok` commits and an `Err` rolls back.
 
@@ -82,7 +84,7 @@ pub enum HandlerFn<A> {
     message = "`{Self}` is not a handler of app `{A}`",
     note = "a handler is an async fn (or a plain fn in `blocking(..)`) of up to 12 extractors \
             (`State<A>`, `Path<T>`, `Query<T>`, `Json<T>`, `Form<T>`, …; `Request` only last) \
-            returning `impl IntoResponse`, or the older `async fn(self: Arc<Self>, Request)`",
+            returning `impl IntoResponse`",
     note = "in `transactional(..)` it must return a `Result`: `Ok` commits, `Err` rolls back"
 )]
 pub trait Handler<A, M>: Send + Sync + 'static {
@@ -127,33 +129,7 @@ fn reject(rejection: impl IntoResponse, sink: ResponseSink) -> FfiFuture<u32> {
 }
 
 #[doc(hidden)]
-pub struct AsyncMarker<Fut>(PhantomData<Fut>);
-
-#[doc(hidden)]
 pub struct BlockingMarker<R>(PhantomData<R>);
-
-/// The older form: `async fn h(self: Arc<Self>, req: Request)`.
-impl<A, F, Fut> Handler<A, AsyncMarker<Fut>> for F
-where
-    A: Send + Sync + 'static,
-    F: Fn(Arc<A>, Request) -> Fut + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: IntoResponse,
-{
-    type Output = Fut::Output;
-
-    fn into_handler_fn(self) -> HandlerFn<A> {
-        self.into_handler_fn_with::<AsResponse>()
-    }
-
-    fn into_handler_fn_with<C: Conclude<Fut::Output>>(self) -> HandlerFn<A> {
-        // One allocation per request: the FFI future wraps the handler's
-        // future directly.
-        HandlerFn::Async(Box::new(move |app, request, sink| {
-            respond(self(Arc::clone(app), request).map(C::conclude), sink)
-        }))
-    }
-}
 
 /// An async fn of no arguments.
 impl<A, F, Fut> Handler<A, ()> for F

@@ -34,6 +34,7 @@
 //! | extractor | gives | refuses with |
 //! |-----------|-------|--------------|
 //! | [`State<A>`] | the app (derefs to it) | never |
+//! | `Arc<A>` | the app, for a method taking `self: Arc<Self>` | never |
 //! | [`Path<T>`] | path parameters, parsed | 400 (500 if `T` does not fit the route) |
 //! | [`Query<T>`] | the query string, parsed | 400 |
 //! | [`Json<T>`](crate::Json) | a JSON body | 415, 400, 422 |
@@ -211,6 +212,16 @@ impl<A> FromRequestRef<A> for State<A> {
 
     fn from_request_ref(_req: &Request, app: &Arc<A>) -> Result<Self, Infallible> {
         Ok(State(Arc::clone(app)))
+    }
+}
+
+/// The app as an `Arc`, what older handlers take as `self: Arc<Self>`: a
+/// method may take `self: Arc<Self>` and then any extractors.
+impl<A> FromRequestRef<A> for Arc<A> {
+    type Rejection = Infallible;
+
+    fn from_request_ref(_req: &Request, app: &Arc<A>) -> Result<Self, Infallible> {
+        Ok(Arc::clone(app))
     }
 }
 

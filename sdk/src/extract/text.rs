@@ -36,9 +36,13 @@ impl<E: de::Error> Text<'_, E> {
     where
         T::Err: Display,
     {
-        self.value
-            .parse()
-            .map_err(|e| E::custom(format_args!("cannot parse {:?} as {}: {e}", self.value, short_type_name::<T>())))
+        self.value.parse().map_err(|e| {
+            E::custom(format_args!(
+                "cannot parse {:?} as {}: {e}",
+                self.value,
+                short_type_name::<T>()
+            ))
+        })
     }
 }
 

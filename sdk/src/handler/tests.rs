@@ -38,6 +38,10 @@ impl Greeter {
         format!("{} at {}", self.greeting, req.path())
     }
 
+    async fn method(self: Arc<Self>, Path(name): Path<String>) -> String {
+        format!("{}, {name}, from a method", self.greeting)
+    }
+
     fn old_blocking(&self, req: Request) -> String {
         format!("{} blocking at {}", self.greeting, req.path())
     }
@@ -141,6 +145,11 @@ fn the_older_forms_still_work() {
     );
     assert_eq!(text(&response), "Howdy blocking at /old");
     assert_eq!(flags, ROUTE_BLOCKING);
+    let (response, _) = call(
+        routes().get("/{name}", Greeter::method),
+        TestRequest::get("/x").param("name", "Ferris"),
+    );
+    assert_eq!(text(&response), "Howdy, Ferris, from a method");
 }
 
 #[test]
