@@ -324,7 +324,7 @@ pub struct Transactional<H>(H);
 /// | returns `Ok(v)`, `v` a success (status below 400) | `v` | committed |
 /// | returns `Ok(v)`, `v` an error status (400 and up) | `v` | rolled back |
 /// | returns `Err(e)` | `e` (an `e` whose status is below 400 is sent as a `500`, so that it rolls back) | rolled back |
-/// | has a request refused by an extractor | the rejection | rolled back (nothing ran) |
+/// | has a request refused by an extractor | the rejection | left untouched: the handler never ran |
 /// | panics | `500` | rolled back |
 ///
 /// It wraps async and [`blocking`] handlers alike:
