@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crabcat_tests::{Container, PgDb, module};
+use crabcat_tests::{Container, PgDb, module, problem};
 
 const CLIENTS: usize = 16;
 const TRANSFERS: usize = 200;
@@ -104,7 +104,13 @@ async fn failed_transfers_roll_back_entirely() {
             .json(&serde_json::json!({"from": from, "to": to, "amount": amount}))
             .send()
     };
-    assert_eq!(transfer("alice", "bob", 5000).await.unwrap().status(), 409);
+    let refused = transfer("alice", "bob", 5000).await.unwrap();
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        problem(&refused.text().await.unwrap()),
+        (409, "insufficient funds".into())
+    );
     // The debit of alice succeeds before the credit of "zed" fails: rolled back.
     assert_eq!(transfer("alice", "zed", 10).await.unwrap().status(), 404);
     assert_eq!(transfer("nobody", "bob", 10).await.unwrap().status(), 404);
@@ -123,6 +129,53 @@ async fn failed_transfers_roll_back_entirely() {
     let (status, report) = c.get("/bank/report").await;
     assert_eq!(status, 200);
     assert!(report.contains("total:     5000"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bank_reads_json_or_forms_and_answers_problems() {
+    let c = bank(None);
+    let post = |content_type: &'static str, body: &'static str| {
+        c.client()
+            .post(c.url("/bank/transfer"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let form = post("application/x-www-form-urlencoded", "from=bob&to=carol&amount=100")
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let receipt: serde_json::Value = form.json().await.unwrap();
+    assert_eq!(
+        (receipt["from_balance"].as_i64(), receipt["to_balance"].as_i64()),
+        (Some(900), Some(1100))
+    );
+    for (content_type, body, status) in [
+        (
+            "application/x-www-form-urlencoded",
+            "from=bob&to=carol&amount=lots",
+            422,
+        ),
+        ("application/json", r#"{"from":"bob","to":"carol","amount":1.5}"#, 422),
+        ("application/json", r#"{"from":"bob","to":"carol""#, 400),
+        ("text/plain", "from=bob&to=carol&amount=1", 415),
+    ] {
+        let response = post(content_type, body).await.unwrap();
+        assert_eq!(response.status(), status, "{content_type} {body}");
+        assert_eq!(problem(&response.text().await.unwrap()).0, status);
+    }
+    let (status, body) = c.get("/bank/accounts/zed").await;
+    assert_eq!((status, problem(&body)), (404, (404, "unknown account zed".into())));
+    assert_eq!(c.get("/bank/audit?limit=0").await.0, 400);
+    assert_eq!(c.get("/bank/audit?limit=x").await.0, 400);
+    let (_, audit) = c.get("/bank/audit?limit=").await;
+    let audit: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    assert_eq!(audit[0]["from"], "bob", "the one transfer, from the form");
+    let (_, balance) = c.get("/bank/balance").await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&balance).unwrap(),
+        serde_json::json!({"total": 5000, "accounts": 5})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -166,4 +219,45 @@ async fn guestbook_escapes_validates_and_pages() {
         "JSON carries the raw text"
     );
     assert_eq!(c.get("/guestbook/entries.json?page=x").await.0, 400);
+    assert_eq!(c.get("/guestbook/entries.json?page=0").await.0, 400);
+    assert_eq!(c.get("/guestbook/?page=").await.0, 200, "an empty page is the first");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guestbook_json_api_answers_problems() {
+    let c = Container::builder()
+        .deploy(&module("guestbook"), "guestbook.so")
+        .start();
+    let post = |body: serde_json::Value| c.client().post(c.url("/guestbook/entries.json")).json(&body).send();
+    let created = post(serde_json::json!({"name": " Ferris ", "message": "Hi"}))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let entry: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(
+        (entry["name"].as_str(), entry["id"].as_i64()),
+        (Some("Ferris"), Some(1))
+    );
+
+    let refused = post(serde_json::json!({"name": "", "message": ""})).await.unwrap();
+    assert_eq!(refused.status(), 422);
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["errors"],
+        serde_json::json!(["name is required", "message is required"])
+    );
+    assert_eq!(body["detail"], "name is required; message is required");
+
+    assert_eq!(
+        post(serde_json::json!({"name": 1})).await.unwrap().status(),
+        422,
+        "wrong shape"
+    );
+    let not_json = c
+        .client()
+        .post(c.url("/guestbook/entries.json"))
+        .body("{\"name\":")
+        .send();
+    assert_eq!(not_json.await.unwrap().status(), 415, "no content type");
 }

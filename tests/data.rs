@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crabcat_tests::{Container, PgDb, module};
+use crabcat_tests::{Container, PgDb, module, problem};
 use reqwest::Method;
 
 fn probe(url: Option<&str>, extra: &str) -> Container {
@@ -48,14 +48,16 @@ async fn data_api(url: Option<&str>) {
     );
 
     assert_eq!(post(&c, "/probe/items/unique").await.0, 201);
+    let (status, body) = post(&c, "/probe/items/unique").await;
     assert_eq!(
-        post(&c, "/probe/items/unique").await,
-        (409, "conflict\n".into()),
+        (status, problem(&body)),
+        (409, (409, "conflict".into())),
         "unique violation"
     );
+    let (status, body) = c.get("/probe/items/nobody").await;
     assert_eq!(
-        c.get("/probe/items/nobody").await,
-        (404, "not found\n".into()),
+        (status, problem(&body)),
+        (404, (404, "not found".into())),
         "fetch_one of nothing"
     );
     let (status, body) = c.get("/probe/count-blocking").await;
@@ -281,7 +283,7 @@ async fn requests_get_503_while_postgres_is_gone_and_recover() {
     for _ in 0..3 {
         let started = Instant::now();
         let (status, body) = c.get("/probe/count").await;
-        assert_eq!((status, body.as_str()), (503, "database unavailable\n"));
+        assert_eq!((status, problem(&body)), (503, (503, "database unavailable".into())));
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "took {:?}",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crabcat_tests::{Container, module};
+use crabcat_tests::{Container, module, problem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn hello_and_probe() -> Container {
@@ -102,7 +102,10 @@ async fn request_parts_cross_the_boundary() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    assert!(response.text().await.unwrap().starts_with("invalid JSON body"));
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let (status, detail) = problem(&response.text().await.unwrap());
+    assert_eq!(status, 400);
+    assert!(detail.starts_with("invalid JSON body: expected ident"), "{detail}");
 }
 
 #[tokio::test]

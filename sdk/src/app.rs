@@ -6,17 +6,18 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::handler::HandlerFn;
 use crate::request::Request;
 use crate::response::Response;
-use crate::routing::{HandlerFn, Routes};
+use crate::routing::Routes;
 
 /// A Crabcat application: created by [`init`](App::init), serving the
 /// [`routes`](App::routes) it declares, and told to clean up in
 /// [`destroy`](App::destroy).
 ///
 /// The container creates one instance per deployment and shares it between
-/// all requests, so the type must be `Send + Sync`; handlers receive it as
-/// `Arc<Self>` (async) or `&Self` (blocking).
+/// all requests, so the type must be `Send + Sync`; handlers reach it with
+/// the [`State<Self>`](crate::State) extractor.
 pub trait App: Sized + Send + Sync + 'static {
     /// Creates the app. Runs once per deployment on a blocking thread, so it
     /// may do blocking work.
@@ -31,7 +32,8 @@ pub trait App: Sized + Send + Sync + 'static {
     /// An applied migration must never be edited: add a new one.
     const MIGRATIONS: &'static [Migration] = &[];
 
-    /// Declares the routes, e.g. `routes.get("/greet/{name}", Self::greet)`.
+    /// Declares the routes, e.g. `routes.get("/greet/{name}", Self::greet)`;
+    /// see [`Routes`].
     fn routes(routes: &mut Routes<Self>);
 
     /// Called exactly once when the app is undeployed, reloaded or the
@@ -161,7 +163,7 @@ impl<A: App> Started<A> {
         sink: crate::ffi::host::ResponseSink,
     ) -> Option<crate::abi::FfiFuture<u32>> {
         match self.routes.handler(route)? {
-            HandlerFn::Async(f) => Some(f(Arc::clone(&self.app), request, sink)),
+            HandlerFn::Async(f) => Some(f(&self.app, request, sink)),
             HandlerFn::Blocking(_) => None,
         }
     }

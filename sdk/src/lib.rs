@@ -7,79 +7,157 @@
 //!
 //! ## A complete app
 //!
-//! An app is a crate with `crate-type = ["cdylib"]` that depends on
-//! `crabcat-sdk`. The app-author guide, [`guide`] (also the chapter
-//! "Writing an app" of the book in `docs/`), shows how to create one in a
-//! clone of the repository, build it, deploy it and call it, and lists the
-//! [rules for app authors](crate::guide#rules-for-app-authors). Its
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [package]
+//! name = "hello"
+//! version = "0.1.0"
+//! edition = "2024"
+//!
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! crabcat-sdk = { path = "../../sdk" }
+//! serde = { version = "1", features = ["derive"] }
+//! ```
+//!
 //! `src/lib.rs`:
 //!
 //! ```
 //! #![forbid(unsafe_code)]
-//! use std::sync::Arc;
 //! use crabcat_sdk::prelude::*;
+//! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(serde::Deserialize, Default)]
-//! #[serde(default)]
+//! #[derive(Deserialize)]
 //! struct Config {
-//!     greeting: Option<String>,
-//! }
-//!
-//! struct Greeter {
+//!     #[serde(default = "hello")]
 //!     greeting: String,
 //! }
 //!
-//! impl App for Greeter {
+//! fn hello() -> String {
+//!     "Hello".into()
+//! }
+//!
+//! struct Notes {
+//!     greeting: String,
+//! }
+//!
+//! #[derive(Deserialize, Serialize)]
+//! struct Note {
+//!     text: String,
+//! }
+//!
+//! impl App for Notes {
+//!     const MIGRATIONS: &'static [Migration] =
+//!         &[Migration::new(1, "create notes", "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+//!             .postgres("CREATE TABLE notes (id BIGSERIAL PRIMARY KEY, text TEXT NOT NULL)")];
+//!
 //!     fn init(ctx: &InitContext) -> Result<Self> {
 //!         let config: Config = ctx.config()?;
-//!         log::info!("greeter is starting");
-//!         Ok(Greeter { greeting: config.greeting.unwrap_or_else(|| "Hello".into()) })
+//!         log::info!("notes is starting");
+//!         Ok(Notes { greeting: config.greeting })
 //!     }
 //!
 //!     fn routes(routes: &mut Routes<Self>) {
 //!         routes
 //!             .get("/greet/{name}", Self::greet)
-//!             .post("/echo", Self::echo)
-//!             .get("/report", blocking(Self::report));
+//!             .post("/notes", transactional(Self::add))
+//!             .get("/notes/{id}", Self::show)
+//!             .get("/count", blocking(Self::count));
 //!     }
 //!
 //!     fn destroy(&self) {
-//!         log::info!("greeter is stopping");
+//!         log::info!("notes is stopping");
 //!     }
 //! }
 //!
-//! impl Greeter {
-//!     async fn greet(self: Arc<Self>, req: Request) -> Response {
-//!         let name = req.param("name").unwrap_or("world");
-//!         Response::text(format!("{}, {name}!", self.greeting))
+//! impl Notes {
+//!     /// `GET /greet/Ferris`: the app's state and a path parameter.
+//!     async fn greet(app: State<Self>, Path(name): Path<String>) -> String {
+//!         format!("{}, {name}!", app.greeting)
 //!     }
 //!
-//!     async fn echo(self: Arc<Self>, req: Request) -> Result<Response> {
-//!         Ok(Response::text(req.text()?))
+//!     /// `POST /notes` with `{"text": "…"}`: `201` and the new id. A body
+//!     /// that is not such JSON never gets here: the client gets a 4xx
+//!     /// `application/problem+json` answer. In a transaction: `Ok` commits.
+//!     async fn add(Json(note): Json<Note>, req: Request) -> Result<(StatusCode, String)> {
+//!         if note.text.trim().is_empty() {
+//!             return Err(Error::unprocessable("text is required")); // rolls back
+//!         }
+//!         let id: i64 = req.db()
+//!             .query("INSERT INTO notes (text) VALUES ($1) RETURNING id")
+//!             .bind(&note.text)
+//!             .fetch_one_as()
+//!             .await?;
+//!         Ok((StatusCode::CREATED, id.to_string()))
 //!     }
 //!
-//!     // Runs on the container's blocking thread pool.
-//!     fn report(&self, _req: Request) -> Json<serde_json::Value> {
-//!         Json(serde_json::json!({ "greeting": self.greeting }))
+//!     /// `GET /notes/7`: the row as JSON, or a `404` problem (`?` on a
+//!     /// `DbError` keeps its status).
+//!     async fn show(Path(id): Path<i64>, req: Request) -> Result<Json<Note>> {
+//!         let note = req.db().query("SELECT text FROM notes WHERE id = $1").bind(id).fetch_one_as().await?;
+//!         Ok(Json(note))
+//!     }
+//!
+//!     /// Runs on the container's blocking thread pool.
+//!     fn count(req: Request) -> Result<String> {
+//!         let n: i64 = req.db().query("SELECT COUNT(*) FROM notes").fetch_one_as_blocking()?;
+//!         Ok(format!("{n} notes"))
 //!     }
 //! }
 //!
-//! crabcat_sdk::export_app!(Greeter);
+//! crabcat_sdk::export_app!(Notes);
 //! # fn main() {}
 //! ```
 //!
-//! Deployed as `greeter.so`, it answers at
-//! `http://127.0.0.1:8080/greeter/greet/you`. Host services: [`sleep`] and
-//! [`spawn`]; logging: the [`log`] macros, re-exported here.
+//! Build it with `cargo build --release` and copy `target/release/libnotes.so`
+//! to the container's `deploy/` directory as `notes.so` (write to a temporary
+//! name, then rename): it answers at `http://127.0.0.1:8080/notes/greet/you`.
+//!
+//! Handlers are async fns whose arguments are [extractors](extract) —
+//! [`State`], [`Path`], [`Query`], [`Json`], [`Form`], … and [`Request`]
+//! last — and whose result is anything [`IntoResponse`]. Errors, including
+//! refused requests, answer with an RFC 9457 problem document (see
+//! [`Error`]). Rows decode into your own types with serde
+//! ([`Row::decode`], `fetch_one_as`). The older handler form,
+//! `async fn h(self: Arc<Self>, req: Request)`, still works.
+//!
+//! ## Rules for app authors
+//!
+//! 1. Use [`export_app!`]; never write `extern "C"` yourself.
+//! 2. Build with `panic = "unwind"` (the default). The container refuses
+//!    modules built with `panic = "abort"`: any panic in them would abort the
+//!    whole container. With unwinding, a panicking handler becomes a `500`
+//!    and a log line, and the app goes on serving.
+//! 3. No tokio, sqlx, reqwest or hyper in a module: the module has its own
+//!    copy of tokio with no reactor. Use [`sleep`] and [`spawn`], which run on
+//!    the container's runtime. Runtime-agnostic crates (`futures`, serde,
+//!    pure computation) are fine.
+//! 4. No threads, thread pools or runtimes in a module; they pin it in memory.
+//! 5. Keep nothing that must survive a reload in statics: each load gets
+//!    fresh statics.
+//! 6. Log with the [`log`] crate's macros (re-exported here); records go to
+//!    the container's log, tagged with the app name.
+//!
+//! The app-author guide, [`guide`] (also the chapter "Writing an app" of
+//! the book in `docs/`), shows how to create an app in a clone of the
+//! repository, build it, deploy it and call it.
 //!
 //! ## Layout
 //!
-//! * [`guide`]: the app-author guide.
 //! * [`App`], [`InitContext`]: the lifecycle (`app`).
-//! * [`Routes`], [`blocking`]: method + path pattern → handler (`routing`).
-//! * [`Request`], [`Response`], [`IntoResponse`], [`Error`]: the HTTP side.
-//! * [`db`]: the data API (`req.db().query("... $1").bind(x).fetch_all()`),
-//!   transactions, and [`transactional`] routes; [`Migration`]s run by the
+//! * [`Routes`]: method + path pattern → handler (`routing`).
+//! * [`Handler`], [`blocking`], [`transactional`]: the forms a handler takes
+//!   and how each is called (`handler`).
+//! * [`extract`]: handler arguments built from the request ([`State`],
+//!   [`Path`], [`Query`], [`Json`], [`Form`], [`JsonOrForm`]) and
+//!   [`Rejection`].
+//! * [`Request`], [`Response`], [`IntoResponse`]: the HTTP side;
+//!   [`Error`]: errors as problem documents (`error`).
+//! * [`db`]: the data API (`req.db().query("... $1").bind(x).fetch_all_as()`),
+//!   rows decoded with serde, transactions; [`Migration`]s run by the
 //!   container before `init` (`App::MIGRATIONS`).
 //! * [`abi`]: the `#[repr(C)]` contract with the container; [`ffi`]: the only
 //!   `unsafe` code, behind [`export_app!`].
@@ -90,8 +168,10 @@ pub mod abi;
 mod app;
 pub mod db;
 mod error;
+pub mod extract;
 #[doc(hidden)]
 pub mod ffi;
+mod handler;
 mod logging;
 mod request;
 mod response;
@@ -99,13 +179,15 @@ mod routing;
 
 pub use app::{App, InitContext, Migration};
 pub use db::{Db, DbError, DbErrorKind, Done, Row, Transaction, Value};
-pub use error::{Error, Result};
+pub use error::{Error, PROBLEM_JSON, Result};
+pub use extract::{Form, FromRequest, FromRequestRef, JsonOrForm, Path, Query, Rejection, State};
 pub use ffi::host::{sleep, spawn};
+pub use handler::{Blocking, Handler, Transactional, blocking, transactional};
 pub use http::{Method, StatusCode};
 pub use log;
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response, html_escape};
-pub use routing::{Blocking, Handler, Routes, Transactional, blocking, transactional};
+pub use routing::Routes;
 
 /// The app-author guide: creating, building and deploying an app, the SDK
 /// at a glance, and the rules for app authors.
@@ -129,7 +211,7 @@ pub struct DataChapterDoctests;
 pub mod prelude {
     pub use crate::log;
     pub use crate::{
-        App, DbError, DbErrorKind, Error, Html, InitContext, IntoResponse, Json, Method, Migration, Request, Response,
-        Result, Routes, Row, StatusCode, blocking, html_escape, transactional,
+        App, DbError, DbErrorKind, Error, Form, Html, InitContext, IntoResponse, Json, JsonOrForm, Method, Migration,
+        Path, Query, Request, Response, Result, Routes, Row, State, StatusCode, blocking, html_escape, transactional,
     };
 }

@@ -1,11 +1,15 @@
 //! The request an app handler receives.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use serde::de::DeserializeOwned;
 
 use crate::abi::wire::{Reply, WireError};
 use crate::abi::{PART_BODY, PART_CONTEXT_PATH, PART_METHOD, PART_PATH, PART_QUERY};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::extract::{Rejection, decode_form, text};
 use crate::ffi::host::RequestHandle;
 
 /// One HTTP request, as the container received it.
@@ -13,13 +17,23 @@ use crate::ffi::host::RequestHandle;
 /// It borrows nothing from the app: its data lives in the container and is
 /// read in place (no copy), and dropping the `Request` hands it back. It
 /// may be moved into spawned tasks.
+///
+/// Most handlers need not touch it: [extractors](crate::extract) such as
+/// [`Path`](crate::Path), [`Query`](crate::Query) and [`Json`](crate::Json)
+/// read it for them. Take it as a handler's last argument for headers and
+/// the database ([`db`](Self::db)).
 pub struct Request {
     handle: RequestHandle,
+    /// The query string's pairs, percent-decoded on first use.
+    query: OnceLock<Vec<(String, String)>>,
 }
 
 impl Request {
     pub(crate) fn from_handle(handle: RequestHandle) -> Self {
-        Request { handle }
+        Request {
+            handle,
+            query: OnceLock::new(),
+        }
     }
 
     fn part_str(&self, part: u32) -> &str {
@@ -48,18 +62,35 @@ impl Request {
     }
 
     /// The first value of query parameter `name`, percent-decoded.
+    /// (The query string is decoded once per request, on first use.)
     pub fn query(&self, name: &str) -> Option<String> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(self.query_string()).ok()?;
-        pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        let pairs = self.query_pairs();
+        pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
-    /// The whole query string deserialised into `T` (like axum's `Query`).
+    /// Every query parameter as `(name, value)`, percent-decoded, in order;
+    /// decoded once per request, on first use.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        self.query.get_or_init(|| {
+            form_urlencoded::parse(self.query_string().as_bytes())
+                .into_owned()
+                .collect()
+        })
+    }
+
+    /// The whole query string deserialised into `T`; the
+    /// [`Query`](crate::Query) extractor does the same as an argument.
     ///
     /// # Errors
     /// `400 Bad Request` if it does not match `T`.
     pub fn query_as<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_urlencoded::from_str(self.query_string())
-            .map_err(|e| Error::bad_request(format!("invalid query string: {e}")))
+        self.decode_query().map_err(|e| Error::from(Rejection::InvalidQuery(e)))
+    }
+
+    /// The query string's cached pairs deserialised into `T`.
+    pub(crate) fn decode_query<T: DeserializeOwned>(&self) -> Result<T, serde::de::value::Error> {
+        let pairs = self.query_pairs().iter();
+        text::from_pairs(pairs.map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str()))))
     }
 
     /// Path parameter `name` from the route pattern (`/greet/{name}`),
@@ -131,21 +162,24 @@ impl Request {
         std::str::from_utf8(self.body()).map_err(|_| Error::bad_request("request body is not valid UTF-8"))
     }
 
-    /// The body parsed as JSON into `T`.
+    /// The body parsed as JSON into `T`, whatever the content type says
+    /// (the [`Json`](crate::Json) extractor checks it).
     ///
     /// # Errors
     /// `400 Bad Request` with the parser's message if it is not valid JSON
     /// for `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(self.body()).map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
+        serde_json::from_slice(self.body()).map_err(|e| Error::from(Rejection::InvalidJsonSyntax(e)))
     }
 
-    /// The body parsed as an HTML form (`application/x-www-form-urlencoded`).
+    /// The body parsed as an HTML form (`application/x-www-form-urlencoded`),
+    /// whatever the content type says (the [`Form`](crate::Form) extractor
+    /// checks it). Values parse as [`Query`](crate::Query) values do.
     ///
     /// # Errors
     /// `400 Bad Request` if it does not match `T`.
     pub fn form<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_urlencoded::from_bytes(self.body()).map_err(|e| Error::bad_request(format!("invalid form body: {e}")))
+        decode_form(self.body()).map_err(|e| Error::bad_request(format!("invalid form body: {e}")))
     }
 }
 

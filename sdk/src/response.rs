@@ -65,7 +65,8 @@ impl Response {
         Response::new(StatusCode::PERMANENT_REDIRECT).with_header("location", location)
     }
 
-    /// A plain-text error page: `status` and `message`.
+    /// A plain-text error page: `status` and `message`. (An [`Error`]
+    /// answers with a problem document instead.)
     pub fn error(status: StatusCode, message: &str) -> Self {
         Response::text(format!("{message}\n")).with_status(status)
     }
@@ -141,6 +142,13 @@ impl IntoResponse for StatusCode {
     }
 }
 
+/// What an extractor that cannot fail "rejects" with.
+impl IntoResponse for std::convert::Infallible {
+    fn into_response(self) -> Response {
+        match self {}
+    }
+}
+
 impl<T: IntoResponse> IntoResponse for (StatusCode, T) {
     fn into_response(self) -> Response {
         self.1.into_response().with_status(self.0)
@@ -156,7 +164,9 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
     }
 }
 
-/// A JSON response body: `Json(value)` serialises `value`.
+/// A JSON body: returned from a handler, `Json(value)` serialises `value`
+/// (`200`, `application/json`); as a handler argument, it reads a JSON
+/// request body (see [`FromRequestRef`](crate::FromRequestRef) for the rules).
 #[derive(Debug, Clone)]
 pub struct Json<T>(pub T);
 
@@ -209,7 +219,8 @@ mod tests {
         let r: Result<Response, Error> = Err(Error::not_found("no such entry"));
         let resp = r.into_response();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-        assert_eq!(resp.body(), b"no such entry\n");
+        let body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(body["detail"], "no such entry");
     }
 
     #[test]

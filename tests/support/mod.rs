@@ -448,6 +448,19 @@ impl Drop for Container {
     }
 }
 
+/// The `status` and `detail` of an RFC 9457 problem document, the body the
+/// SDK's errors answer with; panics if `body` is not one.
+pub fn problem(body: &str) -> (u16, String) {
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not a problem document ({e}): {body}"));
+    let status = json["status"].as_u64().and_then(|s| u16::try_from(s).ok());
+    let detail = json["detail"].as_str().map(str::to_owned);
+    match (json["type"].as_str(), json["title"].as_str(), status, detail) {
+        (Some(_), Some(_), Some(status), Some(detail)) => (status, detail),
+        _ => panic!("not a problem document: {body}"),
+    }
+}
+
 /// The PostgreSQL server the tests use, from `CRABCAT_TEST_POSTGRES_URL`
 /// (e.g. `postgres://postgres@127.0.0.1:5432/test`).
 pub fn postgres_url() -> Option<String> {

@@ -2,11 +2,11 @@
 //!
 //! Shows the data API where correctness matters: migrations (schema, then
 //! seed data), a `transactional` route whose queries all run in one
-//! transaction that the container commits on success and rolls back on an
-//! error status, a guarded debit (`… AND balance >= $1`) that cannot
-//! overdraw, row-lock ordering against deadlocks, an audit trail, JSON
-//! errors with fitting statuses, and a `blocking` route using the
-//! `_blocking` query variants. It uses the app's default datasource
+//! transaction that the handler's `Ok` commits and its `Err` rolls back, a guarded debit (`… AND balance >= $1`) that cannot
+//! overdraw, row-lock ordering against deadlocks, an audit trail, rows
+//! decoded into structs with serde, one body type read from JSON or a form
+//! (`JsonOrForm`), errors as RFC 9457 problem documents with fitting
+//! statuses, and a `blocking` route using the `_blocking` query variants. It uses the app's default datasource
 //! (embedded SQLite unless configured otherwise); the SQL runs unchanged on
 //! SQLite and PostgreSQL.
 //!
@@ -26,37 +26,38 @@
 //! ```text
 //! curl localhost:8080/bank/accounts          # [{"id":"alice","owner":"Alice","balance":1000},…]
 //! curl localhost:8080/bank/accounts/alice    # {"id":"alice","owner":"Alice","balance":1000}
-//! curl localhost:8080/bank/accounts/zed      # 404 {"error":"unknown account zed"}
+//! curl localhost:8080/bank/accounts/zed      # 404 {"type":"about:blank","title":"Not Found","status":404,"detail":"unknown account zed"}
 //! curl localhost:8080/bank/balance           # {"total":5000,"accounts":5}
 //! curl -H 'content-type: application/json' -d '{"from":"alice","to":"bob","amount":250}' localhost:8080/bank/transfer
 //!     # {"from":"alice","to":"bob","amount":250,"from_balance":750,"to_balance":1250}
 //! curl -d from=bob -d to=carol -d amount=100 localhost:8080/bank/transfer   # the same as a form
 //! curl -H 'content-type: application/json' -d '{"from":"alice","to":"bob","amount":5000}' localhost:8080/bank/transfer
-//!     # 409 {"error":"insufficient funds"}, nothing changed
+//!     # 409 {"type":"about:blank","title":"Conflict","status":409,"detail":"insufficient funds"}, nothing changed
 //! curl -H 'content-type: application/json' -d '{"from":"alice","to":"zed","amount":1}' localhost:8080/bank/transfer
-//!     # 404 {"error":"unknown account zed"}, alice's debit rolled back
+//!     # 404 {…,"status":404,"detail":"unknown account zed"}, alice's debit rolled back
 //! curl 'localhost:8080/bank/audit?limit=5'   # [{"id":2,"from":"bob","to":"carol","amount":100,"created_at":1714567890},…]
 //! curl localhost:8080/bank/report            # plain-text totals, from a blocking handler
 //! ```
 //!
-//! `POST /transfer` takes JSON (`amount` a JSON integer) or, with
-//! `content-type: application/x-www-form-urlencoded`, a form. A body that
-//! does not parse is a `400`; missing accounts, `from` equal to `to`, or an
-//! amount that is not an integer from 1 to 10^15 are a `422`. Every error is
-//! `{"error": "…"}`. `created_at` is Unix seconds (UTC).
+//! `POST /transfer` takes JSON (`content-type: application/json`, `amount`
+//! a JSON integer) or a form (`application/x-www-form-urlencoded`); another
+//! content type is a `415`. A JSON body that does not parse is a `400`;
+//! values of the wrong type (an `amount` that is not an integer), missing
+//! accounts, `from` equal to `to`, or an amount outside 1 to 10^15 are a
+//! `422`. `GET /audit?limit=N` takes 1 to 100 (default 20), else `400`.
+//! Every error is an `application/problem+json` document. `created_at` is
+//! Unix seconds (UTC).
 
 #![forbid(unsafe_code)]
 
 mod transfer;
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use crabcat_sdk::prelude::*;
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use transfer::{Receipt, Transfer};
+use transfer::{Receipt, TransferInput};
 
 /// `GET /audit` without `limit`.
 const DEFAULT_AUDIT_LIMIT: i64 = 20;
@@ -100,118 +101,106 @@ impl App for Bank {
     }
 }
 
-/// An account, as listed.
-#[derive(Debug, Serialize)]
+/// An account, as stored and as listed.
+#[derive(Debug, Deserialize, Serialize)]
 struct Account {
     id: String,
     owner: String,
     balance: i64,
 }
 
-impl Account {
-    fn from_row(row: &Row) -> Result<Self, DbError> {
-        Ok(Account {
-            id: row.get("id")?,
-            owner: row.get("owner")?,
-            balance: row.get("balance")?,
-        })
-    }
-}
-
 /// One audit row.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 struct AuditEntry {
     id: i64,
+    #[serde(rename(deserialize = "from_account"))]
     from: String,
+    #[serde(rename(deserialize = "to_account"))]
     to: String,
     amount: i64,
     created_at: i64,
 }
 
-impl AuditEntry {
-    fn from_row(row: &Row) -> Result<Self, DbError> {
-        Ok(AuditEntry {
-            id: row.get("id")?,
-            from: row.get("from_account")?,
-            to: row.get("to_account")?,
-            amount: row.get("amount")?,
-            created_at: row.get("created_at")?,
-        })
-    }
+/// The money in the bank.
+#[derive(Debug, Deserialize, Serialize)]
+struct Balance {
+    total: i64,
+    accounts: i64,
+}
+
+/// `GET /audit?limit=N`.
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    limit: Option<i64>,
 }
 
 const ACCOUNTS_SQL: &str = "SELECT id, owner, balance FROM bank_accounts ORDER BY id";
 
+/// `404`: no account `id`.
+pub(crate) fn unknown_account(id: &str) -> Error {
+    Error::not_found(format!("unknown account {id}"))
+}
+
 impl Bank {
     /// `GET /accounts`: every account, by id.
-    async fn accounts(self: Arc<Self>, req: Request) -> Result<Json<Vec<Account>>, ApiError> {
-        let rows = req.db().query(ACCOUNTS_SQL).fetch_all().await?;
-        let accounts = rows.iter().map(Account::from_row).collect::<Result<_, _>>()?;
-        Ok(Json(accounts))
+    async fn accounts(req: Request) -> Result<Json<Vec<Account>>> {
+        Ok(Json(req.db().query(ACCOUNTS_SQL).fetch_all_as().await?))
     }
 
     /// `GET /accounts/{id}`: one account, or `404`.
-    async fn account(self: Arc<Self>, req: Request) -> Result<Json<Account>, ApiError> {
-        let id = req.param("id").unwrap_or_default();
-        let row = req
+    async fn account(Path(id): Path<String>, req: Request) -> Result<Json<Account>> {
+        let account = req
             .db()
             .query("SELECT id, owner, balance FROM bank_accounts WHERE id = $1")
-            .bind(id)
-            .fetch_optional()
-            .await?
-            .ok_or_else(|| ApiError::unknown_account(id))?;
-        Ok(Json(Account::from_row(&row)?))
+            .bind(&id)
+            .fetch_optional_as()
+            .await?;
+        account.map(Json).ok_or_else(|| unknown_account(&id))
     }
 
     /// `GET /balance`: the money in the bank and the number of accounts.
-    async fn balance(self: Arc<Self>, req: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    async fn balance(req: Request) -> Result<Json<Balance>> {
         // SUM(BIGINT) is NUMERIC on PostgreSQL: cast it back.
-        let row = req
+        let balance = req
             .db()
             .query("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) AS total, COUNT(*) AS accounts FROM bank_accounts")
-            .fetch_one()
+            .fetch_one_as()
             .await?;
-        let total: i64 = row.get("total")?;
-        let accounts: i64 = row.get("accounts")?;
-        Ok(Json(json!({ "total": total, "accounts": accounts })))
+        Ok(Json(balance))
     }
 
-    /// `POST /transfer`, in a container-managed transaction: any error
-    /// status returned here rolls back everything it did.
-    async fn transfer(self: Arc<Self>, req: Request) -> Result<Json<Receipt>, ApiError> {
-        let transfer = Transfer::from_request(&req)?;
+    /// `POST /transfer`, in a container-managed transaction: `Ok` commits,
+    /// and any `Err` returned here rolls back everything it did.
+    async fn transfer(JsonOrForm(input): JsonOrForm<TransferInput>, req: Request) -> Result<Json<Receipt>> {
+        let transfer = input.validate()?;
         Ok(Json(transfer.execute(&req).await?))
     }
 
     /// `GET /audit?limit=N`: the latest transfers, newest first.
-    async fn audit(self: Arc<Self>, req: Request) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-        let limit = audit_limit(&req)?;
-        let rows = req
+    async fn audit(Query(query): Query<AuditQuery>, req: Request) -> Result<Json<Vec<AuditEntry>>> {
+        let limit = query.limit.unwrap_or(DEFAULT_AUDIT_LIMIT);
+        if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+            return Err(Error::bad_request("limit must be an integer from 1 to 100"));
+        }
+        let entries = req
             .db()
             .query("SELECT id, from_account, to_account, amount, created_at FROM bank_audit ORDER BY id DESC LIMIT $1")
             .bind(limit)
-            .fetch_all()
+            .fetch_all_as()
             .await?;
-        let entries = rows.iter().map(AuditEntry::from_row).collect::<Result<_, _>>()?;
         Ok(Json(entries))
     }
 
     /// `GET /report`: plain-text totals. A blocking handler, so it uses the
     /// `_blocking` query variants. The totals are summed from the very rows
     /// listed, so they agree even while transfers run.
-    fn report(&self, req: Request) -> Result<Response> {
+    fn report(req: Request) -> Result<String> {
         let db = req.db();
-        let accounts = db
-            .query(ACCOUNTS_SQL)
-            .fetch_all_blocking()?
-            .iter()
-            .map(Account::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let transfers = db
-            .query("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS volume FROM bank_audit")
-            .fetch_one_blocking()?;
-        let (count, volume): (i64, i64) = (transfers.get("n")?, transfers.get("volume")?);
-        Ok(Response::text(report_text(&accounts, count, volume)))
+        let accounts: Vec<Account> = db.query(ACCOUNTS_SQL).fetch_all_as_blocking()?;
+        let (count, volume) = db
+            .query("SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM bank_audit")
+            .fetch_one_as_blocking()?;
+        Ok(report_text(&accounts, count, volume))
     }
 }
 
@@ -226,69 +215,6 @@ fn report_text(accounts: &[Account], transfers: i64, volume: i64) -> String {
         let _ = writeln!(text, "{:<12} {:<16} {:>12}", account.id, account.owner, account.balance);
     }
     text
-}
-
-/// The `limit` query parameter: 1 to 100, 20 if missing or empty.
-fn audit_limit(req: &Request) -> Result<i64, ApiError> {
-    match req.query("limit").as_deref().map(str::trim) {
-        None | Some("") => Ok(DEFAULT_AUDIT_LIMIT),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_AUDIT_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "limit must be an integer from 1 to 100")),
-    }
-}
-
-/// An error of the JSON API: `{"error": "…"}` with a status.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    /// `404 {"error": "unknown account ID"}`.
-    pub(crate) fn unknown_account(id: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, format!("unknown account {id}"))
-    }
-
-    /// `500` with a generic message; `detail` goes to the log only.
-    pub(crate) fn internal(detail: &str) -> Self {
-        log::error!("500: {detail}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
-    }
-}
-
-impl From<Error> for ApiError {
-    /// Keeps the status and public message; the detail (`Display`) goes to the log.
-    fn from(error: Error) -> Self {
-        if error.status().is_server_error() {
-            log::error!("{} {}: {error}", error.status().as_u16(), error.message());
-        } else {
-            log::info!("{} {}: {error}", error.status().as_u16(), error.message());
-        }
-        ApiError::new(error.status(), error.message())
-    }
-}
-
-impl From<DbError> for ApiError {
-    fn from(error: DbError) -> Self {
-        Error::from(error).into()
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
-    }
 }
 
 crabcat_sdk::export_app!(Bank);

@@ -1,29 +1,31 @@
-//! `POST /transfer`: reading the request, and moving the money.
+//! `POST /transfer`: checking the request, and moving the money.
 //!
 //! The handler runs in a container-managed transaction (the route is
 //! `transactional`), so every query here joins it and nothing is committed
-//! by hand: a response below 400 commits, an error status rolls back, which
+//! by hand: the handler's `Ok` commits and its `Err` rolls back, which
 //! undoes a debit whose credit failed (or the other way round).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crabcat_sdk::{Request, StatusCode, log};
+use crabcat_sdk::{Error, Request, Result, log};
 use serde::{Deserialize, Serialize};
 
-use crate::ApiError;
+use crate::unknown_account;
 
 /// The largest amount one transfer may move. Far above any balance, it only
 /// keeps `balance + amount` well inside BIGINT when the credit runs first.
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 
-/// The body as sent: JSON `{"from","to","amount"}` (amount a JSON integer)
-/// or a form (amount text). Missing fields are caught by validation.
+/// The body as sent, as JSON (`amount` a JSON integer) or as a form
+/// (`amount` text that parses as one). Missing fields are caught by
+/// [`validate`](Self::validate); an amount that is not an integer never
+/// gets this far (`422`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct RawTransfer<A> {
+pub struct TransferInput {
     from: String,
     to: String,
-    amount: Option<A>,
+    amount: Option<i64>,
 }
 
 /// A valid transfer request.
@@ -44,39 +46,29 @@ pub struct Receipt {
     to_balance: i64,
 }
 
-impl Transfer {
-    /// Reads a form body if the content type says so, JSON otherwise.
+impl TransferInput {
+    /// Trims the accounts and checks every field.
     ///
     /// # Errors
-    /// `400` for a body that does not parse, `422` for invalid values.
-    pub fn from_request(req: &Request) -> Result<Transfer, ApiError> {
-        if is_form(req) {
-            let raw: RawTransfer<String> = req.form()?;
-            let amount = raw.amount.as_deref().map(|a| a.trim().parse::<i64>().ok());
-            Transfer::validate(raw.from, raw.to, amount)
-        } else {
-            let raw: RawTransfer<serde_json::Value> = req.json()?;
-            let amount = raw.amount.as_ref().map(serde_json::Value::as_i64);
-            Transfer::validate(raw.from, raw.to, amount)
-        }
-    }
-
-    /// `amount` is `None` when missing, `Some(None)` when not an integer.
-    fn validate(from: String, to: String, amount: Option<Option<i64>>) -> Result<Transfer, ApiError> {
-        let (from, to) = (from.trim().to_owned(), to.trim().to_owned());
-        let invalid = |message: &str| Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message));
+    /// `422` for missing or equal accounts, or an amount outside 1 to 10^15.
+    pub fn validate(self) -> Result<Transfer> {
+        let (from, to) = (self.from.trim().to_owned(), self.to.trim().to_owned());
         if from.is_empty() || to.is_empty() {
-            return invalid("from and to are required");
+            return Err(Error::unprocessable("from and to are required"));
         }
         if from == to {
-            return invalid("from and to must be different accounts");
+            return Err(Error::unprocessable("from and to must be different accounts"));
         }
-        match amount.flatten() {
+        match self.amount {
             Some(amount) if (1..=MAX_AMOUNT).contains(&amount) => Ok(Transfer { from, to, amount }),
-            _ => invalid("amount must be a positive integer (at most 10^15)"),
+            _ => Err(Error::unprocessable(
+                "amount must be a positive integer (at most 10^15)",
+            )),
         }
     }
+}
 
+impl Transfer {
     /// Debits `from`, credits `to`, writes the audit row and reads both
     /// balances back.
     ///
@@ -88,7 +80,7 @@ impl Transfer {
     /// # Errors
     /// `404` for an unknown account, `409` for insufficient funds, the
     /// mapped status for a database error. The container rolls back.
-    pub async fn execute(&self, req: &Request) -> Result<Receipt, ApiError> {
+    pub async fn execute(&self, req: &Request) -> Result<Receipt> {
         if self.from < self.to {
             self.debit(req).await?;
             self.credit(req).await?;
@@ -101,7 +93,7 @@ impl Transfer {
         self.receipt(req).await
     }
 
-    async fn debit(&self, req: &Request) -> Result<(), ApiError> {
+    async fn debit(&self, req: &Request) -> Result<()> {
         let done = req
             .db()
             .query("UPDATE bank_accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1")
@@ -112,13 +104,13 @@ impl Transfer {
         if done.rows_affected > 0 {
             Ok(())
         } else if account_exists(req, &self.from).await? {
-            Err(ApiError::new(StatusCode::CONFLICT, "insufficient funds"))
+            Err(Error::conflict("insufficient funds"))
         } else {
-            Err(ApiError::unknown_account(&self.from))
+            Err(unknown_account(&self.from))
         }
     }
 
-    async fn credit(&self, req: &Request) -> Result<(), ApiError> {
+    async fn credit(&self, req: &Request) -> Result<()> {
         let done = req
             .db()
             .query("UPDATE bank_accounts SET balance = balance + $1 WHERE id = $2")
@@ -129,11 +121,11 @@ impl Transfer {
         if done.rows_affected > 0 {
             Ok(())
         } else {
-            Err(ApiError::unknown_account(&self.to))
+            Err(unknown_account(&self.to))
         }
     }
 
-    async fn audit(&self, req: &Request) -> Result<(), ApiError> {
+    async fn audit(&self, req: &Request) -> Result<()> {
         req.db()
             .query("INSERT INTO bank_audit (from_account, to_account, amount, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&self.from)
@@ -146,18 +138,16 @@ impl Transfer {
     }
 
     /// The new balances, read inside the same transaction.
-    async fn receipt(&self, req: &Request) -> Result<Receipt, ApiError> {
-        let rows = req
+    async fn receipt(&self, req: &Request) -> Result<Receipt> {
+        let balances: Vec<(String, i64)> = req
             .db()
             .query("SELECT id, balance FROM bank_accounts WHERE id IN ($1, $2)")
             .bind(&self.from)
             .bind(&self.to)
-            .fetch_all()
+            .fetch_all_as()
             .await?;
         let (mut from_balance, mut to_balance) = (None, None);
-        for row in &rows {
-            let id: String = row.get("id")?;
-            let balance: i64 = row.get("balance")?;
+        for (id, balance) in balances {
             if id == self.from {
                 from_balance = Some(balance);
             } else if id == self.to {
@@ -172,12 +162,12 @@ impl Transfer {
                 from_balance,
                 to_balance,
             }),
-            _ => Err(ApiError::internal("an account vanished during the transfer")),
+            _ => Err(Error::internal("an account vanished during the transfer")),
         }
     }
 }
 
-async fn account_exists(req: &Request, id: &str) -> Result<bool, ApiError> {
+async fn account_exists(req: &Request, id: &str) -> Result<bool> {
     let row = req
         .db()
         .query("SELECT id FROM bank_accounts WHERE id = $1")
@@ -185,12 +175,6 @@ async fn account_exists(req: &Request, id: &str) -> Result<bool, ApiError> {
         .fetch_optional()
         .await?;
     Ok(row.is_some())
-}
-
-fn is_form(req: &Request) -> bool {
-    req.header("content-type")
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
 /// Seconds since the Unix epoch (the SQL has no portable clock function).

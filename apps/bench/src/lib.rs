@@ -13,7 +13,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crabcat_sdk::prelude::*;
@@ -83,11 +82,11 @@ impl Bench {
         (x % 10_000) as i32 + 1
     }
 
-    async fn plaintext(self: Arc<Self>, _req: Request) -> Response {
+    async fn plaintext() -> Response {
         Response::bytes("text/plain", "Hello, World!").with_header("server", "crabcat")
     }
 
-    async fn json(self: Arc<Self>, _req: Request) -> Response {
+    async fn json() -> Response {
         Response::json(&Message {
             message: "Hello, World!",
         })
@@ -95,36 +94,33 @@ impl Bench {
     }
 
     async fn world(&self, req: &Request, id: i32) -> Result<World> {
-        let row = req
+        let (id, random_number) = req
             .db()
             .query("SELECT id, randomnumber FROM world WHERE id = $1")
             .bind(id)
-            .fetch_one()
+            .fetch_one_as()
             .await?;
-        Ok(World {
-            id: row.get(0)?,
-            random_number: row.get(1)?,
-        })
+        Ok(World { id, random_number })
     }
 
-    async fn db(self: Arc<Self>, req: Request) -> Result<Response> {
-        let world = self.world(&req, self.random_id()).await?;
+    async fn db(app: State<Self>, req: Request) -> Result<Response> {
+        let world = app.world(&req, app.random_id()).await?;
         Ok(Response::json(&world).with_header("server", "crabcat"))
     }
 
-    async fn queries(self: Arc<Self>, req: Request) -> Result<Response> {
+    async fn queries(app: State<Self>, req: Request) -> Result<Response> {
         let mut worlds = Vec::with_capacity(query_count(&req));
         for _ in 0..worlds.capacity() {
-            worlds.push(self.world(&req, self.random_id()).await?);
+            worlds.push(app.world(&req, app.random_id()).await?);
         }
         Ok(Response::json(&worlds).with_header("server", "crabcat"))
     }
 
-    async fn updates(self: Arc<Self>, req: Request) -> Result<Response> {
+    async fn updates(app: State<Self>, req: Request) -> Result<Response> {
         let mut worlds = Vec::with_capacity(query_count(&req));
         for _ in 0..worlds.capacity() {
-            let mut world = self.world(&req, self.random_id()).await?;
-            world.random_number = self.random_id();
+            let mut world = app.world(&req, app.random_id()).await?;
+            world.random_number = app.random_id();
             worlds.push(world);
         }
         for world in &worlds {
@@ -138,12 +134,8 @@ impl Bench {
         Ok(Response::json(&worlds).with_header("server", "crabcat"))
     }
 
-    async fn fortunes(self: Arc<Self>, req: Request) -> Result<Response> {
-        let rows = req.db().query("SELECT id, message FROM fortune").fetch_all().await?;
-        let mut fortunes = rows
-            .iter()
-            .map(|r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)))
-            .collect::<Result<Vec<_>>>()?;
+    async fn fortunes(req: Request) -> Result<Response> {
+        let mut fortunes: Vec<(i64, String)> = req.db().query("SELECT id, message FROM fortune").fetch_all_as().await?;
         fortunes.push((0, "Additional fortune added at request time.".to_owned()));
         fortunes.sort_by(|a, b| a.1.cmp(&b.1));
         let mut html = String::with_capacity(2048);

@@ -5,7 +5,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crabcat_sdk::{DbError, Request, Row, log};
+use crabcat_sdk::{DbError, Request, log};
 use serde::{Deserialize, Serialize};
 
 /// Entries per page, on the HTML page and in the JSON API.
@@ -15,25 +15,14 @@ pub const NAME_MAX: usize = 80;
 /// Longest message, in characters, after trimming.
 pub const MESSAGE_MAX: usize = 1000;
 
-/// A stored entry; also its JSON form.
-#[derive(Debug, Serialize)]
+/// A stored entry, decoded from its row by column name; also its JSON form.
+#[derive(Debug, Deserialize, Serialize)]
 pub struct Entry {
     pub id: i64,
     pub name: String,
     pub message: String,
     /// Unix seconds (UTC).
     pub created_at: i64,
-}
-
-impl Entry {
-    fn from_row(row: &Row) -> Result<Self, DbError> {
-        Ok(Entry {
-            id: row.get("id")?,
-            name: row.get("name")?,
-            message: row.get("message")?,
-            created_at: row.get("created_at")?,
-        })
-    }
 }
 
 /// One page of entries, newest first; also the JSON answer of `GET /entries.json`.
@@ -122,18 +111,16 @@ fn checked_field(label: &str, value: &str, max: usize, multiline: bool, errors: 
 pub async fn load_page(req: &Request, page: u32) -> Result<Listing, DbError> {
     let db = req.db();
     let total: i64 = db
-        .query("SELECT COUNT(*) AS total FROM guestbook_entries")
-        .fetch_one()
-        .await?
-        .get("total")?;
+        .query("SELECT COUNT(*) FROM guestbook_entries")
+        .fetch_one_as()
+        .await?;
     let offset = i64::from(page.saturating_sub(1)) * i64::from(PER_PAGE);
-    let rows = db
+    let entries = db
         .query("SELECT id, name, message, created_at FROM guestbook_entries ORDER BY id DESC LIMIT $1 OFFSET $2")
         .bind(i64::from(PER_PAGE))
         .bind(offset)
-        .fetch_all()
+        .fetch_all_as()
         .await?;
-    let entries = rows.iter().map(Entry::from_row).collect::<Result<_, _>>()?;
     Ok(Listing {
         page,
         per_page: PER_PAGE,
@@ -154,9 +141,8 @@ pub async fn insert(req: &Request, entry: NewEntry) -> Result<Entry, DbError> {
         .bind(&entry.name)
         .bind(&entry.message)
         .bind(created_at)
-        .fetch_one()
-        .await?
-        .get("id")?;
+        .fetch_one_as()
+        .await?;
     log::info!("guestbook entry {id} stored");
     Ok(Entry {
         id,

@@ -2,10 +2,12 @@
 //!
 //! Shows the data API from async handlers: an app migration (with a
 //! PostgreSQL variant) applied by the container before `init`, parameterised
-//! queries, `INSERT … RETURNING id`, paging with `LIMIT`/`OFFSET`, an HTML
-//! form with server-side validation (post/redirect/get, `422` with the
-//! input kept on errors, every visitor string HTML-escaped), and the same
-//! data as a JSON API. It uses the app's default datasource (embedded
+//! queries, rows decoded into structs with serde, `INSERT … RETURNING id`,
+//! paging with `LIMIT`/`OFFSET`, an HTML form with server-side validation
+//! (post/redirect/get, `422` with the input kept on errors, every visitor
+//! string HTML-escaped), and the same data as a JSON API whose errors are
+//! RFC 9457 problem documents. Handlers take extractors (`Query`, `Form`,
+//! `Json`, the `Request` for the database). It uses the app's default datasource (embedded
 //! SQLite unless configured otherwise); the SQL runs unchanged on SQLite and
 //! PostgreSQL.
 //!
@@ -28,27 +30,37 @@
 //! curl -i -H 'content-type: application/json' -d '{"name":"Ferris","message":"Hi again"}' localhost:8080/guestbook/entries.json
 //!     # 201 {"id":2,"name":"Ferris","message":"Hi again","created_at":1714567999}
 //! curl -i -H 'content-type: application/json' -d '{"name":"","message":""}' localhost:8080/guestbook/entries.json
-//!     # 422 {"errors":["name is required","message is required"]}
+//!     # 422 application/problem+json
+//!     # {"type":"about:blank","title":"Unprocessable Entity","status":422,
+//!     #  "detail":"name is required; message is required","errors":["name is required","message is required"]}
+//! curl -i 'localhost:8080/guestbook/entries.json?page=0'
+//!     # 400 {"type":"about:blank","title":"Bad Request","status":400,
+//!     #      "detail":"invalid query string: cannot parse \"0\" as NonZero<u32>: number would be zero for non-zero type"}
 //! ```
 //!
 //! Rules: `name` is 1 to 80 characters and `message` 1 to 1000 characters
 //! after trimming (stored trimmed), without control characters (line breaks
 //! and tabs are fine in a message). `?page=N` counts from 1; a missing or
-//! empty `page` means 1, anything that is not a positive integer is a `400`
-//! (`{"errors":[…]}` on the JSON route). A page past the end is empty, not
-//! an error. `created_at` is Unix seconds (UTC).
+//! empty `page` means 1, anything that is not a positive integer is a `400`.
+//! A page past the end is empty, not an error. `POST /entries` takes a
+//! form (`application/x-www-form-urlencoded`, as browsers send it) and
+//! `POST /entries.json` takes `content-type: application/json`; another
+//! content type is a `415`. On the JSON route, a body that is not JSON is a
+//! `400`, JSON of the wrong shape (`"name": 1`) a `422`. Errors
+//! are problem documents (`application/problem+json`); failed validation
+//! lists every problem in `errors`. `created_at` is Unix seconds (UTC).
 
 #![forbid(unsafe_code)]
 
 mod entries;
 mod page;
 
-use std::sync::Arc;
+use std::num::NonZeroU32;
 
 use crabcat_sdk::prelude::*;
-use serde_json::json;
+use serde::Deserialize;
 
-use entries::{EntryInput, Listing};
+use entries::{Entry, EntryInput, Listing};
 use page::FormState;
 
 struct Guestbook;
@@ -79,18 +91,29 @@ impl App for Guestbook {
     }
 }
 
+/// `?page=N`, counting from 1: missing or empty is 1, and `0` or anything
+/// but a number is refused (`400`) before a handler runs.
+#[derive(Debug, Deserialize)]
+struct Paging {
+    page: Option<NonZeroU32>,
+}
+
+impl Paging {
+    fn number(&self) -> u32 {
+        self.page.map_or(1, NonZeroU32::get)
+    }
+}
+
 impl Guestbook {
     /// `GET /?page=N`: the page with an empty form.
-    async fn index(self: Arc<Self>, req: Request) -> Result<Html<String>> {
-        let page = page_param(&req).map_err(Error::bad_request)?;
-        let listing = entries::load_page(&req, page).await?;
+    async fn index(Query(paging): Query<Paging>, req: Request) -> Result<Html<String>> {
+        let listing = entries::load_page(&req, paging.number()).await?;
         Ok(Html(page::render(req.context_path(), &listing, &FormState::default())))
     }
 
     /// `POST /entries` (form): stores the entry and redirects to the first
     /// page, or shows the first page again with the errors and the input.
-    async fn create(self: Arc<Self>, req: Request) -> Result<Response> {
-        let input: EntryInput = req.form()?;
+    async fn create(Form(input): Form<EntryInput>, req: Request) -> Result<Response> {
         let errors = match input.validate() {
             Ok(entry) => {
                 entries::insert(&req, entry).await?;
@@ -109,67 +132,18 @@ impl Guestbook {
     }
 
     /// `GET /entries.json?page=N`.
-    async fn list_json(self: Arc<Self>, req: Request) -> Result<Json<Listing>, ApiError> {
-        let page = page_param(&req).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, vec![e]))?;
-        Ok(Json(entries::load_page(&req, page).await?))
+    async fn list_json(Query(paging): Query<Paging>, req: Request) -> Result<Json<Listing>> {
+        Ok(Json(entries::load_page(&req, paging.number()).await?))
     }
 
     /// `POST /entries.json` with `{"name": …, "message": …}`: `201` and the
-    /// stored entry, or `422` and the problems.
-    async fn create_json(self: Arc<Self>, req: Request) -> Result<Response, ApiError> {
-        let input: EntryInput = req.json()?;
+    /// stored entry, or `422` and every problem.
+    async fn create_json(Json(input): Json<EntryInput>, req: Request) -> Result<(StatusCode, Json<Entry>)> {
         let entry = input
             .validate()
-            .map_err(|errors| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, errors))?;
+            .map_err(|errors| Error::unprocessable(errors.join("; ")).with_extension("errors", errors))?;
         let stored = entries::insert(&req, entry).await?;
-        Ok((StatusCode::CREATED, Json(stored)).into_response())
-    }
-}
-
-/// The `page` query parameter: missing or empty is 1.
-fn page_param(req: &Request) -> Result<u32, String> {
-    match req.query("page").as_deref().map(str::trim) {
-        None | Some("") => Ok(1),
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|&page| page >= 1)
-            .ok_or_else(|| "page must be a positive integer".to_owned()),
-    }
-}
-
-/// An error of the JSON API: `{"errors": […]}` with a status.
-#[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
-    errors: Vec<String>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, errors: Vec<String>) -> Self {
-        ApiError { status, errors }
-    }
-}
-
-impl From<Error> for ApiError {
-    /// Keeps the status and public message; the detail (`Display`) goes to the log.
-    fn from(error: Error) -> Self {
-        if error.status().is_server_error() {
-            log::error!("{} {}: {error}", error.status().as_u16(), error.message());
-        }
-        ApiError::new(error.status(), vec![error.message().to_owned()])
-    }
-}
-
-impl From<DbError> for ApiError {
-    fn from(error: DbError) -> Self {
-        Error::from(error).into()
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "errors": self.errors }))).into_response()
+        Ok((StatusCode::CREATED, Json(stored)))
     }
 }
 

@@ -1,7 +1,9 @@
 //! # hello — the smallest Crabcat app
 //!
-//! Shows routing with path parameters, a config section reaching `init`,
-//! an async and a blocking handler, request bodies, and panic containment.
+//! Shows handlers that take extractors (`State`, `Path`, `Query`, the
+//! `Request`), a config section deserialised straight into the app, an async
+//! and a blocking handler, request bodies, a `400` problem document, and
+//! panic containment.
 //!
 //! Build and deploy (from the repository root):
 //!
@@ -17,6 +19,7 @@
 //! curl -d 'some bytes' localhost:8080/hello/echo  # some bytes
 //! curl localhost:8080/hello/config                # {"app":"hello","greeting":"Hello"}
 //! curl localhost:8080/hello/blocking?n=30         # fib(30) = 832040, computed on a blocking thread
+//! curl localhost:8080/hello/blocking?n=x          # 400 {"type":"about:blank","title":"Bad Request","status":400,"detail":"invalid query string: …"}
 //! curl localhost:8080/hello/sleep?ms=200          # slept 200 ms (on the container's timer)
 //! curl localhost:8080/hello/panic                 # 500; the next request is fine
 //! ```
@@ -25,52 +28,44 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crabcat_sdk::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// The `[apps.hello.config]` section.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct HelloConfig {
-    greeting: String,
-}
-
-impl Default for HelloConfig {
-    fn default() -> Self {
-        HelloConfig {
-            greeting: "Hello".to_owned(),
-        }
-    }
-}
-
+/// The app: its config section deserialises into it, and `/config` shows it.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 struct Hello {
+    #[serde(default = "hello")]
+    greeting: String,
+    #[serde(skip_deserializing, rename = "app")]
     name: String,
-    config: HelloConfig,
+}
+
+/// The query of `/blocking?n=30` and `/sleep?ms=200`.
+#[derive(Deserialize)]
+struct Params {
+    n: Option<u32>,
+    ms: Option<u64>,
 }
 
 impl App for Hello {
     fn init(ctx: &InitContext) -> Result<Self> {
-        let config: HelloConfig = ctx.config()?;
-        log::info!(
-            "hello initialised at {:?} with greeting {:?}",
-            ctx.context_path(),
-            config.greeting
-        );
-        Ok(Hello {
-            name: ctx.name().to_owned(),
-            config,
-        })
+        log::info!("hello initialised at {:?}", ctx.context_path());
+        let mut hello: Hello = ctx.config()?;
+        hello.name = ctx.name().to_owned();
+        Ok(hello)
     }
 
     fn routes(routes: &mut Routes<Self>) {
         routes
-            .get("/", Self::index)
+            .get("/", |app: State<Self>| async move {
+                format!("{} from Crabcat!\n", app.greeting)
+            })
             .get("/greet/{name}", Self::greet)
             .post("/echo", Self::echo)
-            .get("/config", Self::config)
+            .get("/config", |app: State<Self>| async move { Response::json(&*app) })
             .get("/blocking", blocking(Self::fibonacci))
             .get("/sleep", Self::sleep)
             .get("/panic", Self::panic);
@@ -82,53 +77,38 @@ impl App for Hello {
 }
 
 impl Hello {
-    async fn index(self: Arc<Self>, _req: Request) -> Response {
-        Response::text(format!("{} from Crabcat!\n", self.config.greeting))
+    async fn greet(app: State<Self>, Path(name): Path<String>) -> String {
+        format!("{}, {name}!\n", app.greeting)
     }
 
-    async fn greet(self: Arc<Self>, req: Request) -> Response {
-        let name = req.param("name").unwrap_or("stranger");
-        Response::text(format!("{}, {name}!\n", self.config.greeting))
-    }
-
-    async fn echo(self: Arc<Self>, req: Request) -> Response {
-        let content_type = req
-            .header("content-type")
-            .unwrap_or("application/octet-stream")
-            .to_owned();
-        Response::bytes(content_type, req.body())
-    }
-
-    async fn config(self: Arc<Self>, _req: Request) -> Json<serde_json::Value> {
-        Json(serde_json::json!({ "greeting": self.config.greeting, "app": self.name }))
+    async fn echo(req: Request) -> Response {
+        let content_type = req.header("content-type").unwrap_or("application/octet-stream");
+        Response::bytes(content_type.to_owned(), req.body())
     }
 
     /// CPU-bound work: runs on the container's blocking thread pool.
-    fn fibonacci(&self, req: Request) -> Result<Response> {
-        let n: u32 = req
-            .query("n")
-            .unwrap_or_else(|| "20".into())
-            .parse()
-            .map_err(|_| Error::bad_request("n must be a number"))?;
+    fn fibonacci(Query(params): Query<Params>) -> Result<String> {
+        let n = params.n.unwrap_or(20);
         if n > 40 {
             return Err(Error::bad_request("n must be at most 40"));
         }
-        Ok(Response::text(format!(
-            "fib({n}) = {}, computed on a blocking thread\n",
-            fib(n)
-        )))
+        Ok(format!("fib({n}) = {}, computed on a blocking thread\n", fib(n)))
     }
 
-    /// Waits on the container's timer: `?ms=100`.
-    async fn sleep(self: Arc<Self>, req: Request) -> Result<Response> {
-        let ms: u64 = req.query("ms").unwrap_or_default().parse().unwrap_or(100).min(60_000);
+    /// Waits on the container's timer.
+    async fn sleep(Query(params): Query<Params>) -> String {
+        let ms = params.ms.unwrap_or(100).min(60_000);
         crabcat_sdk::sleep(Duration::from_millis(ms)).await;
-        Ok(Response::text(format!("slept {ms} ms\n")))
+        format!("slept {ms} ms\n")
     }
 
-    async fn panic(self: Arc<Self>, _req: Request) -> Response {
+    async fn panic() -> Response {
         panic!("the /panic route panics on purpose");
     }
+}
+
+fn hello() -> String {
+    "Hello".to_owned()
 }
 
 fn fib(n: u32) -> u64 {

@@ -12,6 +12,8 @@
 pub(crate) mod entry;
 pub(crate) mod future;
 pub(crate) mod host;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use entry::descriptor;
 
