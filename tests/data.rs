@@ -228,8 +228,14 @@ async fn an_exhausted_pool_answers_503_after_the_acquire_timeout() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let started = Instant::now();
-        let (status, _) = c.get("/probe/count").await;
+        let response = c.client().get(c.url("/probe/count")).send().await.unwrap();
+        let status = response.status().as_u16();
         if status == 503 {
+            assert_eq!(
+                response.headers()["retry-after"],
+                "1",
+                "a pool timeout says when to retry"
+            );
             let waited = started.elapsed();
             assert!(
                 waited >= Duration::from_millis(250),

@@ -272,7 +272,13 @@ fn chain_text(error: &(dyn StdError + 'static)) -> String {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         self.log();
-        Response::bytes(PROBLEM_JSON, self.problem_body()).with_status(self.status)
+        let response = Response::bytes(PROBLEM_JSON, self.problem_body()).with_status(self.status);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // A lost connection or a pool timeout: try again shortly.
+            response.with_header("retry-after", "1")
+        } else {
+            response
+        }
     }
 }
 
@@ -287,6 +293,14 @@ mod tests {
         let content_type = response.headers()[0].1.to_string();
         let body = serde_json::from_slice(response.body()).unwrap();
         (response.status().as_u16(), content_type, body)
+    }
+
+    #[test]
+    fn a_503_says_when_to_retry() {
+        let response = Error::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response();
+        assert!(response.headers().iter().any(|(n, v)| n == "retry-after" && v == "1"));
+        let response = Error::not_found("x").into_response();
+        assert!(!response.headers().iter().any(|(n, _)| n == "retry-after"));
     }
 
     #[test]
