@@ -1,0 +1,60 @@
+use super::validate::is_valid_context_path;
+use super::*;
+
+#[test]
+fn example_file_matches_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crabcat.example.toml");
+    let text = std::fs::read_to_string(&path).expect("crabcat.example.toml at the repository root");
+    let parsed: Config = toml::from_str(&text).expect("the example parses");
+    assert_eq!(
+        parsed,
+        Config::default(),
+        "crabcat.example.toml drifted from the defaults"
+    );
+}
+
+#[test]
+fn context_paths_are_one_segment() {
+    for ok in ["/", "/hello", "/a-b_c.d"] {
+        assert!(is_valid_context_path(ok), "{ok}");
+    }
+    for bad in ["", "hello", "/a/b", "/a b", "/é", "/.", "/.."] {
+        assert!(!is_valid_context_path(bad), "{bad}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+    /// Any text, and any mix of known sections, keys and value shapes:
+    /// a configuration or an error naming the problem, never a panic.
+    #[test]
+    fn config_parsing_never_panics(
+        text in ".{0,200}",
+        lines in proptest::collection::vec(
+            (
+                proptest::sample::select(vec!["server", "deploy", "admin", "log", "apps.x", "datasources.y"]),
+                proptest::sample::select(vec![
+                    "listen", "request_timeout", "max_body_bytes", "max_connections", "header_read_timeout",
+                    "max_header_bytes", "max_uri_bytes", "access_log_format", "dir", "watch", "token",
+                    "context_path", "datasources", "url", "max_connections", "max_blocking", "filter",
+                ]),
+                proptest::sample::select(vec![
+                    "0", "-1", "18446744073709551616", "\"\"", "\"/\"", "\"1s\"", "\"forever\"", "true",
+                    "[]", "[\"nope\"]", "{}", "\"sqlite://x\"", "\"mysql://x\"", "\"127.0.0.1:0\"", "1.5",
+                ]),
+            ),
+            0..8,
+        ),
+    ) {
+        let _ = toml::from_str::<Config>(&text).map(|c| c.validate());
+        let doc: String = lines.iter().map(|(section, key, value)| format!("[{section}]\n{key} = {value}\n")).collect();
+        let _ = toml::from_str::<Config>(&doc).map(|c| c.validate());
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let err = toml::from_str::<Config>("[server]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap_err();
+    assert!(err.to_string().contains("listen_addr"), "{err}");
+}

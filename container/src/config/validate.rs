@@ -1,0 +1,104 @@
+//! What serde cannot check: ranges, references between sections, context
+//! paths.
+
+use super::{Config, ConfigError};
+
+impl Config {
+    /// Checks what serde cannot.
+    ///
+    /// # Errors
+    /// The first invalid key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.server.max_body_bytes == 0 {
+            return invalid("server.max_body_bytes".into(), "must be greater than 0");
+        }
+        if self.server.request_timeout.is_zero() {
+            return invalid("server.request_timeout".into(), "must be greater than 0");
+        }
+        if self.server.header_read_timeout.is_zero() {
+            return invalid("server.header_read_timeout".into(), "must be greater than 0");
+        }
+        if self.server.max_connections == 0 {
+            return invalid("server.max_connections".into(), "must be greater than 0");
+        }
+        if self.server.max_header_bytes < 8192 {
+            return invalid("server.max_header_bytes".into(), "must be at least 8192");
+        }
+        if self.server.max_uri_bytes == 0 {
+            return invalid("server.max_uri_bytes".into(), "must be greater than 0");
+        }
+        if let Some(token) = &self.admin.token
+            && token.len() < 16
+        {
+            return invalid("admin.token".into(), "must be at least 16 characters long");
+        }
+        if self.admin.token.is_none() && !self.admin.listen.ip().is_loopback() {
+            return invalid(
+                "admin.listen".into(),
+                "a non-loopback admin address needs a configured token (admin.token or CRABCAT_ADMIN_TOKEN)",
+            );
+        }
+        for (name, ds) in &self.datasources {
+            let supported = ["sqlite:", "postgres:", "postgresql:"];
+            if !supported.iter().any(|scheme| ds.url.starts_with(scheme)) {
+                return invalid(
+                    format!("datasources.{name}.url"),
+                    "must start with sqlite:// or postgres:// (MySQL is not supported)",
+                );
+            }
+            if ds.max_connections == 0 || ds.min_connections > ds.max_connections {
+                return invalid(
+                    format!("datasources.{name}.max_connections"),
+                    "must be at least 1 and at least min_connections",
+                );
+            }
+        }
+        for (name, app) in &self.apps {
+            let zero = [
+                ("max_requests", app.max_requests),
+                ("max_blocking", app.max_blocking),
+                ("max_tasks", app.max_tasks),
+                ("max_response_bytes", app.max_response_bytes),
+            ]
+            .into_iter()
+            .find(|(_, value)| *value == 0);
+            if let Some((key, _)) = zero {
+                return invalid(format!("apps.{name}.{key}"), "must be greater than 0");
+            }
+            if let Some(missing) = app.datasources.iter().find(|d| !self.datasources.contains_key(*d)) {
+                return invalid(
+                    format!("apps.{name}.datasources"),
+                    &format!("no datasource named {missing}"),
+                );
+            }
+            if let Some(path) = &app.context_path
+                && !is_valid_context_path(path)
+            {
+                return invalid(
+                    format!("apps.{name}.context_path"),
+                    "must be \"/\" or \"/\" followed by one path segment of letters, digits, '-', '_' or '.'",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn is_valid_context_path(path: &str) -> bool {
+    match path.strip_prefix('/') {
+        Some("") => true,
+        Some(segment) => {
+            segment.chars().any(|c| c != '.')
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        }
+        None => false,
+    }
+}
