@@ -101,7 +101,7 @@ impl Error {
         Error::new(StatusCode::CONFLICT, message)
     }
 
-    /// `422 Unprocessable Content`: well-formed input that fails validation.
+    /// `422 Unprocessable Entity`: well-formed input that fails validation.
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Error::new(StatusCode::UNPROCESSABLE_ENTITY, message)
     }

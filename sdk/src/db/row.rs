@@ -93,7 +93,8 @@ impl Row {
     /// # async fn demo(req: crabcat_sdk::Request) -> crabcat_sdk::Result<()> {
     /// let row = req.db().query("SELECT id, balance, owner_name FROM accounts").fetch_one().await?;
     /// let account: Account = row.decode()?;
-    /// let (id, balance): (String, i64) = row.decode()?;
+    /// // A tuple takes every column, in order:
+    /// let (id, balance, owner): (String, i64, Option<String>) = row.decode()?;
     /// # Ok(()) }
     /// ```
     ///

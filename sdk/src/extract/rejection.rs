@@ -14,7 +14,7 @@ use crate::response::{IntoResponse, Response};
 /// |---------|--------|
 /// | [`InvalidPath`](Self::InvalidPath), [`InvalidQuery`](Self::InvalidQuery), [`InvalidJsonSyntax`](Self::InvalidJsonSyntax), [`BodyNotUtf8`](Self::BodyNotUtf8) | `400 Bad Request` |
 /// | [`UnsupportedMediaType`](Self::UnsupportedMediaType) | `415 Unsupported Media Type` |
-/// | [`InvalidJsonData`](Self::InvalidJsonData), [`InvalidForm`](Self::InvalidForm) | `422 Unprocessable Content` |
+/// | [`InvalidJsonData`](Self::InvalidJsonData), [`InvalidForm`](Self::InvalidForm) | `422 Unprocessable Entity` |
 /// | [`PathParameterCount`](Self::PathParameterCount) | `500 Internal Server Error` (a handler that does not fit its route) |
 ///
 /// The statuses are axum's. To answer a rejection your own way, take
