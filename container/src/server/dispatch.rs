@@ -161,7 +161,7 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
         true => Some(
             slot.limits
                 .try_blocking()
-                .ok_or((Some(Arc::clone(&slot)), Reject::Busy))?,
+                .ok_or_else(|| (Some(Arc::clone(&slot)), Reject::Busy))?,
         ),
         false => None,
     };
