@@ -5,8 +5,8 @@
 //! stays bounded; `PROPTEST_CASES` raises it for a longer run.
 
 use crabcat_sdk::abi::wire::{
-    ErrorKind, Reply, Value, ValueRef, decode_reply, decode_values, encode_done, encode_error, encode_transaction,
-    encode_values, finish_rows, put_value_ref, start_rows,
+    ErrorKind, Reply, Value, decode_reply, decode_values, encode_done, encode_error, encode_transaction, encode_values,
+    finish_rows, put_value_ref, start_rows,
 };
 use proptest::prelude::*;
 
@@ -33,23 +33,12 @@ fn value() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn as_ref(value: &Value) -> ValueRef<'_> {
-    match value {
-        Value::Null => ValueRef::Null,
-        Value::Int(n) => ValueRef::Int(*n),
-        Value::Float(x) => ValueRef::Float(*x),
-        Value::Text(s) => ValueRef::Text(s),
-        Value::Bytes(b) => ValueRef::Bytes(b),
-        Value::Bool(b) => ValueRef::Bool(*b),
-    }
-}
-
 fn encode_rows(columns: &[String], rows: &[Vec<Value>]) -> Vec<u8> {
     let mut out = Vec::new();
     let count_at = start_rows(&mut out, columns.iter().map(String::as_str));
     for row in rows {
         for value in row {
-            put_value_ref(&mut out, as_ref(value));
+            put_value_ref(&mut out, value.as_ref());
         }
     }
     finish_rows(&mut out, count_at, rows.len());
