@@ -59,10 +59,15 @@ impl AppLimits {
     }
 }
 
+/// Takes one unit if fewer than `max` are taken: one atomic add on the
+/// request path (a compare-and-swap loop needs two operations even when
+/// uncontended), undone when it went past the limit.
 fn take(counter: &AtomicUsize, max: usize) -> bool {
-    counter
-        .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
-        .is_ok()
+    if counter.fetch_add(1, Ordering::AcqRel) < max {
+        return true;
+    }
+    counter.fetch_sub(1, Ordering::AcqRel);
+    false
 }
 
 impl Drop for Permit {

@@ -23,7 +23,7 @@ use super::state::{AppState, Event};
 use super::status::{AppStatus, ManagerError, Outcome, chain};
 use crate::config::Config;
 use crate::db::Datasources;
-use crate::deploy::{self, Marker, Staging};
+use crate::deploy::{self, Marker, StagedCopy, Staging};
 
 /// Deploys, reloads, stops, starts and undeploys apps, and keeps their state.
 pub struct AppManager {
@@ -130,11 +130,18 @@ impl AppManager {
         }
     }
 
-    /// Runs the pipeline, counting the image it loads: in state `loading`
-    /// that is the `loaded` event; on a reload, a plain update.
+    /// Runs the pipeline.
     async fn load(&self, name: &str, source: &Path, file: &Path) -> Result<Loaded, PipelineError> {
+        let staged = self.pipeline.stage(name, source).await?;
+        self.load_staged(name, staged, file).await
+    }
+
+    /// Runs the pipeline on a staged copy, counting the image it loads: in
+    /// state `loading` that is the `loaded` event; on a reload, a plain
+    /// update.
+    async fn load_staged(&self, name: &str, staged: StagedCopy, file: &Path) -> Result<Loaded, PipelineError> {
         self.pipeline
-            .load(name, source, file, |bytes| {
+            .load_staged(name, staged, file, |bytes| {
                 let count = |s: &mut AppStatus| {
                     s.images += 1;
                     s.image_bytes += bytes;
@@ -233,11 +240,17 @@ impl AppManager {
         if !matches!(current.state, AppState::Running) {
             return self.start_locked(name, source, &current).await;
         }
-        if !force && self.unchanged(source, &current).await? {
-            return Ok(Outcome::Unchanged);
-        }
         let started = Instant::now();
-        let loaded = match self.load(name, source, &current.file).await {
+        // Staged first: its hash tells whether anything changed, and the
+        // file is read once either way.
+        let loaded = match self.pipeline.stage(name, source).await {
+            Ok(staged) if !force && current.sha256.as_deref() == Some(staged.sha256()) => {
+                return Ok(Outcome::Unchanged); // dropping `staged` removes the copy
+            }
+            Ok(staged) => self.load_staged(name, staged, &current.file).await,
+            Err(error) => Err(error),
+        };
+        let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 let reason = chain(&error);
@@ -258,21 +271,6 @@ impl AppManager {
             self.retire_in_background(name, old);
         }
         Ok(Outcome::Reloaded)
-    }
-
-    /// Whether `source` has the SHA-256 of the running library.
-    async fn unchanged(&self, source: &Path, current: &AppStatus) -> Result<bool, ManagerError> {
-        let file = source.to_path_buf();
-        let io = |source| ManagerError::Io {
-            path: file.clone(),
-            source,
-        };
-        let hashing = file.clone();
-        let sha256 = tokio::task::spawn_blocking(move || deploy::sha256_file(&hashing))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(io)?;
-        Ok(current.sha256.as_deref() == Some(sha256.as_str()))
     }
 
     /// Stops app `name`: out of routing (requests get 503), drained,

@@ -17,7 +17,7 @@ use super::routes::{RouteError, RouteTable};
 use crate::abi::{self, HostApp, InstanceLimits, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
 use crate::config::Config;
 use crate::db::{AppData, AppMigration, Datasources, MigrationError, apply_app_migrations};
-use crate::deploy::{DeployError, Staging};
+use crate::deploy::{DeployError, StagedCopy, Staging};
 
 /// Why a library did not become a running instance.
 #[derive(Debug, thiserror::Error)]
@@ -76,20 +76,35 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Pipeline {
-    /// Runs every step for app `name` on `source` (errors name `file`, the
-    /// app's file in the deploy directory). `image_loaded` is told the bytes
-    /// an opened image maps: it stays loaded even if a later step fails.
+    /// Step 1: a private copy of `source`, with its SHA-256.
+    ///
+    /// # Errors
+    /// [`PipelineError::Stage`].
+    pub async fn stage(&self, name: &str, source: &Path) -> Result<StagedCopy, PipelineError> {
+        let staging = Arc::clone(&self.staging);
+        let (app, from) = (name.to_owned(), source.to_path_buf());
+        blocking("staging", move || staging.stage(&app, &from))
+            .await?
+            .map_err(PipelineError::Stage)
+    }
+
+    /// Steps 2 to 5 on a staged copy of app `name`'s library (errors name
+    /// `file`, the app's file in the deploy directory). `image_loaded` is
+    /// told the bytes an opened image maps: it stays loaded even if a later
+    /// step fails.
     ///
     /// # Errors
     /// The first step that failed.
-    pub async fn load(
+    pub async fn load_staged(
         &self,
         name: &str,
-        source: &Path,
+        staged: StagedCopy,
         file: &Path,
         image_loaded: impl FnOnce(u64),
     ) -> Result<Loaded, PipelineError> {
-        let (module, sha256) = self.open(name, source, file).await?;
+        let sha256 = staged.sha256().to_owned();
+        let file: PathBuf = file.to_path_buf();
+        let module = Arc::new(blocking("loading", move || Module::load(staged.path(), &file)).await??);
         image_loaded(module.mapped_bytes());
         let info = module.info().clone();
         let data = Arc::new(self.app_data(name)?);
@@ -118,19 +133,6 @@ impl Pipeline {
                 Err(error.into())
             }
         }
-    }
-
-    /// Steps 1 and 2: stage a copy of `source`, then open and check it.
-    async fn open(&self, name: &str, source: &Path, file: &Path) -> Result<(Arc<Module>, String), PipelineError> {
-        let staging = Arc::clone(&self.staging);
-        let (app, from) = (name.to_owned(), source.to_path_buf());
-        let staged = blocking("staging", move || staging.stage(&app, &from))
-            .await?
-            .map_err(PipelineError::Stage)?;
-        let sha256 = staged.sha256().to_owned();
-        let file: PathBuf = file.to_path_buf();
-        let module = blocking("loading", move || Module::load(staged.path(), &file)).await??;
-        Ok((Arc::new(module), sha256))
     }
 
     /// The datasources app `name` is granted.
