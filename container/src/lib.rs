@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod deploy;
+pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
 pub mod server;
@@ -133,7 +134,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     }
 
     let (access_log, access_log_writer) = access_log.unzip();
-    let service = server::MakeDispatcher::new(manager.table(), metrics, access_log, &config.server);
+    let service = server::MakeDispatcher::new(manager.table(), metrics, access_log, &config.server, &config.deploy);
     let grace = config.server.shutdown_timeout;
     let limits = server::Limits::from(&config.server);
     let finished = server::serve(listener, service, limits, shutdown.clone(), grace).await;

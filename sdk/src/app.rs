@@ -152,7 +152,7 @@ impl<A: App> Started<A> {
         Ok(Started { app, routes })
     }
 
-    pub(crate) fn route_table(&self) -> impl Iterator<Item = (&str, &str, u32)> {
+    pub(crate) fn route_table(&self) -> impl Iterator<Item = (&str, &str, u32, u64)> {
         self.routes.table()
     }
 

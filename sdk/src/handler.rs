@@ -104,6 +104,12 @@ pub trait Handler<A, M>: Send + Sync + 'static {
     fn flags(&self) -> u32 {
         0
     }
+
+    /// The largest request body the route accepts; 0 for the container's default.
+    #[doc(hidden)]
+    fn max_body(&self) -> u64 {
+        0
+    }
 }
 
 /// Turns what a handler returned into the response; `pub` only because
@@ -189,6 +195,10 @@ macro_rules! async_handler {
                     };
                     respond(self($($ty,)* $last).map(C::conclude), sink)
                 }))
+            }
+
+            fn flags(&self) -> u32 {
+                <$last as FromRequest<A, M>>::ROUTE_FLAGS
             }
         }
     };
@@ -386,6 +396,52 @@ where
 
     fn flags(&self) -> u32 {
         self.0.flags() | ROUTE_TRANSACTIONAL
+    }
+
+    fn max_body(&self) -> u64 {
+        self.0.max_body()
+    }
+}
+
+/// A handler with its own request body limit, made with [`body_limit`].
+pub struct BodyLimit<H> {
+    handler: H,
+    bytes: u64,
+}
+
+/// Accepts request bodies of up to `bytes` on this route instead of the
+/// container's `server.max_body_bytes`: larger or smaller. Meant for
+/// uploads read with a [`BodyStream`](crate::BodyStream), which never holds
+/// the whole body in memory: `routes.post("/upload", body_limit(10 << 30, Self::upload))`.
+/// A larger body gets `413 Payload Too Large` (or, once streaming, an
+/// error from [`BodyStream::chunk`](crate::BodyStream::chunk)).
+pub fn body_limit<H>(bytes: u64, handler: H) -> BodyLimit<H> {
+    BodyLimit {
+        handler,
+        bytes: bytes.max(1),
+    }
+}
+
+#[doc(hidden)]
+pub struct BodyLimitMarker<M>(PhantomData<M>);
+
+impl<A, M: 'static, H: Handler<A, M>> Handler<A, BodyLimitMarker<M>> for BodyLimit<H> {
+    type Output = H::Output;
+
+    fn into_handler_fn(self) -> HandlerFn<A> {
+        self.handler.into_handler_fn()
+    }
+
+    fn into_handler_fn_with<C: Conclude<H::Output>>(self) -> HandlerFn<A> {
+        self.handler.into_handler_fn_with::<C>()
+    }
+
+    fn flags(&self) -> u32 {
+        self.handler.flags()
+    }
+
+    fn max_body(&self) -> u64 {
+        self.bytes
     }
 }
 

@@ -176,18 +176,24 @@ mod logging;
 mod request;
 mod response;
 mod routing;
+pub mod sse;
+mod ws;
 
 pub use app::{App, InitContext, Migration};
 pub use db::{Db, DbError, DbErrorKind, Done, Row, Transaction, Value};
 pub use error::{Error, PROBLEM_JSON, Result};
-pub use extract::{Form, FromRequest, FromRequestRef, JsonOrForm, Path, Query, Rejection, State};
+pub use extract::{BodyStream, Form, FromRequest, FromRequestRef, JsonOrForm, Path, Query, Rejection, State};
 pub use ffi::host::{sleep, spawn};
-pub use handler::{Blocking, Handler, Transactional, blocking, transactional};
+pub use handler::{BodyLimit, Blocking, Handler, Transactional, blocking, body_limit, transactional};
 pub use http::{Method, StatusCode};
 pub use log;
+/// Streams for [`Response::stream`] and [`Sse`]: `futures_util::stream::unfold`, `iter`, …
+pub use futures_util;
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response, html_escape};
 pub use routing::Routes;
+pub use sse::{Event, Sse};
+pub use ws::{Hub, Message, WebSocket, hub};
 
 /// The app-author guide: creating, building and deploying an app, the SDK
 /// at a glance, and the rules for app authors.
@@ -211,7 +217,10 @@ pub struct DataChapterDoctests;
 pub mod prelude {
     pub use crate::log;
     pub use crate::{
-        App, DbError, DbErrorKind, Error, Form, Html, InitContext, IntoResponse, Json, JsonOrForm, Method, Migration,
-        Path, Query, Request, Response, Result, Routes, Row, State, StatusCode, blocking, html_escape, transactional,
+        App, BodyStream, DbError, DbErrorKind, Error, Event, Form, Html, InitContext, IntoResponse, Json, JsonOrForm,
+        Message, Method, Migration, Path, Query, Rejection, Request, Response, Result, Routes, Row, Sse, State,
+        StatusCode,
+        WebSocket, blocking, body_limit, html_escape, hub, transactional,
     };
+    pub use futures_util::{Stream, StreamExt as _};
 }

@@ -36,6 +36,10 @@ impl Request {
         }
     }
 
+    pub(crate) fn handle(&self) -> &RequestHandle {
+        &self.handle
+    }
+
     fn part_str(&self, part: u32) -> &str {
         // The host only hands out UTF-8 for these parts (they come from `&str`s).
         std::str::from_utf8(self.handle.part(part)).unwrap_or_default()
@@ -149,7 +153,8 @@ impl Request {
     }
 
     /// The body bytes (the container has read the whole body, up to its
-    /// configured size limit).
+    /// configured size limit). Empty on a route whose handler reads the body
+    /// as it arrives, with a [`BodyStream`](crate::BodyStream).
     pub fn body(&self) -> &[u8] {
         self.handle.part(PART_BODY)
     }

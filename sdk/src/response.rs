@@ -2,20 +2,39 @@
 
 use std::borrow::Cow;
 
+use std::fmt::Display;
+
+use futures_util::Stream;
 use http::StatusCode;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::ffi::stream::FfiBodyStream;
 
 /// Response headers: names and values, borrowed when `'static`.
 pub type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 
 /// An HTTP response built by a handler.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Response {
     status: StatusCode,
     headers: Headers,
-    body: Vec<u8>,
+    body: Body,
+}
+
+/// A response body: all of it, or produced over time.
+pub(crate) enum Body {
+    Full(Vec<u8>),
+    Stream(FfiBodyStream),
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Full(bytes) => write!(f, "Full({} bytes)", bytes.len()),
+            Body::Stream(_) => f.write_str("Stream"),
+        }
+    }
 }
 
 impl Response {
@@ -24,7 +43,41 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Body::Full(Vec::new()),
+        }
+    }
+
+    /// `200 OK` with a body produced over time: the container sends each
+    /// chunk as the stream yields it (chunked), pulling the next only when
+    /// the client has taken the last, so a slow client slows the stream
+    /// instead of filling memory. An `Err` item cuts the body off (the
+    /// client sees an incomplete response) and is logged.
+    ///
+    /// If the client goes away, or the app is reloaded or stopped, the
+    /// stream is dropped: put clean-up in `Drop`, not after the last item.
+    /// The request timeout does not apply to the body, only to the handler
+    /// that returns it.
+    ///
+    /// ```
+    /// use crabcat_sdk::prelude::*;
+    /// use futures_util::stream;
+    ///
+    /// async fn numbers() -> Response {
+    ///     let lines = stream::iter(0..1000).map(|n| Ok::<_, Error>(format!("{n}\n")));
+    ///     Response::stream("text/plain; charset=utf-8", lines)
+    /// }
+    /// # use futures_util::StreamExt as _;
+    /// ```
+    pub fn stream<S, T, E>(content_type: impl Into<Cow<'static, str>>, stream: S) -> Self
+    where
+        S: Stream<Item = Result<T, E>> + Send + 'static,
+        T: AsRef<[u8]> + Send + 'static,
+        E: Display,
+    {
+        Response {
+            status: StatusCode::OK,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: Body::Stream(FfiBodyStream::new(stream)),
         }
     }
 
@@ -87,7 +140,7 @@ impl Response {
 
     /// Replaces the body.
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = body.into();
+        self.body = Body::Full(body.into());
         self
     }
 
@@ -101,12 +154,20 @@ impl Response {
         &self.headers
     }
 
-    /// The body.
+    /// The body; empty for a [streamed](Self::stream) one.
     pub fn body(&self) -> &[u8] {
-        &self.body
+        match &self.body {
+            Body::Full(bytes) => bytes,
+            Body::Stream(_) => &[],
+        }
     }
 
-    pub(crate) fn into_parts(self) -> (StatusCode, Headers, Vec<u8>) {
+    /// Whether the body is [streamed](Self::stream).
+    pub fn is_streamed(&self) -> bool {
+        matches!(self.body, Body::Stream(_))
+    }
+
+    pub(crate) fn into_parts(self) -> (StatusCode, Headers, Body) {
         (self.status, self.headers, self.body)
     }
 }
@@ -133,6 +194,13 @@ impl IntoResponse for String {
 impl IntoResponse for &'static str {
     fn into_response(self) -> Response {
         Response::text(self)
+    }
+}
+
+/// `200 OK` with an empty body.
+impl IntoResponse for () {
+    fn into_response(self) -> Response {
+        Response::new(StatusCode::OK)
     }
 }
 

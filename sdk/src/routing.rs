@@ -2,7 +2,7 @@
 
 use http::Method;
 
-use crate::abi::ROUTE_BLOCKING;
+use crate::abi::{ROUTE_BLOCKING, ROUTE_WEBSOCKET};
 use crate::handler::{Handler, HandlerFn};
 
 struct Route<A> {
@@ -10,6 +10,7 @@ struct Route<A> {
     pattern: String,
     handler: HandlerFn<A>,
     flags: u32,
+    max_body: u64,
 }
 
 /// The routes of an app, declared in [`App::routes`](crate::App::routes).
@@ -55,6 +56,7 @@ impl<A: Send + Sync + 'static> Routes<A> {
         H: Handler<A, M>,
     {
         let extra = handler.flags();
+        let max_body = handler.max_body();
         let handler = handler.into_handler_fn();
         let flags = match handler {
             HandlerFn::Async(_) => extra,
@@ -65,7 +67,22 @@ impl<A: Send + Sync + 'static> Routes<A> {
             pattern: pattern.to_owned(),
             handler,
             flags,
+            max_body,
         });
+        self
+    }
+
+    /// Adds a WebSocket endpoint at `pattern`: a `GET` route whose handler
+    /// takes a [`WebSocket`](crate::WebSocket) (as its last argument) and
+    /// talks over it. Other extractors run first; a refusal is answered as
+    /// plain HTTP. The container answers requests that are not a WebSocket
+    /// handshake with `426 Upgrade Required`, and handshakes from an origin
+    /// the app does not allow (`apps.NAME.websocket_origins`) with `403`.
+    pub fn websocket<H: Handler<A, M>, M>(&mut self, pattern: &str, handler: H) -> &mut Self {
+        self.route(Method::GET, pattern, handler);
+        if let Some(route) = self.routes.last_mut() {
+            route.flags |= ROUTE_WEBSOCKET;
+        }
         self
     }
 
@@ -94,10 +111,10 @@ impl<A: Send + Sync + 'static> Routes<A> {
         self.route(Method::DELETE, pattern, handler)
     }
 
-    pub(crate) fn table(&self) -> impl Iterator<Item = (&str, &str, u32)> {
+    pub(crate) fn table(&self) -> impl Iterator<Item = (&str, &str, u32, u64)> {
         self.routes
             .iter()
-            .map(|r| (r.method.as_str(), r.pattern.as_str(), r.flags))
+            .map(|r| (r.method.as_str(), r.pattern.as_str(), r.flags, r.max_body))
     }
 
     pub(crate) fn handler(&self, index: u32) -> Option<&HandlerFn<A>> {

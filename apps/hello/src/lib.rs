@@ -22,6 +22,8 @@
 //! curl localhost:8080/hello/blocking?n=x          # 400 {"type":"about:blank","title":"Bad Request","status":400,"detail":"invalid query string: …"}
 //! curl localhost:8080/hello/sleep?ms=200          # slept 200 ms (on the container's timer)
 //! curl localhost:8080/hello/panic                 # 500; the next request is fine
+//! curl -N localhost:8080/hello/sse/clock          # one Server-Sent Event a second
+//! websocat ws://localhost:8080/hello/ws/echo      # echoes text and binary messages
 //! ```
 //!
 //! Config (`crabcat.toml`): `[apps.hello.config] greeting = "Howdy"`.
@@ -31,6 +33,7 @@
 use std::time::Duration;
 
 use crabcat_sdk::prelude::*;
+use crabcat_sdk::futures_util::stream;
 use serde::{Deserialize, Serialize};
 
 /// The app: its config section deserialises into it, and `/config` shows it.
@@ -68,7 +71,9 @@ impl App for Hello {
             .get("/config", |app: State<Self>| async move { Response::json(&*app) })
             .get("/blocking", blocking(Self::fibonacci))
             .get("/sleep", Self::sleep)
-            .get("/panic", Self::panic);
+            .get("/panic", Self::panic)
+            .get("/sse/clock", Self::clock)
+            .websocket("/ws/echo", Self::echo_socket);
     }
 
     fn destroy(&self) {
@@ -104,6 +109,29 @@ impl Hello {
 
     async fn panic() -> Response {
         panic!("the /panic route panics on purpose");
+    }
+
+    /// One event a second, numbered; a client that reconnects with
+    /// `Last-Event-ID` carries on from there.
+    async fn clock(req: Request) -> Sse<impl Stream<Item = Event> + Send> {
+        let first = req.header("last-event-id").and_then(|id| id.parse::<u64>().ok()).map_or(0, |id| id + 1);
+        Sse::new(stream::unfold(first, |n| async move {
+            if n > 0 {
+                crabcat_sdk::sleep(Duration::from_secs(1)).await;
+            }
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let event = Event::default().id(n.to_string()).event("tick").data(format!("{}", now.as_secs()));
+            Some((event, n + 1))
+        }))
+    }
+
+    /// Sends every message back as it came: text as text, binary as binary.
+    async fn echo_socket(mut ws: WebSocket) {
+        while let Some(message) = ws.recv().await {
+            if ws.send(message).await.is_err() {
+                break;
+            }
+        }
     }
 }
 

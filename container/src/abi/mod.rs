@@ -12,8 +12,8 @@ mod instance;
 mod load;
 
 pub use host::{
-    HostApp, HostRequest, HostResponse, InstanceLimits, MAX_RESPONSE_HEADER_BYTES, MAX_RESPONSE_HEADERS, MigrationSpec,
-    RouteSpec,
+    Accepted, BodyReader, HostApp, HostRequest, HostResponse, Inbound, InstanceLimits, MAX_RESPONSE_HEADER_BYTES,
+    MAX_RESPONSE_HEADERS, MigrationSpec, Outbound, RouteSpec, Socket, Upgrade,
 };
 pub use instance::{CallError, RawInstance, migrations_of};
 pub use load::{LoadError, Module, ModuleInfo, loaded_images};

@@ -110,6 +110,13 @@ pub struct ServerConfig {
     pub access_log_file: Option<PathBuf>,
     /// The access log's line format.
     pub access_log_format: AccessLogFormat,
+    /// Largest WebSocket message (and frame) a client may send; a larger
+    /// one closes the connection with code 1009.
+    pub websocket_max_message_bytes: usize,
+    /// How often the container pings an idle WebSocket client (a client
+    /// that does not answer is found dead by TCP); `0s` never.
+    #[serde(with = "humantime_serde")]
+    pub websocket_ping_interval: Duration,
 }
 
 /// The access log's line format.
@@ -143,6 +150,8 @@ impl Default for ServerConfig {
             access_log: true,
             access_log_file: None,
             access_log_format: AccessLogFormat::Combined,
+            websocket_max_message_bytes: 1024 * 1024,
+            websocket_ping_interval: Duration::from_secs(30),
         }
     }
 }
@@ -167,6 +176,11 @@ pub struct DeployConfig {
     /// requests may take before they are cancelled.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// On reload, stop and undeploy: how long the old instance's streamed
+    /// responses (SSE, downloads) may go on before they are cut. (Its
+    /// WebSockets are closed at once, with code 1012.)
+    #[serde(with = "humantime_serde")]
+    pub connection_grace: Duration,
 }
 
 impl Default for DeployConfig {
@@ -177,6 +191,7 @@ impl Default for DeployConfig {
             scan_interval: Duration::from_secs(2),
             settle_time: Duration::from_millis(500),
             drain_timeout: Duration::from_secs(30),
+            connection_grace: Duration::from_secs(10),
         }
     }
 }
@@ -242,7 +257,14 @@ pub struct AppConfig {
     /// past it is refused (the task is dropped) and logged.
     pub max_tasks: usize,
     /// Largest response body; a larger one is a `500` and a log line.
+    /// (A streamed body is not held in memory, and has no limit.)
     pub max_response_bytes: usize,
+    /// Origins whose pages may open the app's WebSockets, e.g.
+    /// `["https://chat.example.com"]`; `["*"]` for any. Empty (the
+    /// default): the page's origin must be the host it connects to. A
+    /// handshake without an `Origin` header (not from a browser) is
+    /// always allowed. Others get `403`.
+    pub websocket_origins: Vec<String>,
     /// `[apps.NAME.config]`: handed to the app's `init` as it is.
     pub config: serde_json::Map<String, serde_json::Value>,
 }
@@ -255,6 +277,7 @@ impl Default for AppConfig {
             max_blocking: 64,
             max_tasks: 10_000,
             max_response_bytes: 64 * 1024 * 1024,
+            websocket_origins: Vec::new(),
             datasources: vec!["default".to_owned()],
             config: serde_json::Map::new(),
         }

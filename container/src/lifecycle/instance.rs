@@ -2,6 +2,7 @@
 //! accounting that lets it drain before `destroy`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,9 @@ pub struct Instance {
     data: Arc<AppData>,
     requests: TaskTracker,
     cancel: CancellationToken,
+    /// Cancelled when the instance is retired: its WebSockets close with
+    /// `farewell_code`, its streamed responses get a grace period.
+    farewell: Farewell,
     /// Last field: dropped last, and dropping it calls the module's `destroy`.
     raw: RawInstance,
 }
@@ -47,15 +51,11 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Calls the handler of `target` with `request`: async routes are
-    /// polled here, blocking ones run on the blocking thread pool.
+    /// Calls the async handler of `target` with `request`.
     ///
     /// # Errors
     /// See [`ServeError`].
-    pub async fn call(self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
-        if target.blocking {
-            return self.call_blocking(target, request, None).await;
-        }
+    pub async fn call(&self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
         let instance = &self.instance;
         tokio::select! {
             biased;
@@ -78,13 +78,40 @@ impl Lease {
         target: Target,
         request: Arc<HostRequest>,
         permit: Option<super::Permit>,
-    ) -> Result<HostResponse, ServeError> {
+    ) -> Result<(HostResponse, Lease), ServeError> {
         let held = (self, permit);
         let job = tokio::task::spawn_blocking(move || {
             let (lease, _permit) = held;
-            lease.instance.raw.call_blocking(target.route, request)
+            let response = lease.instance.raw.call_blocking(target.route, request);
+            (response, lease)
         });
-        Ok(job.await??)
+        let (response, lease) = job.await?;
+        Ok((response?, lease))
+    }
+
+    /// The instance's farewell to its connections.
+    pub fn farewell(&self) -> &Farewell {
+        &self.instance.farewell
+    }
+}
+
+/// An instance's farewell to its open connections, when it is retired.
+#[derive(Debug, Clone, Default)]
+pub struct Farewell {
+    token: CancellationToken,
+    code: Arc<AtomicU16>,
+}
+
+impl Farewell {
+    /// Cancelled when the instance is retired.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// The WebSocket close code: 1012 for a reload, 1001 for a stop or
+    /// shutdown.
+    pub fn code(&self) -> u16 {
+        self.code.load(Ordering::Acquire)
     }
 }
 
@@ -96,6 +123,7 @@ impl Instance {
             data,
             requests: TaskTracker::new(),
             cancel: CancellationToken::new(),
+            farewell: Farewell::default(),
             raw,
         }
     }
@@ -123,6 +151,14 @@ impl Instance {
             instance: self,
             _token: token,
         }
+    }
+
+    /// Tells the instance's open connections that it is going away:
+    /// WebSockets close with `code` (1012 for a reload, 1001 for a stop),
+    /// streamed responses are cut after the connection grace.
+    pub fn farewell(&self, code: u16) {
+        self.farewell.code.store(code, Ordering::Release);
+        self.farewell.token.cancel();
     }
 
     /// Waits up to `timeout` for in-flight requests, then cancels the async

@@ -15,6 +15,8 @@ pub struct AppLimits {
     requests: AtomicUsize,
     max_blocking: usize,
     blocking: AtomicUsize,
+    /// `websocket_origins`: empty for same-origin only.
+    websocket_origins: Vec<String>,
 }
 
 /// One unit of a quota; given back on drop.
@@ -32,7 +34,23 @@ impl AppLimits {
             requests: AtomicUsize::new(0),
             max_blocking: config.max_blocking,
             blocking: AtomicUsize::new(0),
+            websocket_origins: config.websocket_origins.clone(),
         }
+    }
+
+    /// Whether a WebSocket handshake with `origin` (its `Origin` header, if
+    /// any) to `host` (its `Host`) may open: no `Origin` (not a browser),
+    /// an origin the app lists (or `*`), or, when it lists none, the
+    /// origin of the host itself.
+    pub fn allows_origin(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+        let Some(origin) = origin else { return true };
+        if self.websocket_origins.is_empty() {
+            let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            return host.is_some_and(|host| authority.eq_ignore_ascii_case(host));
+        }
+        self.websocket_origins
+            .iter()
+            .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
     }
 
     /// A request permit, or `None` if the app has its most requests running.

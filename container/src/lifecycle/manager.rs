@@ -362,7 +362,8 @@ impl AppManager {
 
     async fn stop_instance(&self, name: &str, instance: Arc<Instance>, grace: Duration) -> Result<(), ManagerError> {
         self.registry.transition(name, Event::Drain, |_| {})?;
-        retire(name, instance, grace).await;
+        // Stop, undeploy, shutdown: the app is going away.
+        retire(name, instance, grace, 1001).await;
         self.registry.transition(name, Event::Drained, |_| {})?;
         Ok(())
     }
@@ -374,7 +375,8 @@ impl AppManager {
     fn retire_in_background(&self, name: &str, old: Arc<Instance>) {
         let name = name.to_owned();
         let grace = self.config.deploy.drain_timeout;
-        self.retiring.spawn(async move { retire(&name, old, grace).await });
+        // A reload: a client should reconnect, and reach the new instance.
+        self.retiring.spawn(async move { retire(&name, old, grace, 1012).await });
     }
 }
 

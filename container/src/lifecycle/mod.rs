@@ -16,7 +16,7 @@ mod state;
 mod status;
 
 pub use context::{AppSlot, ContextTable, Resolved};
-pub use instance::{Instance, Lease, ServeError};
+pub use instance::{Farewell, Instance, Lease, ServeError};
 pub use limits::{AppLimits, Permit};
 pub use manager::AppManager;
 pub use pipeline::PipelineError;

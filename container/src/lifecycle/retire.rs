@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use super::instance::Instance;
 
-/// Drains `instance` (bounded by `grace`), cancels its tasks, and calls
+/// Says farewell to `instance`'s connections (WebSockets close with
+/// `code`), drains it (bounded by `grace`), cancels its tasks, and calls
 /// `destroy` by dropping the last reference on a blocking thread.
-pub async fn retire(name: &str, instance: Arc<Instance>, grace: Duration) {
+pub async fn retire(name: &str, instance: Arc<Instance>, grace: Duration, code: u16) {
+    instance.farewell(code);
     let cancelled = instance.drain(grace).await;
     if cancelled > 0 {
         tracing::warn!(

@@ -13,6 +13,12 @@ pub struct Target {
     pub blocking: bool,
     /// Run inside a container-managed transaction.
     pub transactional: bool,
+    /// The handler reads the body as it arrives.
+    pub stream_body: bool,
+    /// A WebSocket endpoint.
+    pub websocket: bool,
+    /// The route's own body limit.
+    pub max_body: Option<u64>,
 }
 
 /// Why a module's routes could not be installed.
@@ -117,6 +123,9 @@ impl RouteTable {
                 route,
                 blocking: spec.blocking,
                 transactional: spec.transactional,
+                stream_body: spec.stream_body,
+                websocket: spec.websocket,
+                max_body: spec.max_body,
             };
             path.methods.push((method, target));
         }
@@ -175,6 +184,9 @@ mod tests {
             pattern: pattern.into(),
             blocking: false,
             transactional: false,
+            stream_body: false,
+            websocket: false,
+            max_body: None,
         }
     }
 
@@ -194,6 +206,9 @@ mod tests {
             route,
             blocking: false,
             transactional: false,
+            stream_body: false,
+            websocket: false,
+            max_body: None,
         };
         assert_eq!(
             t.lookup(&Method::GET, "/"),

@@ -13,9 +13,12 @@ use std::time::Instant;
 
 use super::ServerState;
 use super::observe;
+use super::stream::ModuleBody;
+use super::websocket;
 use crabcat_sdk::abi::wire::ErrorKind;
+use hyper::upgrade::OnUpgrade;
 
-use crate::abi::{CallError, HostRequest, HostResponse};
+use crate::abi::{BodyReader, CallError, HostRequest, HostResponse};
 use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, ServeError, Target};
 
 /// Every way a request can fail before or around the module. Turned into a
@@ -33,6 +36,10 @@ pub enum Reject {
     BodyTooLarge,
     BadBody,
     Timeout,
+    /// A request to a WebSocket route that is not a handshake.
+    UpgradeRequired,
+    /// A WebSocket handshake from an origin the app does not allow.
+    OriginForbidden,
     /// The managed transaction of a transactional route could not begin or commit.
     Transaction(ErrorKind, String),
     Failed(ServeError),
@@ -42,6 +49,8 @@ impl IntoResponse for Reject {
     fn into_response(self) -> Response {
         let mut extra = None;
         let (status, message) = match self {
+            Reject::UpgradeRequired => return websocket::upgrade_required(),
+            Reject::OriginForbidden => (StatusCode::FORBIDDEN, "origin not allowed to open a WebSocket here"),
             Reject::NotFound => (StatusCode::NOT_FOUND, "not found"),
             Reject::UriTooLong => (StatusCode::URI_TOO_LONG, "request target too long"),
             Reject::Busy => (StatusCode::SERVICE_UNAVAILABLE, "application busy"),
@@ -119,6 +128,10 @@ struct Call {
     /// Complete but for the body, when there is one to read.
     request: HostRequest,
     body: Option<Body>,
+    /// The largest body the route accepts.
+    max_body: usize,
+    /// On a WebSocket route: the handshake's key, and the connection's upgrade.
+    websocket: Option<(HeaderValue, OnUpgrade)>,
 }
 
 type Rejected = (Option<Arc<AppSlot>>, Reject);
@@ -147,15 +160,28 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
     let Some(permit) = slot.limits.try_request() else {
         return Err((Some(slot), Reject::Busy));
     };
-    if declared_length(&request).is_some_and(|n| n > state.max_body_bytes) {
-        return Err((Some(slot), Reject::BodyTooLarge));
-    }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let (target, params) = match instance.routes().lookup(&parts.method, &parts.uri.path()[path_start..]) {
         Lookup::Found { target, params } => (target, params),
         Lookup::MethodNotAllowed(allow) => return Err((Some(slot), Reject::MethodNotAllowed(allow))),
         Lookup::NotFound => return Err((Some(slot), Reject::NotFound)),
         Lookup::BadParam => return Err((Some(slot), Reject::BadParam)),
+    };
+    let max_body = target
+        .max_body
+        .map_or(state.max_body_bytes, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    if declared_length(&parts.headers).is_some_and(|n| n > max_body) {
+        return Err((Some(slot), Reject::BodyTooLarge));
+    }
+    let websocket = match target.websocket {
+        true => {
+            let key = websocket::check_handshake(&slot, &parts.headers).map_err(|r| (Some(Arc::clone(&slot)), r))?;
+            // HTTP/2 connections have no upgrade: those ask for one.
+            let upgrade = parts.extensions.remove::<OnUpgrade>();
+            let upgrade = upgrade.ok_or_else(|| (Some(Arc::clone(&slot)), Reject::UpgradeRequired))?;
+            Some((key, upgrade))
+        }
+        false => None,
     };
     let blocking = match target.blocking {
         true => Some(
@@ -175,6 +201,8 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
         params,
         body: Bytes::new(),
         scope: instance.new_scope(),
+        reader: BodyReader::buffered(),
+        upgrade: None,
     };
     Ok(Call {
         slot,
@@ -185,13 +213,18 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
         head,
         request,
         body: (!body.is_end_stream()).then_some(body),
+        max_body,
+        websocket,
     })
 }
 
 impl Call {
-    /// Reads the body and calls the handler, within the request timeout.
+    /// Reads the body and calls the handler, within the request timeout
+    /// (on a route that streams its body, the timeout applies to each wait
+    /// for the client's next chunk instead).
     async fn run(self, state: &ServerState) -> Result<Response, Reject> {
         let Call {
+            slot,
             lease,
             permit,
             blocking,
@@ -199,37 +232,59 @@ impl Call {
             head,
             mut request,
             body,
-            ..
+            max_body,
+            websocket,
         } = self;
-        let call = async move {
-            // Held until the handler is done (or, for a blocking one, its thread).
-            let _permit = permit;
-            if let Some(body) = body {
+        let call = async {
+            if let Some((key, on_upgrade)) = websocket {
+                let served = websocket::serve(&slot, lease, permit, target, request, key, on_upgrade, state.websocket);
+                return Box::pin(served).await.map(|response| Served { response, keep: None });
+            }
+            match body {
+                Some(body) if target.stream_body => {
+                    request.reader = BodyReader::streaming(body, max_body, state.request_timeout);
+                }
                 // Boxed: most requests have no body, and this keeps their
                 // future small.
-                request.body = Box::pin(axum::body::to_bytes(body, state.max_body_bytes))
-                    .await
-                    .map_err(body_error)?;
+                Some(body) => {
+                    request.body = Box::pin(axum::body::to_bytes(body, max_body))
+                        .await
+                        .map_err(body_error)?;
+                }
+                None => {}
             }
-            serve(lease, blocking, target, Arc::new(request)).await
+            serve(lease, permit, blocking, target, Arc::new(request)).await
         };
-        match tokio::time::timeout(state.request_timeout, call).await {
-            Ok(result) => result.map(|response| into_http(response, head)),
-            Err(_) => Err(Reject::Timeout),
-        }
+        let served = match target.stream_body {
+            true => call.await,
+            false => match tokio::time::timeout(state.request_timeout, call).await {
+                Ok(served) => served,
+                Err(_) => return Err(Reject::Timeout),
+            },
+        };
+        served.map(|served| into_http(served, head, &slot.name, state))
     }
+}
+
+/// A handler's response, and for a streamed body, what the body keeps
+/// until it ends: the instance (its lease) and the request's quota permit.
+struct Served {
+    response: HostResponse,
+    keep: Option<(Lease, Permit)>,
 }
 
 /// Calls the handler, inside a container-managed transaction when the
 /// route is transactional (committed when the response status is below
 /// 400, rolled back otherwise), then closes the request's database scope:
-/// whatever the handler left open is rolled back.
+/// whatever the handler left open is rolled back. (A streamed body is
+/// produced after that: its queries run outside the managed transaction.)
 async fn serve(
     lease: Lease,
+    permit: Permit,
     blocking: Option<Permit>,
     target: Target,
     request: Arc<HostRequest>,
-) -> Result<HostResponse, Reject> {
+) -> Result<Served, Reject> {
     let held = Arc::clone(&request);
     let scope = &held.scope;
     // The database futures are large (several kB) and every request's
@@ -244,37 +299,58 @@ async fn serve(
     }
     let result = match target.blocking {
         true => lease.call_blocking(target, request, blocking).await,
-        false => lease.call(target, request).await,
+        false => lease.call(target, request).await.map(|response| (response, lease)),
     }
     .map_err(Reject::Failed);
     if target.transactional {
-        let commit = result.as_ref().is_ok_and(|r| r.status.as_u16() < 400);
+        let commit = result.as_ref().is_ok_and(|(r, _)| r.status.as_u16() < 400);
         if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {
             scope.close().await;
             return Err(Reject::Transaction(kind, message));
         }
     }
     scope.close().await;
-    result
+    let (response, lease) = result?;
+    let keep = response.stream.is_some().then_some((lease, permit));
+    Ok(Served { response, keep })
 }
 
-fn declared_length(request: &Request) -> Option<usize> {
-    request.headers().get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+fn declared_length(headers: &http::HeaderMap) -> Option<usize> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-fn into_http(response: HostResponse, head: bool) -> Response {
+fn into_http(served: Served, head: bool, app: &Arc<str>, state: &ServerState) -> Response {
+    let Served { response, keep } = served;
     let HostResponse {
-        status, headers, body, ..
+        status,
+        headers,
+        body,
+        stream,
+        ..
     } = response;
     let length = body.len();
-    let mut out = if head {
-        Response::new(Body::empty())
-    } else {
-        Response::new(Body::from(body))
+    let streamed = stream.is_some();
+    let mut out = match (stream, keep) {
+        (Some(stream), Some((lease, permit))) if !head => Response::new(Body::new(ModuleBody::new(
+            stream,
+            Arc::clone(app),
+            lease,
+            permit,
+            state.connection_grace,
+        ))),
+        (stream, keep) => {
+            // The module's stream goes first, while its instance is still held.
+            drop(stream);
+            drop(keep);
+            match head {
+                true => Response::new(Body::empty()),
+                false => Response::new(Body::from(body)),
+            }
+        }
     };
     *out.status_mut() = status;
     *out.headers_mut() = headers;
-    if head && !out.headers().contains_key(CONTENT_LENGTH) {
+    if head && !streamed && !out.headers().contains_key(CONTENT_LENGTH) {
         out.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
     out

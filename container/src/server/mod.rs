@@ -5,6 +5,8 @@ pub mod access_log;
 pub mod dispatch;
 pub mod listener;
 pub mod observe;
+pub mod stream;
+pub mod websocket;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,7 +21,7 @@ use axum::response::Response;
 pub use access_log::{AccessLog, AccessLogError, AccessLogWriter};
 pub use listener::{Limits, serve};
 
-use crate::config::ServerConfig;
+use crate::config::{DeployConfig, ServerConfig};
 use crate::lifecycle::ContextTable;
 use crate::metrics::Metrics;
 
@@ -37,6 +39,10 @@ pub struct ServerState {
     pub access_log: Option<AccessLog>,
     /// Longest request target (path and query); longer gets `414`.
     pub max_uri_bytes: usize,
+    /// The WebSocket protocol settings.
+    pub websocket: websocket::Settings,
+    /// How long a retired instance's streamed responses may go on.
+    pub connection_grace: Duration,
 }
 
 /// Makes one [`Dispatcher`] per connection, which knows its client's
@@ -51,6 +57,7 @@ impl MakeDispatcher {
         metrics: Arc<Metrics>,
         access_log: Option<AccessLog>,
         config: &ServerConfig,
+        deploy: &DeployConfig,
     ) -> Self {
         MakeDispatcher(Arc::new(ServerState {
             table,
@@ -59,6 +66,11 @@ impl MakeDispatcher {
             metrics,
             access_log,
             max_uri_bytes: config.max_uri_bytes,
+            websocket: websocket::Settings {
+                max_message_bytes: config.websocket_max_message_bytes,
+                ping_interval: Some(config.websocket_ping_interval).filter(|d| !d.is_zero()),
+            },
+            connection_grace: deploy.connection_grace,
         }))
     }
 }

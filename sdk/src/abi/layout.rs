@@ -9,7 +9,8 @@
 use core::mem::{align_of, size_of};
 
 use super::{
-    BufferHandle, FfiContext, FfiFuture, FfiWaker, FfiWakerVtable, HostVtable, ModuleDescriptor, ModuleHeader, RawSlice,
+    BodyChunk, BufferHandle, FfiBodyStream, FfiContext, FfiFuture, FfiPoll, FfiWaker, FfiWakerVtable, HostVtable,
+    ModuleDescriptor, ModuleHeader, RawSlice, WsEvent,
 };
 
 /// One field of a [`TypeLayout`].
@@ -115,7 +116,7 @@ pub const CONTRACT: &[TypeLayout] = &[
         response_status: unsafe extern "C" fn(*mut super::HostResponse, u16),
         response_header: unsafe extern "C" fn(*mut super::HostResponse, RawSlice, RawSlice, u32) -> bool,
         response_body: unsafe extern "C" fn(*mut super::HostResponse, RawSlice),
-        route: unsafe extern "C" fn(*mut super::InitSink, RawSlice, RawSlice, u32),
+        route: unsafe extern "C" fn(*mut super::InitSink, RawSlice, RawSlice, u32, u64),
         init_error: unsafe extern "C" fn(*mut super::InitSink, RawSlice),
         sleep: unsafe extern "C" fn(u64) -> FfiFuture<()>,
         spawn: unsafe extern "C" fn(*const super::HostApp, FfiFuture<()>),
@@ -123,6 +124,21 @@ pub const CONTRACT: &[TypeLayout] = &[
         buffer_release: unsafe extern "C" fn(BufferHandle),
         tx_release: unsafe extern "C" fn(*const super::HostRequest, u64),
         migration: unsafe extern "C" fn(*mut super::MigrationSink, i64, RawSlice, RawSlice, RawSlice),
+        response_stream: unsafe extern "C" fn(*mut super::HostResponse, FfiBodyStream),
+        request_body_next: unsafe extern "C" fn(*const super::HostRequest) -> FfiFuture<BodyChunk>,
+        ws_accept: unsafe extern "C" fn(*const super::HostRequest, RawSlice) -> *mut super::HostSocket,
+        ws_recv: unsafe extern "C" fn(*mut super::HostSocket) -> FfiFuture<WsEvent>,
+        ws_send: unsafe extern "C" fn(*mut super::HostSocket, u32, RawSlice) -> FfiFuture<bool>,
+        ws_close: unsafe extern "C" fn(*mut super::HostSocket, u16, RawSlice),
+        ws_release: unsafe extern "C" fn(*mut super::HostSocket),
+        hub_subscribe: unsafe extern "C" fn(*mut super::HostSocket, RawSlice) -> bool,
+        hub_unsubscribe: unsafe extern "C" fn(*mut super::HostSocket, RawSlice),
+        hub_publish: unsafe extern "C" fn(*const super::HostApp, RawSlice, RawSlice) -> u64,
+    }),
+    crate::__type_layout!(FfiBodyStream {
+        stream: *mut core::ffi::c_void,
+        poll_next: unsafe extern "C" fn(*mut core::ffi::c_void, *mut FfiContext<'_>) -> FfiPoll<BodyChunk>,
+        drop: unsafe extern "C" fn(*mut core::ffi::c_void),
     }),
     crate::__type_layout!(BufferHandle {
         ptr: *mut u8,
@@ -143,6 +159,14 @@ pub const CONTRACT: &[TypeLayout] = &[
     sized::<FfiFuture<u32>>("FfiFuture<u32>"),
     sized::<FfiFuture<()>>("FfiFuture<()>"),
     sized::<FfiFuture<BufferHandle>>("FfiFuture<BufferHandle>"),
+    sized::<FfiFuture<BodyChunk>>("FfiFuture<BodyChunk>"),
+    sized::<FfiFuture<WsEvent>>("FfiFuture<WsEvent>"),
+    sized::<FfiFuture<bool>>("FfiFuture<bool>"),
+    sized::<BodyChunk>("BodyChunk{Data,End,Error}"),
+    sized::<FfiPoll<BodyChunk>>("FfiPoll<BodyChunk>"),
+    // Variants by their layout: tag, then fields in order.
+    sized::<WsEvent>("WsEvent{Text,Binary,Hub{topic,payload},Closed{code,reason}}"),
+    sized::<FfiPoll<WsEvent>>("FfiPoll<WsEvent>"),
 ];
 
 /// The fingerprint both sides compute from [`CONTRACT`].

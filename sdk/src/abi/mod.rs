@@ -36,6 +36,7 @@ pub mod wire;
 // The future's shapes are part of the contract; their implementation is
 // unsafe code, so it lives with the rest in `ffi`.
 pub use crate::ffi::future::{FfiContext, FfiFuture, FfiPoll, FfiWaker, FfiWakerVtable};
+pub use crate::ffi::stream::{Chunk, FfiBodyStream};
 #[doc(hidden)]
 pub use layout::layout_field;
 pub use layout::{CONTRACT, FieldLayout, LAYOUT_HASH, TypeLayout, layout_hash};
@@ -66,6 +67,22 @@ pub const ROUTE_BLOCKING: u32 = 1;
 /// transaction on the app's default datasource, committed when the response
 /// status is below 400 and rolled back otherwise (or on a panic).
 pub const ROUTE_TRANSACTIONAL: u32 = 2;
+
+/// [`HostVtable::route`] flag: the handler reads the request body as it
+/// arrives, with [`HostVtable::request_body_next`]; the host does not read
+/// it first (and [`PART_BODY`] is empty).
+pub const ROUTE_STREAM_BODY: u32 = 4;
+
+/// [`HostVtable::route`] flag: a WebSocket endpoint. The host answers
+/// requests that are not a WebSocket handshake (or come from an origin the
+/// app does not allow) itself; the handler accepts the connection with
+/// [`HostVtable::ws_accept`], or answers with a plain HTTP response.
+pub const ROUTE_WEBSOCKET: u32 = 8;
+
+/// [`HostVtable::ws_send`]: a text message (the payload is UTF-8).
+pub const WS_TEXT: u32 = 0;
+/// [`HostVtable::ws_send`]: a binary message.
+pub const WS_BINARY: u32 = 1;
 
 /// [`HostVtable::response_header`] flag: the value is `'static` in the
 /// module, so the host keeps a reference to it instead of a copy. Sound
@@ -162,6 +179,60 @@ pub struct HostApp {
 #[repr(C)]
 pub struct HostRequest {
     _private: [u8; 0],
+}
+
+/// Opaque host object for one accepted WebSocket connection. Made by
+/// [`HostVtable::ws_accept`]; the module owns it and gives it back exactly
+/// once with [`HostVtable::ws_release`] (which closes the connection if it
+/// is still open).
+#[repr(C)]
+pub struct HostSocket {
+    _private: [u8; 0],
+}
+
+/// One step of a body that crosses the boundary as it is produced: the
+/// response body a module streams ([`FfiBodyStream`]) and the request body
+/// it reads ([`HostVtable::request_body_next`]).
+#[repr(C, u8)]
+#[derive(Clone, Copy, Debug)]
+pub enum BodyChunk {
+    /// More bytes. Lent by the side that produced them until its next call
+    /// (the next poll, the next `request_body_next`) or the release of the
+    /// object; the receiver copies what it keeps.
+    Data(RawSlice),
+    /// The body is complete.
+    End,
+    /// The body cannot be completed; the message says why (lent as `Data`).
+    /// A response ends abruptly (the client sees a cut-off body), a request
+    /// body reader reports an error.
+    Error(RawSlice),
+}
+
+/// What [`HostVtable::ws_recv`] yields. Slices are lent by the host until
+/// the next `ws_recv` on the socket or its release.
+#[repr(C, u8)]
+#[derive(Clone, Copy, Debug)]
+pub enum WsEvent {
+    /// A complete text message (valid UTF-8: the host checked it).
+    Text(RawSlice),
+    /// A complete binary message.
+    Binary(RawSlice),
+    /// A message published to a hub topic this socket subscribed to.
+    Hub {
+        /// The topic it was published to.
+        topic: RawSlice,
+        /// What was published.
+        payload: RawSlice,
+    },
+    /// The connection is closed (by the client, the host or the module):
+    /// the close code (1005 when the client sent none) and reason. Every
+    /// later `ws_recv` yields it again.
+    Closed {
+        /// The WebSocket close code.
+        code: u16,
+        /// The close reason (may be empty).
+        reason: RawSlice,
+    },
 }
 
 /// Opaque host object the module writes its response into. Owned by the
@@ -334,8 +405,10 @@ pub struct HostVtable {
     /// Appends bytes to the response body (the host copies them).
     pub response_body: unsafe extern "C" fn(response: *mut HostResponse, bytes: RawSlice),
     /// During `init`: registers route number `n` (the n-th call, from 0) for
-    /// `method` and `pattern`, with `ROUTE_*` flags.
-    pub route: unsafe extern "C" fn(sink: *mut InitSink, method: RawSlice, pattern: RawSlice, flags: u32),
+    /// `method` and `pattern`, with `ROUTE_*` flags and the largest request
+    /// body it accepts (`max_body`, 0: the container's `server.max_body_bytes`).
+    pub route:
+        unsafe extern "C" fn(sink: *mut InitSink, method: RawSlice, pattern: RawSlice, flags: u32, max_body: u64),
     /// During `init`: reports why it failed.
     pub init_error: unsafe extern "C" fn(sink: *mut InitSink, message: RawSlice),
     /// A future that completes after `millis` milliseconds, driven by the
@@ -373,4 +446,40 @@ pub struct HostVtable {
         backend: RawSlice,
         sql: RawSlice,
     ),
+    /// Makes `stream` the response body (the status and headers set so far
+    /// are the head). The host owns the stream from then on, and drops it
+    /// through its own `drop` (a null `response` drops it at once).
+    pub response_stream: unsafe extern "C" fn(response: *mut HostResponse, stream: FfiBodyStream),
+    /// On a [`ROUTE_STREAM_BODY`] route: the next chunk of the request body.
+    /// The data is lent until the next call or the release of the request.
+    /// A body larger than the route's limit ends with `Error`. The future
+    /// keeps the request alive; one call at a time.
+    pub request_body_next: unsafe extern "C" fn(request: *const HostRequest) -> FfiFuture<BodyChunk>,
+    /// On a [`ROUTE_WEBSOCKET`] route: accepts the connection (the host
+    /// answers `101 Switching Protocols`, with `protocol` as the chosen
+    /// subprotocol unless empty, once the service future yields or
+    /// completes) and returns the socket. Null if this request is not one
+    /// that can be accepted (not a WebSocket route, or already accepted).
+    pub ws_accept: unsafe extern "C" fn(request: *const HostRequest, protocol: RawSlice) -> *mut HostSocket,
+    /// The next event of `socket` (see [`WsEvent`]). One call at a time.
+    pub ws_recv: unsafe extern "C" fn(socket: *mut HostSocket) -> FfiFuture<WsEvent>,
+    /// Queues a message (`WS_TEXT` or `WS_BINARY`; copied before this
+    /// returns). The future yields `true` once it is queued: it waits while
+    /// the connection's outbox is full (a slow client slows its sender), and
+    /// yields `false` if the connection is closed.
+    pub ws_send: unsafe extern "C" fn(socket: *mut HostSocket, kind: u32, payload: RawSlice) -> FfiFuture<bool>,
+    /// Closes the connection with `code` and `reason` (copied). Does not block.
+    pub ws_close: unsafe extern "C" fn(socket: *mut HostSocket, code: u16, reason: RawSlice),
+    /// Gives a socket back to the host, closing the connection (code 1000)
+    /// if it is still open. Exactly once per socket.
+    pub ws_release: unsafe extern "C" fn(socket: *mut HostSocket),
+    /// Subscribes `socket` to hub `topic` (copied): messages published to
+    /// it arrive as [`WsEvent::Hub`]. `false` if the socket is closed.
+    pub hub_subscribe: unsafe extern "C" fn(socket: *mut HostSocket, topic: RawSlice) -> bool,
+    /// Ends a subscription of `socket`.
+    pub hub_unsubscribe: unsafe extern "C" fn(socket: *mut HostSocket, topic: RawSlice),
+    /// Publishes `payload` (copied) to the subscribers of `topic` among the
+    /// app's connections, on every instance of the app; never blocks.
+    /// Returns how many subscribers it was queued for.
+    pub hub_publish: unsafe extern "C" fn(app: *const HostApp, topic: RawSlice, payload: RawSlice) -> u64,
 }

@@ -43,6 +43,8 @@
 //! | `String`, `Vec<u8>` | the body | 400 if not UTF-8 / never |
 //! | `Result<T, T::Rejection>` | `T`, or why not | never |
 //! | [`Request`] (last argument only) | the request itself: headers, [`db`](Request::db), … | never |
+//! | [`BodyStream`] (last argument only) | the body as it arrives (the container does not read it first) | never (errors come from its `chunk`) |
+//! | [`WebSocket`](crate::WebSocket) (last argument only) | the accepted connection, on a [`websocket`](crate::Routes::websocket) route | 400 if not a handshake |
 //!
 //! A refused request gets the [`Rejection`]'s status and an
 //! `application/problem+json` body, and the handler does not run.
@@ -58,6 +60,7 @@ mod body;
 mod path;
 mod query;
 mod rejection;
+mod stream;
 pub(crate) mod text;
 
 use std::convert::Infallible;
@@ -70,6 +73,7 @@ pub use body::{Form, JsonOrForm};
 pub use path::Path;
 pub use query::Query;
 pub use rejection::Rejection;
+pub use stream::BodyStream;
 
 use crate::request::Request;
 use crate::response::IntoResponse;
@@ -121,6 +125,11 @@ pub trait FromRequest<A, M = private::ViaRef>: Sized {
     /// What a refused request is answered with.
     type Rejection: IntoResponse;
 
+    /// `ROUTE_*` flags a handler taking this needs (a streamed body, a
+    /// WebSocket); set on its route automatically.
+    #[doc(hidden)]
+    const ROUTE_FLAGS: u32 = 0;
+
     /// Builds the value from the request, which it may keep.
     ///
     /// # Errors
@@ -128,7 +137,7 @@ pub trait FromRequest<A, M = private::ViaRef>: Sized {
     fn from_request(req: Request, app: &Arc<A>) -> Result<Self, Self::Rejection>;
 }
 
-mod private {
+pub(crate) mod private {
     /// [`FromRequest`](super::FromRequest) through [`FromRequestRef`](super::FromRequestRef).
     #[derive(Debug, Clone, Copy)]
     pub enum ViaRef {}
@@ -136,6 +145,11 @@ mod private {
     /// [`FromRequest`](super::FromRequest) for the request itself.
     #[derive(Debug, Clone, Copy)]
     pub enum ViaRequest {}
+
+    /// [`FromRequest`](super::FromRequest) for what takes the request over
+    /// (a body stream, a WebSocket).
+    #[derive(Debug, Clone, Copy)]
+    pub enum ViaTakeover {}
 }
 
 impl<A, T: FromRequestRef<A>> FromRequest<A, private::ViaRef> for T {

@@ -12,7 +12,7 @@ use crate::response::{IntoResponse, Response};
 ///
 /// | variant | status |
 /// |---------|--------|
-/// | [`InvalidPath`](Self::InvalidPath), [`InvalidQuery`](Self::InvalidQuery), [`InvalidJsonSyntax`](Self::InvalidJsonSyntax), [`BodyNotUtf8`](Self::BodyNotUtf8) | `400 Bad Request` |
+/// | [`InvalidPath`](Self::InvalidPath), [`InvalidQuery`](Self::InvalidQuery), [`InvalidJsonSyntax`](Self::InvalidJsonSyntax), [`BodyNotUtf8`](Self::BodyNotUtf8), [`NotWebSocket`](Self::NotWebSocket) | `400 Bad Request` |
 /// | [`UnsupportedMediaType`](Self::UnsupportedMediaType) | `415 Unsupported Media Type` |
 /// | [`InvalidJsonData`](Self::InvalidJsonData), [`InvalidForm`](Self::InvalidForm) | `422 Unprocessable Entity` |
 /// | [`PathParameterCount`](Self::PathParameterCount) | `500 Internal Server Error` (a handler that does not fit its route) |
@@ -55,6 +55,10 @@ pub enum Rejection {
     /// The body should be text but is not UTF-8.
     #[error("request body is not valid UTF-8")]
     BodyNotUtf8,
+    /// A [`WebSocket`](crate::WebSocket) was asked for on a request that is
+    /// not a WebSocket handshake (or one already accepted).
+    #[error("not a WebSocket handshake on a websocket route")]
+    NotWebSocket,
 }
 
 impl Rejection {
@@ -64,7 +68,8 @@ impl Rejection {
             Rejection::InvalidPath(_)
             | Rejection::InvalidQuery(_)
             | Rejection::InvalidJsonSyntax(_)
-            | Rejection::BodyNotUtf8 => StatusCode::BAD_REQUEST,
+            | Rejection::BodyNotUtf8
+            | Rejection::NotWebSocket => StatusCode::BAD_REQUEST,
             Rejection::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Rejection::InvalidJsonData(_) | Rejection::InvalidForm(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Rejection::PathParameterCount { .. } => StatusCode::INTERNAL_SERVER_ERROR,

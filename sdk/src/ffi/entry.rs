@@ -133,8 +133,8 @@ unsafe extern "C" fn init<A: App>(
     install_panic_hook();
     match catch_unwind(AssertUnwindSafe(|| Started::<A>::start(config))) {
         Ok(Ok(started)) => {
-            for (method, pattern, flags) in started.route_table() {
-                report.route(method, pattern, flags);
+            for (method, pattern, flags, max_body) in started.route_table() {
+                report.route(method, pattern, flags, max_body);
             }
             Box::into_raw(Box::new(started)).cast()
         }

@@ -136,34 +136,45 @@ impl<T> Future for FfiFuture<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let waker = cx.waker();
-        let lent;
-        let ffi_waker = if ptr::eq(waker.vtable(), &BRIDGE) {
-            // A waker the other side lent us: lend it back as it is.
-            waker.data().cast::<FfiWaker>()
-        } else {
-            lent = Lent {
-                header: FfiWaker { vtable: &LENT },
-                waker,
-            };
-            // From the whole `Lent` (the header is its first field): the
-            // other side's `lent_*` functions read all of it.
-            (&raw const lent).cast::<FfiWaker>()
-        };
-        let mut context = FfiContext {
-            waker: ffi_waker,
-            _borrow: PhantomData,
-        };
-        // Polling again after `Ready` is sound: it is the boxed future's own,
-        // safe, `poll`.
-        // SAFETY: `poll` and `future` come from the same `FfiFuture::new`
-        // (either side), the box lives until `drop`, `context` is valid.
-        match unsafe { (self.poll)(self.future, &raw mut context) } {
+        let mut polled = FfiPoll::Pending;
+        lend_context(cx, |context| {
+            // Polling again after `Ready` is sound: it is the boxed future's
+            // own, safe, `poll`.
+            // SAFETY: `poll` and `future` come from the same `FfiFuture::new`
+            // (either side), the box lives until `drop`, `context` is valid.
+            polled = unsafe { (self.poll)(self.future, context) };
+        });
+        match polled {
             FfiPoll::Ready(value) => Poll::Ready(value),
             FfiPoll::Pending => Poll::Pending,
             FfiPoll::Panicked => panic!("a future across the module boundary panicked"),
         }
     }
+}
+
+/// Runs `f` with an [`FfiContext`] lending `cx`'s waker to the other side:
+/// a waker the other side lent us goes back as it is, any other is wrapped
+/// for the length of the call.
+pub(super) fn lend_context(cx: &mut Context<'_>, f: impl FnOnce(*mut FfiContext<'_>)) {
+    let waker = cx.waker();
+    let lent;
+    let ffi_waker = if ptr::eq(waker.vtable(), &BRIDGE) {
+        // A waker the other side lent us: lend it back as it is.
+        waker.data().cast::<FfiWaker>()
+    } else {
+        lent = Lent {
+            header: FfiWaker { vtable: &LENT },
+            waker,
+        };
+        // From the whole `Lent` (the header is its first field): the
+        // other side's `lent_*` functions read all of it.
+        (&raw const lent).cast::<FfiWaker>()
+    };
+    let mut context = FfiContext {
+        waker: ffi_waker,
+        _borrow: PhantomData,
+    };
+    f(&raw mut context);
 }
 
 impl<T> Drop for FfiFuture<T> {
@@ -179,7 +190,7 @@ impl<T> Drop for FfiFuture<T> {
 ///
 /// # Safety
 /// `context` must lend a valid waker for the duration of the call.
-unsafe fn with_context<R>(context: &FfiContext<'_>, f: impl FnOnce(&mut Context<'_>) -> R) -> R {
+pub(super) unsafe fn with_context<R>(context: &FfiContext<'_>, f: impl FnOnce(&mut Context<'_>) -> R) -> R {
     let ffi_waker = context.waker;
     // SAFETY: the header of a valid waker.
     let vtable = unsafe { (*ffi_waker).vtable };

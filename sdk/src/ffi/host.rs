@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::abi::wire::{Reply, WireError, decode_reply};
 use crate::abi::{
-    FfiFuture, HEADER_VALUE_STATIC, HostApp, HostRequest, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice,
+    BodyChunk, FfiFuture, HEADER_VALUE_STATIC, HostApp, HostRequest, HostResponse, HostSocket, HostVtable, InitSink,
+    MigrationSink, RawSlice, WS_BINARY, WS_TEXT, WsEvent,
 };
+use crate::response::Body;
 
 /// The host vtable and app handle of this module image, set by `init`.
 /// Each loaded image has its own statics, so one image serves one app.
@@ -88,6 +90,19 @@ where
     unsafe { (host.spawn)(app, FfiFuture::new(task)) }
 }
 
+/// Publishes `payload` to hub `topic` for this app; how many subscribers
+/// it was queued for.
+///
+/// # Panics
+/// Outside a running module (before `init`).
+pub(crate) fn hub_publish(topic: &str, payload: &[u8]) -> u64 {
+    let host = require_vtable("hub");
+    let app = APP.load(Ordering::Acquire);
+    // SAFETY: `app` is the handle given to `init`; the host copies both
+    // slices before returning.
+    unsafe { (host.hub_publish)(app, RawSlice::from_str(topic), RawSlice::new(payload)) }
+}
+
 /// Reports a route to the host during `init`.
 pub(crate) struct InitReport {
     host: &'static HostVtable,
@@ -101,7 +116,7 @@ impl InitReport {
         InitReport { host, sink }
     }
 
-    pub(crate) fn route(&self, method: &str, pattern: &str, flags: u32) {
+    pub(crate) fn route(&self, method: &str, pattern: &str, flags: u32, max_body: u64) {
         // SAFETY: the sink is valid during init; slices borrow live strings.
         unsafe {
             (self.host.route)(
@@ -109,6 +124,7 @@ impl InitReport {
                 RawSlice::from_str(method),
                 RawSlice::from_str(pattern),
                 flags,
+                max_body,
             )
         }
     }
@@ -213,6 +229,31 @@ impl RequestHandle {
         reply
     }
 
+    /// The next chunk of the request body: `Ok(None)` at its end, `Err`
+    /// with the status the client should get (and why) if it cannot be read.
+    pub(crate) async fn body_next(&self) -> Result<Option<Vec<u8>>, (u16, String)> {
+        // SAFETY: the request is live while `self` is borrowed, and the
+        // host's future holds a reference of its own.
+        let chunk = unsafe { (self.host.request_body_next)(self.raw.as_ptr()) }.await;
+        // SAFETY: the data is lent until the next call on this request,
+        // which cannot happen before this copy (we hold `&self` until then
+        // and the next call needs this one to have returned).
+        unsafe {
+            match chunk {
+                BodyChunk::Data(data) => Ok(Some(bytes(data).to_vec())),
+                BodyChunk::End => Ok(None),
+                BodyChunk::Error(message) => Err(status_message(bytes(message))),
+            }
+        }
+    }
+
+    /// Accepts the WebSocket handshake of this request.
+    pub(crate) fn ws_accept(&self, protocol: &str) -> Option<SocketHandle> {
+        // SAFETY: the request is live; `protocol` is copied by the host.
+        let raw = unsafe { (self.host.ws_accept)(self.raw.as_ptr(), RawSlice::from_str(protocol)) };
+        NonNull::new(raw).map(|raw| SocketHandle { host: self.host, raw })
+    }
+
     /// Rolls back transaction `tx` if still open (a dropped transaction).
     pub(crate) fn release_transaction(&self, tx: u64) {
         // SAFETY: the request is live; the call does not block.
@@ -244,6 +285,90 @@ impl Drop for RequestHandle {
     fn drop(&mut self) {
         // SAFETY: we own the request and release it exactly once, here.
         unsafe { (self.host.request_release)(self.raw.as_ptr()) }
+    }
+}
+
+/// Splits a host error message that starts with an HTTP status ("413 …").
+fn status_message(message: &[u8]) -> (u16, String) {
+    let message = String::from_utf8_lossy(message);
+    match message.split_once(' ').map(|(code, rest)| (code.parse::<u16>(), rest)) {
+        Some((Ok(code), rest)) if (400..600).contains(&code) => (code, rest.to_owned()),
+        _ => (400, message.into_owned()),
+    }
+}
+
+/// An owned WebSocket connection; released to the host (closing it) on drop.
+pub(crate) struct SocketHandle {
+    host: &'static HostVtable,
+    raw: NonNull<HostSocket>,
+}
+
+// SAFETY: the host's socket functions are thread-safe; `recv` takes
+// `&mut self`, so one call at a time, as the contract asks.
+unsafe impl Send for SocketHandle {}
+// SAFETY: see `Send`; the `&self` functions may run concurrently.
+unsafe impl Sync for SocketHandle {}
+
+/// What [`SocketHandle::recv`] copied out of a [`WsEvent`].
+pub(crate) enum Received {
+    Text(String),
+    Binary(Vec<u8>),
+    Hub { topic: String, payload: Vec<u8> },
+    Closed { code: u16, reason: String },
+}
+
+impl SocketHandle {
+    pub(crate) async fn recv(&mut self) -> Received {
+        // SAFETY: the socket is live while `self` is; the host's future
+        // holds a reference of its own.
+        let event = unsafe { (self.host.ws_recv)(self.raw.as_ptr()) }.await;
+        let text = |s| String::from_utf8_lossy(s).into_owned();
+        // SAFETY: lent until the next `ws_recv`, which needs `&mut self`
+        // again: the copies below are done before it can happen.
+        unsafe {
+            match event {
+                WsEvent::Text(data) => Received::Text(text(bytes(data))),
+                WsEvent::Binary(data) => Received::Binary(bytes(data).to_vec()),
+                WsEvent::Hub { topic, payload } => Received::Hub {
+                    topic: text(bytes(topic)),
+                    payload: bytes(payload).to_vec(),
+                },
+                WsEvent::Closed { code, reason } => Received::Closed {
+                    code,
+                    reason: text(bytes(reason)),
+                },
+            }
+        }
+    }
+
+    /// Queues a message; `false` if the connection is closed.
+    pub(crate) fn send(&self, binary: bool, payload: &[u8]) -> FfiFuture<bool> {
+        let kind = if binary { WS_BINARY } else { WS_TEXT };
+        // SAFETY: the socket is live; the payload is copied before the call
+        // returns, and the future holds a reference of the host's own.
+        unsafe { (self.host.ws_send)(self.raw.as_ptr(), kind, RawSlice::new(payload)) }
+    }
+
+    pub(crate) fn close(&self, code: u16, reason: &str) {
+        // SAFETY: the socket is live; the reason is copied.
+        unsafe { (self.host.ws_close)(self.raw.as_ptr(), code, RawSlice::from_str(reason)) }
+    }
+
+    pub(crate) fn subscribe(&self, topic: &str) -> bool {
+        // SAFETY: the socket is live; the topic is copied.
+        unsafe { (self.host.hub_subscribe)(self.raw.as_ptr(), RawSlice::from_str(topic)) }
+    }
+
+    pub(crate) fn unsubscribe(&self, topic: &str) {
+        // SAFETY: the socket is live; the topic is copied.
+        unsafe { (self.host.hub_unsubscribe)(self.raw.as_ptr(), RawSlice::from_str(topic)) }
+    }
+}
+
+impl Drop for SocketHandle {
+    fn drop(&mut self) {
+        // SAFETY: we own the socket and release it exactly once, here.
+        unsafe { (self.host.ws_release)(self.raw.as_ptr()) }
     }
 }
 
@@ -289,8 +414,10 @@ impl ResponseSink {
                     );
                 }
             }
-            if !body.is_empty() {
-                (self.host.response_body)(self.raw, RawSlice::new(&body));
+            match body {
+                Body::Full(body) if body.is_empty() => {}
+                Body::Full(body) => (self.host.response_body)(self.raw, RawSlice::new(&body)),
+                Body::Stream(stream) => (self.host.response_stream)(self.raw, stream),
             }
         }
     }

@@ -4,6 +4,7 @@
 //!   descriptor; each catches panics.
 //! * `future`: futures and wakers that cross the boundary (re-exported as
 //!   part of the contract from `abi`).
+//! * `stream`: bodies that cross the boundary as they are produced.
 //! * `host`: safe wrappers around the host vtable (logging, sleep, spawn,
 //!   requests and responses, database calls).
 
@@ -12,6 +13,7 @@
 pub(crate) mod entry;
 pub(crate) mod future;
 pub(crate) mod host;
+pub(crate) mod stream;
 #[cfg(test)]
 pub(crate) mod testing;
 

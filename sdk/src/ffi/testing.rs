@@ -11,9 +11,12 @@ use core::ptr::null_mut;
 use std::sync::Arc;
 
 use super::host::{RequestHandle, ResponseSink};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::stream::FfiBodyStream;
 use crate::abi::{
-    BufferHandle, FfiFuture, HostApp, HostRequest, HostResponse, HostVtable, InitSink, MigrationSink, PART_BODY,
-    PART_CONTEXT_PATH, PART_METHOD, PART_PATH, PART_QUERY, RawSlice,
+    BodyChunk, BufferHandle, FfiFuture, HostApp, HostRequest, HostResponse, HostSocket, HostVtable, InitSink,
+    MigrationSink, PART_BODY, PART_CONTEXT_PATH, PART_METHOD, PART_PATH, PART_QUERY, RawSlice, WsEvent,
 };
 use crate::handler::HandlerFn;
 use crate::request::Request;
@@ -28,6 +31,8 @@ pub(crate) struct TestRequest {
     body: Vec<u8>,
     headers: Vec<(String, Vec<u8>)>,
     params: Vec<(String, String)>,
+    /// Whether `request_body_next` has handed out the body.
+    body_read: Arc<AtomicBool>,
 }
 
 impl TestRequest {
@@ -134,6 +139,16 @@ static TEST_HOST: HostVtable = HostVtable {
     buffer_release,
     tx_release,
     migration,
+    response_stream,
+    request_body_next,
+    ws_accept,
+    ws_recv,
+    ws_send,
+    ws_close,
+    ws_release,
+    hub_subscribe,
+    hub_unsubscribe,
+    hub_publish,
 };
 
 /// # Safety
@@ -249,7 +264,60 @@ unsafe extern "C" fn response_body(response: *mut HostResponse, bytes: RawSlice)
 
 unsafe extern "C" fn log(_: *const HostApp, _: u32, _: RawSlice, _: RawSlice) {}
 
-unsafe extern "C" fn route(_: *mut InitSink, _: RawSlice, _: RawSlice, _: u32) {}
+unsafe extern "C" fn route(_: *mut InitSink, _: RawSlice, _: RawSlice, _: u32, _: u64) {}
+
+/// Reads a streamed body to its end (the test streams are ready at once).
+unsafe extern "C" fn response_stream(response: *mut HostResponse, mut stream: FfiBodyStream) {
+    // SAFETY: as in `response_body`.
+    let response = unsafe { captured(response) };
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    while let std::task::Poll::Ready(super::stream::Chunk::Data(data)) = stream.poll_next_chunk(&mut cx) {
+        response.body.extend_from_slice(data);
+    }
+}
+
+/// The whole body as one chunk, then the end.
+unsafe extern "C" fn request_body_next(request: *const HostRequest) -> FfiFuture<BodyChunk> {
+    // SAFETY: as in `request_part`.
+    let request = unsafe { test_request(request) };
+    let chunk = match request.body_read.swap(true, Ordering::SeqCst) {
+        false if !request.body.is_empty() => BodyChunk::Data(RawSlice::new(&request.body)),
+        _ => BodyChunk::End,
+    };
+    FfiFuture::new(async move { chunk })
+}
+
+/// No WebSockets here.
+unsafe extern "C" fn ws_accept(_: *const HostRequest, _: RawSlice) -> *mut HostSocket {
+    null_mut()
+}
+
+unsafe extern "C" fn ws_recv(_: *mut HostSocket) -> FfiFuture<WsEvent> {
+    FfiFuture::new(async {
+        WsEvent::Closed {
+            code: 1005,
+            reason: RawSlice::NULL,
+        }
+    })
+}
+
+unsafe extern "C" fn ws_send(_: *mut HostSocket, _: u32, _: RawSlice) -> FfiFuture<bool> {
+    FfiFuture::new(async { false })
+}
+
+unsafe extern "C" fn ws_close(_: *mut HostSocket, _: u16, _: RawSlice) {}
+
+unsafe extern "C" fn ws_release(_: *mut HostSocket) {}
+
+unsafe extern "C" fn hub_subscribe(_: *mut HostSocket, _: RawSlice) -> bool {
+    false
+}
+
+unsafe extern "C" fn hub_unsubscribe(_: *mut HostSocket, _: RawSlice) {}
+
+unsafe extern "C" fn hub_publish(_: *const HostApp, _: RawSlice, _: RawSlice) -> u64 {
+    0
+}
 
 unsafe extern "C" fn init_error(_: *mut InitSink, _: RawSlice) {}
 

@@ -12,6 +12,11 @@ pub struct RouteSpec {
     pub pattern: String,
     pub blocking: bool,
     pub transactional: bool,
+    /// The handler reads the body as it arrives.
+    pub stream_body: bool,
+    pub websocket: bool,
+    /// The route's own body limit, if it set one.
+    pub max_body: Option<u64>,
 }
 
 /// One migration variant a module reported.
@@ -47,7 +52,7 @@ unsafe fn sink_mut<'a>(sink: *mut abi::InitSink) -> Option<&'a mut InitSink> {
 }
 
 host_fn! {
-    fn init_route(sink: *mut abi::InitSink, method: RawSlice, pattern: RawSlice, flags: u32) = ();
+    fn init_route(sink: *mut abi::InitSink, method: RawSlice, pattern: RawSlice, flags: u32, max_body: u64) = ();
     {
         // SAFETY: the module passes back the sink of its init call, or null.
         let Some(sink) = (unsafe { sink_mut(sink) }) else {
@@ -58,6 +63,9 @@ host_fn! {
             pattern: text(pattern),
             blocking: flags & abi::ROUTE_BLOCKING != 0,
             transactional: flags & abi::ROUTE_TRANSACTIONAL != 0,
+            stream_body: flags & abi::ROUTE_STREAM_BODY != 0,
+            websocket: flags & abi::ROUTE_WEBSOCKET != 0,
+            max_body: (max_body > 0).then_some(max_body),
         });
     }
 }

@@ -61,10 +61,12 @@ mod init;
 mod request;
 mod response;
 mod runtime;
+mod socket;
 
 pub(super) use init::{InitSink, MigrationSink};
 pub use init::{MigrationSpec, RouteSpec};
-pub use request::HostRequest;
+pub use request::{BodyReader, HostRequest, Upgrade};
+pub use socket::{Accepted, Inbound, Outbound, Socket};
 pub use response::{HostResponse, MAX_RESPONSE_HEADER_BYTES, MAX_RESPONSE_HEADERS};
 pub use runtime::{HostApp, InstanceLimits};
 
@@ -88,6 +90,16 @@ pub(super) static VTABLE: HostVtable = HostVtable {
     buffer_release: db::buffer_release,
     tx_release: db::tx_release,
     migration: init::host_migration,
+    response_stream: response::response_stream,
+    request_body_next: request::request_body_next,
+    ws_accept: request::ws_accept,
+    ws_recv: socket::ws_recv,
+    ws_send: socket::ws_send,
+    ws_close: socket::ws_close,
+    ws_release: socket::ws_release,
+    hub_subscribe: socket::hub_subscribe,
+    hub_unsubscribe: socket::hub_unsubscribe,
+    hub_publish: socket::hub_publish,
 };
 
 fn text(s: RawSlice) -> String {
@@ -149,7 +161,13 @@ mod tests {
             assert!(!(VTABLE.response_header)(null_mut(), name, name, 0));
             (VTABLE.response_status)(null_mut(), 200);
             (VTABLE.response_body)(null_mut(), name);
-            (VTABLE.route)(null_mut(), name, name, 0);
+            (VTABLE.route)(null_mut(), name, name, 0, 0);
+            (VTABLE.ws_close)(null_mut(), 1000, name);
+            (VTABLE.ws_release)(null_mut());
+            (VTABLE.hub_unsubscribe)(null_mut(), name);
+            assert!(!(VTABLE.hub_subscribe)(null_mut(), name));
+            assert!((VTABLE.ws_accept)(null(), name).is_null());
+            assert_eq!((VTABLE.hub_publish)(null(), name, name), 0);
             (VTABLE.init_error)(null_mut(), name);
             (VTABLE.migration)(null_mut(), 1, name, name, name);
             (VTABLE.tx_release)(null(), 1);

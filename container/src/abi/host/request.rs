@@ -1,14 +1,18 @@
 //! The request a handler reads: its parts, headers and parameters, lent
 //! to the module for the call.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use crabcat_sdk::abi::{self, PART_BODY, PART_CONTEXT_PATH, PART_METHOD, PART_PATH, PART_QUERY, RawSlice};
+use crabcat_sdk::abi::{
+    self, BodyChunk, FfiFuture, PART_BODY, PART_CONTEXT_PATH, PART_METHOD, PART_PATH, PART_QUERY, RawSlice,
+};
 use http::header::HeaderName;
 use http::{HeaderMap, Method, Uri};
+use http_body_util::BodyExt as _;
 
-use super::{null_argument, slice};
+use super::socket::{Accepted, Socket};
+use super::{null_argument, slice, text};
 use crate::db::RequestScope;
 
 /// One request. The module holds one reference while it handles it (and
@@ -26,6 +30,135 @@ pub struct HostRequest {
     pub body: Bytes,
     /// What the request holds in the database.
     pub scope: RequestScope,
+    /// The body as the module reads it with `request_body_next`.
+    pub reader: BodyReader,
+    /// On a WebSocket route: the handshake, until the module accepts it.
+    pub upgrade: Option<Upgrade>,
+}
+
+/// The body of a request, read chunk by chunk: from the client on a
+/// streaming route, else the buffered body as one chunk.
+pub struct BodyReader {
+    state: tokio::sync::Mutex<ReaderState>,
+}
+
+struct ReaderState {
+    /// The body still to read from the client (`None` when buffered).
+    body: Option<axum::body::Body>,
+    limit: usize,
+    /// The longest wait for the client's next chunk.
+    idle_timeout: std::time::Duration,
+    read: usize,
+    /// The buffered body has been handed out (or the stream ended).
+    done: bool,
+    /// What the last call lent to the module.
+    lent: Bytes,
+}
+
+impl BodyReader {
+    /// A reader of the buffered body (`HostRequest::body`).
+    pub fn buffered() -> Self {
+        Self::new(None, 0, std::time::Duration::ZERO)
+    }
+
+    /// A reader of `body` as it arrives, refusing more than `limit` bytes
+    /// and a wait longer than `idle_timeout` for the next chunk.
+    pub fn streaming(body: axum::body::Body, limit: usize, idle_timeout: std::time::Duration) -> Self {
+        Self::new(Some(body), limit, idle_timeout)
+    }
+
+    fn new(body: Option<axum::body::Body>, limit: usize, idle_timeout: std::time::Duration) -> Self {
+        BodyReader {
+            state: tokio::sync::Mutex::new(ReaderState {
+                body,
+                limit,
+                idle_timeout,
+                read: 0,
+                done: false,
+                lent: Bytes::new(),
+            }),
+        }
+    }
+}
+
+/// What the next chunk is: data, the end, or an error for the client.
+enum Next {
+    Data(Bytes),
+    End,
+    Error(String),
+}
+
+impl ReaderState {
+    async fn next(&mut self, buffered: &Bytes) -> Next {
+        if self.done {
+            return Next::End;
+        }
+        let Some(body) = &mut self.body else {
+            self.done = true;
+            return match buffered.is_empty() {
+                true => Next::End,
+                false => Next::Data(buffered.clone()),
+            };
+        };
+        loop {
+            let Ok(frame) = tokio::time::timeout(self.idle_timeout, body.frame()).await else {
+                self.done = true;
+                return Next::Error(format!(
+                    "408 no request body data for {} s (server.request_timeout)",
+                    self.idle_timeout.as_secs()
+                ));
+            };
+            match frame {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else { continue }; // trailers
+                    self.read += data.len();
+                    if self.read > self.limit {
+                        self.done = true;
+                        return Next::Error(format!("413 request body larger than {} bytes", self.limit));
+                    }
+                    if !data.is_empty() {
+                        return Next::Data(data);
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Next::Error(format!("400 could not read the request body: {e}"));
+                }
+                None => {
+                    self.done = true;
+                    return Next::End;
+                }
+            }
+        }
+    }
+}
+
+/// A WebSocket handshake waiting for the module to accept it.
+pub struct Upgrade {
+    /// The app whose hub the socket's topics belong to.
+    pub app: Arc<str>,
+    /// Taken by `ws_accept`; the dispatcher waits on the other end.
+    accept: Mutex<Option<tokio::sync::oneshot::Sender<Accepted>>>,
+    /// The accepted socket, for the dispatcher to close when the handler ends.
+    socket: Mutex<Option<Arc<Socket>>>,
+}
+
+impl Upgrade {
+    /// A handshake of app `app`, and where its acceptance arrives.
+    pub fn new(app: Arc<str>) -> (Self, tokio::sync::oneshot::Receiver<Accepted>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let upgrade = Upgrade {
+            app,
+            accept: Mutex::new(Some(tx)),
+            socket: Mutex::new(None),
+        };
+        (upgrade, rx)
+    }
+
+    /// The socket the module accepted, if it did.
+    pub fn socket(&self) -> Option<Arc<Socket>> {
+        self.socket.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }
 
 impl HostRequest {
@@ -58,6 +191,56 @@ pub(super) unsafe fn request_arc(request: *const abi::HostRequest) -> Option<Arc
     unsafe {
         Arc::increment_strong_count(request);
         Some(Arc::from_raw(request))
+    }
+}
+
+host_fn! {
+    fn request_body_next(request: *const abi::HostRequest) -> FfiFuture<BodyChunk> =
+        FfiFuture::new(async { BodyChunk::End });
+    {
+        // SAFETY: the module passes back the request it was given, or null.
+        let Some(request) = (unsafe { request_arc(request) }) else {
+            null_argument("request_body_next");
+            return FfiFuture::new(async { BodyChunk::Error(RawSlice::from_str("400 no request")) });
+        };
+        FfiFuture::new(async move {
+            let mut state = request.reader.state.lock().await;
+            let (next, is_error) = match state.next(&request.body).await {
+                Next::Data(data) => (data, false),
+                Next::End => return BodyChunk::End,
+                Next::Error(message) => (Bytes::from(message), true),
+            };
+            // Lent until the next call: the bytes stay in the reader, which
+            // the request (kept alive by the module's reference) owns.
+            state.lent = next;
+            let lent = RawSlice::new(&state.lent);
+            match is_error {
+                false => BodyChunk::Data(lent),
+                true => BodyChunk::Error(lent),
+            }
+        })
+    }
+}
+
+host_fn! {
+    fn ws_accept(request: *const abi::HostRequest, protocol: RawSlice) -> *mut abi::HostSocket = std::ptr::null_mut();
+    {
+        // SAFETY: the module passes back the request it was given, or null.
+        let Some(request) = (unsafe { request_ref(request) }) else {
+            null_argument("ws_accept");
+            return std::ptr::null_mut();
+        };
+        let Some(upgrade) = &request.upgrade else { return std::ptr::null_mut() };
+        let Some(accept) = upgrade.accept.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            return std::ptr::null_mut(); // accepted already
+        };
+        let (socket, accepted) = Socket::new(Arc::clone(&upgrade.app), text(protocol));
+        *upgrade.socket.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&socket));
+        if accept.send(accepted).is_err() {
+            // The dispatcher gave up waiting (the request timed out).
+            return std::ptr::null_mut();
+        }
+        Socket::into_raw(socket)
     }
 }
 

@@ -2,7 +2,7 @@
 //! them gets a 500 for that request, never an abort of the container.
 
 use bytes::Bytes;
-use crabcat_sdk::abi::{self, RawSlice};
+use crabcat_sdk::abi::{self, FfiBodyStream, RawSlice};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
@@ -18,6 +18,8 @@ pub struct HostResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// A body the module produces over time (then `body` is empty).
+    pub stream: Option<FfiBodyStream>,
     /// Bytes of header names and values so far.
     header_bytes: usize,
     /// Largest body allowed.
@@ -32,9 +34,18 @@ impl HostResponse {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: Vec::new(),
+            stream: None,
             header_bytes: 0,
             max_body,
             refused: None,
+        }
+    }
+
+    /// `101 Switching Protocols`, for an accepted WebSocket handshake.
+    pub fn switching_protocols() -> Self {
+        HostResponse {
+            status: StatusCode::SWITCHING_PROTOCOLS,
+            ..Self::new(0)
         }
     }
 
@@ -135,6 +146,21 @@ host_fn! {
         match r {
             Some(r) => r.append_body(bytes),
             None => null_argument("response_body"),
+        }
+    }
+}
+
+host_fn! {
+    fn response_stream(response: *mut abi::HostResponse, stream: FfiBodyStream) = ();
+    {
+        // SAFETY: the module passes back its sink, or null.
+        match unsafe { response_mut(response) } {
+            Some(r) => {
+                r.body = Vec::new();
+                r.stream = Some(stream);
+            }
+            // Dropping `stream` hands it back to the module's drop function.
+            None => null_argument("response_stream"),
         }
     }
 }

@@ -49,6 +49,11 @@ impl HostApp {
         }))
     }
 
+    /// The app's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Its limits.
     pub fn limits(&self) -> InstanceLimits {
         self.limits
