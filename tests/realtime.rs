@@ -41,7 +41,9 @@ async fn next(socket: &mut Socket) -> Option<Message> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), wait).await.expect("a message within 10 s")
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .expect("a message within 10 s")
 }
 
 /// The close code the server sent.
@@ -70,7 +72,13 @@ async fn echo_text_and_binary() {
     assert_eq!(next(&mut socket).await, Some(Message::text("héllo")));
     socket.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
     assert_eq!(next(&mut socket).await, Some(Message::binary(vec![0u8, 1, 2, 255])));
-    socket.close(Some(tungstenite::protocol::CloseFrame { code: 1000.into(), reason: "bye".into() })).await.unwrap();
+    socket
+        .close(Some(tungstenite::protocol::CloseFrame {
+            code: 1000.into(),
+            reason: "bye".into(),
+        }))
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut socket).await, 1000, "the server answers the close");
 }
 
@@ -79,7 +87,9 @@ async fn a_plain_request_to_a_websocket_route_gets_426_and_a_foreign_origin_403(
     let c = realtime();
     assert_eq!(c.get("/hello/ws/echo").await.0, 426);
     let mut request = ws_url(&c, "/hello/ws/echo").into_client_request().unwrap();
-    request.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
         other => panic!("expected 403, got {other:?}"),
@@ -115,7 +125,9 @@ async fn too_big_is_1009_invalid_utf8_is_1007_a_panic_is_1011_and_others_carry_o
         opcode: OpCode::Data(Data::Text),
         ..FrameHeader::default()
     };
-    bad.send(Message::Frame(Frame::from_payload(header, payload.into()))).await.unwrap();
+    bad.send(Message::Frame(Frame::from_payload(header, payload.into())))
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut bad).await, 1007);
 
     let mut panics = connect(&c, "/realtime/ws/panic").await;
@@ -167,7 +179,11 @@ async fn the_hub_fans_out_to_a_room_from_sockets_and_from_plain_http() {
         }
     }
     elsewhere.send(Message::text("anyone?")).await.unwrap();
-    assert_eq!(next(&mut elsewhere).await, Some(Message::text("anyone?")), "only its own room");
+    assert_eq!(
+        next(&mut elsewhere).await,
+        Some(Message::text("anyone?")),
+        "only its own room"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -240,7 +256,11 @@ async fn sse_events_arrive_one_by_one_and_resume_after_last_event_id() {
     assert_eq!(response.headers()["cache-control"], "no-cache");
     let mut text = String::new();
     while text.matches("\n\n").count() < 2 {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         text.push_str(std::str::from_utf8(&chunk).unwrap());
     }
     assert!(text.starts_with("id: 42\nevent: tick\ndata: "), "{text}");
@@ -262,9 +282,24 @@ async fn a_stream_that_fails_cuts_the_body_off() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_route_limit_refuses_larger_streamed_bodies() {
     let c = realtime();
-    let ok = c.client().post(c.url("/realtime/small-upload")).body(vec![1u8; 1000]).send().await.unwrap();
-    assert_eq!((ok.status().as_u16(), ok.text().await.unwrap()), (200, "1000\n".to_owned()));
-    let declared = c.client().post(c.url("/realtime/small-upload")).body(vec![1u8; 1001]).send().await.unwrap();
+    let ok = c
+        .client()
+        .post(c.url("/realtime/small-upload"))
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (ok.status().as_u16(), ok.text().await.unwrap()),
+        (200, "1000\n".to_owned())
+    );
+    let declared = c
+        .client()
+        .post(c.url("/realtime/small-upload"))
+        .body(vec![1u8; 1001])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(declared.status(), 413, "refused by its Content-Length");
     let chunks = futures_util::stream::iter((0..3).map(|_| Ok::<_, std::io::Error>(vec![1u8; 600])));
     let streamed = c
@@ -287,7 +322,12 @@ async fn a_gigabyte_up_and_down_without_holding_it() {
     let before = rss_kib(c.pid());
     let mut peak = before;
 
-    let mut response = c.client().get(c.url(&format!("/realtime/download?bytes={GIB}"))).send().await.unwrap();
+    let mut response = c
+        .client()
+        .get(c.url(&format!("/realtime/download?bytes={GIB}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let mut received = 0u64;
     while let Some(chunk) = response.chunk().await.unwrap() {
@@ -331,7 +371,9 @@ async fn a_gigabyte_up_and_down_without_holding_it() {
     assert_eq!(upload.text().await.unwrap(), format!("{GIB}\n"));
     sampler.abort();
     assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), GIB);
-    peak = peak.max(rss_kib(c.pid())).max(sampled.load(std::sync::atomic::Ordering::Relaxed));
+    peak = peak
+        .max(rss_kib(c.pid()))
+        .max(sampled.load(std::sync::atomic::Ordering::Relaxed));
     let grew = peak.saturating_sub(before);
     println!("RSS before {before} KiB, peak {peak} KiB, grew {grew} KiB over 1 GiB down and 1 GiB up");
     assert!(grew < 20 * 1024, "RSS grew {grew} KiB");

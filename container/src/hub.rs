@@ -143,7 +143,12 @@ impl Hub {
 
     /// Counters, and subscriptions now.
     pub fn stats(&self) -> HubStats {
-        let subscriptions = self.lock().values().flat_map(HashMap::values).map(Vec::len).sum::<usize>();
+        let subscriptions = self
+            .lock()
+            .values()
+            .flat_map(HashMap::values)
+            .map(Vec::len)
+            .sum::<usize>();
         HubStats {
             published: self.published.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),

@@ -184,11 +184,11 @@ pub use db::{Db, DbError, DbErrorKind, Done, Row, Transaction, Value};
 pub use error::{Error, PROBLEM_JSON, Result};
 pub use extract::{BodyStream, Form, FromRequest, FromRequestRef, JsonOrForm, Path, Query, Rejection, State};
 pub use ffi::host::{sleep, spawn};
-pub use handler::{BodyLimit, Blocking, Handler, Transactional, blocking, body_limit, transactional};
-pub use http::{Method, StatusCode};
-pub use log;
 /// Streams for [`Response::stream`] and [`Sse`]: `futures_util::stream::unfold`, `iter`, …
 pub use futures_util;
+pub use handler::{Blocking, BodyLimit, Handler, Transactional, blocking, body_limit, transactional};
+pub use http::{Method, StatusCode};
+pub use log;
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response, html_escape};
 pub use routing::Routes;
@@ -219,8 +219,7 @@ pub mod prelude {
     pub use crate::{
         App, BodyStream, DbError, DbErrorKind, Error, Event, Form, Html, InitContext, IntoResponse, Json, JsonOrForm,
         Message, Method, Migration, Path, Query, Rejection, Request, Response, Result, Routes, Row, Sse, State,
-        StatusCode,
-        WebSocket, blocking, body_limit, html_escape, hub, transactional,
+        StatusCode, WebSocket, blocking, body_limit, html_escape, hub, transactional,
     };
     pub use futures_util::{Stream, StreamExt as _};
 }

@@ -185,7 +185,11 @@ mod tests {
 
     #[test]
     fn fields_and_multiline_data() {
-        let e = Event::default().id("7").event("tick").data("a\nb").retry(Duration::from_secs(2));
+        let e = Event::default()
+            .id("7")
+            .event("tick")
+            .data("a\nb")
+            .retry(Duration::from_secs(2));
         assert_eq!(e.to_wire(), "id: 7\nevent: tick\ndata: a\ndata: b\nretry: 2000\n\n");
     }
 

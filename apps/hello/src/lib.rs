@@ -32,8 +32,8 @@
 
 use std::time::Duration;
 
-use crabcat_sdk::prelude::*;
 use crabcat_sdk::futures_util::stream;
+use crabcat_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The app: its config section deserialises into it, and `/config` shows it.
@@ -114,13 +114,21 @@ impl Hello {
     /// One event a second, numbered; a client that reconnects with
     /// `Last-Event-ID` carries on from there.
     async fn clock(req: Request) -> Sse<impl Stream<Item = Event> + Send> {
-        let first = req.header("last-event-id").and_then(|id| id.parse::<u64>().ok()).map_or(0, |id| id + 1);
+        let first = req
+            .header("last-event-id")
+            .and_then(|id| id.parse::<u64>().ok())
+            .map_or(0, |id| id + 1);
         Sse::new(stream::unfold(first, |n| async move {
             if n > 0 {
                 crabcat_sdk::sleep(Duration::from_secs(1)).await;
             }
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            let event = Event::default().id(n.to_string()).event("tick").data(format!("{}", now.as_secs()));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let event = Event::default()
+                .id(n.to_string())
+                .event("tick")
+                .data(format!("{}", now.as_secs()));
             Some((event, n + 1))
         }))
     }

@@ -376,7 +376,8 @@ impl AppManager {
         let name = name.to_owned();
         let grace = self.config.deploy.drain_timeout;
         // A reload: a client should reconnect, and reach the new instance.
-        self.retiring.spawn(async move { retire(&name, old, grace, 1012).await });
+        self.retiring
+            .spawn(async move { retire(&name, old, grace, 1012).await });
     }
 }
 

@@ -58,7 +58,9 @@ impl ModuleBody {
         if self.grace.is_none() && self.farewell.as_mut().poll(cx).is_ready() {
             self.grace = Some(Box::pin(tokio::time::sleep(self.grace_period)));
         }
-        self.grace.as_mut().is_some_and(|grace| grace.as_mut().poll(cx).is_ready())
+        self.grace
+            .as_mut()
+            .is_some_and(|grace| grace.as_mut().poll(cx).is_ready())
     }
 }
 

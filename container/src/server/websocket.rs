@@ -16,7 +16,9 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use http::header::{CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use http::header::{
+    CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -53,8 +55,12 @@ pub fn check_handshake(slot: &AppSlot, headers: &HeaderMap) -> Result<HeaderValu
     };
     let version_13 = headers.get("sec-websocket-version").is_some_and(|v| v == "13");
     let key = headers.get(SEC_WEBSOCKET_KEY);
-    let (true, true, true, Some(key)) = (has_token(CONNECTION, "upgrade"), has_token(UPGRADE, "websocket"), version_13, key)
-    else {
+    let (true, true, true, Some(key)) = (
+        has_token(CONNECTION, "upgrade"),
+        has_token(UPGRADE, "websocket"),
+        version_13,
+        key,
+    ) else {
         return Err(Reject::UpgradeRequired);
     };
     let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
@@ -153,12 +159,22 @@ fn switching_protocols(key: &HeaderValue, protocol: &str) -> HostResponse {
 pub fn upgrade_required() -> Response {
     let mut response = Response::new(Body::from("this is a WebSocket endpoint\n"));
     *response.status_mut() = StatusCode::UPGRADE_REQUIRED;
-    response.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
-    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    response
+        .headers_mut()
+        .insert(UPGRADE, HeaderValue::from_static("websocket"));
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("upgrade"));
     response
 }
 
-async fn pump_upgraded(on_upgrade: OnUpgrade, accepted: Accepted, farewell: Farewell, settings: Settings, app: Arc<str>) {
+async fn pump_upgraded(
+    on_upgrade: OnUpgrade,
+    accepted: Accepted,
+    farewell: Farewell,
+    settings: Settings,
+    app: Arc<str>,
+) {
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(e) => {

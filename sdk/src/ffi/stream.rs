@@ -166,8 +166,10 @@ where
 /// `stream` must be the pointer of an `FfiBodyStream` made for `S`, `T`,
 /// dropped once.
 unsafe extern "C" fn drop_boxed<S, T>(stream: *mut c_void) {
-    // SAFETY: by this function's contract, the box is ours and live.
-    let dropped = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(stream.cast::<Boxed<S, T>>()) })));
+    let dropped = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: by this function's contract, the box is ours and live.
+        drop(unsafe { Box::from_raw(stream.cast::<Boxed<S, T>>()) })
+    }));
     // A panic in a drop has been reported by the hook; it must not unwind
     // into the other side.
     drop(dropped);

@@ -66,9 +66,9 @@ mod socket;
 pub(super) use init::{InitSink, MigrationSink};
 pub use init::{MigrationSpec, RouteSpec};
 pub use request::{BodyReader, HostRequest, Upgrade};
-pub use socket::{Accepted, Inbound, Outbound, Socket};
 pub use response::{HostResponse, MAX_RESPONSE_HEADER_BYTES, MAX_RESPONSE_HEADERS};
 pub use runtime::{HostApp, InstanceLimits};
+pub use socket::{Accepted, Inbound, Outbound, Socket};
 
 /// The vtable handed to every module; a static, valid for the process.
 pub(super) static VTABLE: HostVtable = HostVtable {

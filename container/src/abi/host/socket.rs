@@ -226,7 +226,8 @@ host_fn! {
             return FfiFuture::new(async { false });
         };
         let binary = kind == WS_BINARY;
-        if kind != WS_TEXT && !binary || !binary && std::str::from_utf8(payload).is_err() {
+        let text_ok = kind == WS_TEXT && std::str::from_utf8(payload).is_ok();
+        if !binary && !text_ok {
             tracing::error!(app = &*socket.app, kind, "ws_send: not a text or binary message, or text that is not UTF-8");
             return FfiFuture::new(async { false });
         }
