@@ -29,8 +29,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("server", &["abi", "config", "lifecycle", "metrics"]),
     ("admin", &["config", "db", "deploy", "lifecycle", "metrics"]),
     ("lifecycle", &["abi", "config", "db", "deploy", "metrics"]),
-    ("metrics", &["abi", "deploy"]),
-    ("abi", &["db"]),
+    ("metrics", &["abi", "deploy", "hub"]),
+    ("abi", &["db", "hub"]),
+    ("hub", &[]),
     ("db", &["config"]),
     ("deploy", &[]),
 ];

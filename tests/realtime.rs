@@ -378,3 +378,69 @@ async fn a_gigabyte_up_and_down_without_holding_it() {
     println!("RSS before {before} KiB, peak {peak} KiB, grew {grew} KiB over 1 GiB down and 1 GiB up");
     assert!(grew < 20 * 1024, "RSS grew {grew} KiB");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_cuts_streamed_responses_after_the_connection_grace() {
+    let c = Container::builder()
+        .deploy(&module("realtime"), "realtime.so")
+        .config("[deploy]\nconnection_grace = \"1s\"\n")
+        .start();
+    let mut response = c.client().get(c.url("/realtime/forever")).send().await.unwrap();
+    assert!(response.chunk().await.unwrap().is_some());
+    let (status, body) = c
+        .admin_call(c.admin(reqwest::Method::POST, "/apps/realtime/reload"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reloaded = std::time::Instant::now();
+    // Lines keep coming during the grace, then the body is cut off.
+    let mut lines_after = 0;
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .unwrap()
+        {
+            Ok(Some(_)) => lines_after += 1,
+            Ok(None) => break "complete",
+            Err(_) => break "cut off",
+        }
+    };
+    let took = reloaded.elapsed();
+    assert_eq!(ended, "cut off", "an aborted body, not a complete one");
+    assert!(
+        lines_after > 5,
+        "the stream went on during the grace ({lines_after} lines)"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // The old instance is destroyed once its last stream is gone.
+    assert!(
+        c.wait_for_log("destroyed", Duration::from_secs(5)).is_some(),
+        "{}",
+        c.logs()
+    );
+    assert_eq!(c.get("/realtime/streams").await.0, 200, "the new instance serves");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_open_websockets_and_hub_traffic() {
+    let c = realtime();
+    let mut a = connect(&c, "/realtime/ws/room/m").await;
+    let _b = connect(&c, "/realtime/ws/room/m").await;
+    a.send(Message::text("hello")).await.unwrap();
+    assert_eq!(next(&mut a).await, Some(Message::text("hello")));
+    assert_eq!(c.metric("crabcat_websocket_connections").await, Some(2.0));
+    assert!(c.metric("crabcat_hub{what=\"published\"}").await >= Some(1.0));
+    assert_eq!(c.metric("crabcat_hub{what=\"subscriptions\"}").await, Some(2.0));
+    drop(a);
+    let mut open = None;
+    for _ in 0..100 {
+        open = c.metric("crabcat_websocket_connections").await;
+        if open == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(open, Some(1.0), "a client that went away is counted out");
+}

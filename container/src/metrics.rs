@@ -89,6 +89,13 @@ pub struct Metrics {
     resident_bytes: Gauge,
     deploy_scans: Family<TriggerLabels, Counter>,
     access_log_dropped: Counter,
+    websockets: Gauge,
+    hub: Family<HubLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HubLabels {
+    what: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -111,6 +118,8 @@ impl Default for Metrics {
             resident_bytes: Gauge::default(),
             deploy_scans: Family::default(),
             access_log_dropped: Counter::default(),
+            websockets: Gauge::default(),
+            hub: Family::default(),
         };
         let r = &mut metrics.registry;
         r.register("requests", "HTTP requests by app and status", metrics.requests.clone());
@@ -155,6 +164,17 @@ impl Default for Metrics {
             "access_log_dropped_lines",
             "Access log lines dropped because the writer fell behind",
             metrics.access_log_dropped.clone(),
+        );
+        r.register(
+            "websocket_connections",
+            "WebSocket connections open now (accepted, not yet closed and released)",
+            metrics.websockets.clone(),
+        );
+        r.register(
+            "hub",
+            "The pub/sub hub: messages published, delivered to subscribers, dropped \
+             (a subscriber too slow, disconnected with 1008), and subscriptions now",
+            metrics.hub.clone(),
         );
         metrics
     }
@@ -237,6 +257,16 @@ impl Metrics {
             };
             self.states.get_or_create(&labels).set(1);
         }
+        let hub = crate::hub::Hub::global().stats();
+        for (what, n) in [
+            ("published", hub.published),
+            ("delivered", hub.delivered),
+            ("dropped", hub.dropped),
+            ("subscriptions", hub.subscriptions),
+        ] {
+            self.hub.get_or_create(&HubLabels { what }).set(saturating_i64(n));
+        }
+        self.websockets.set(saturating_i64(crate::abi::open_sockets()));
         let (images, bytes) = crate::abi::loaded_images();
         self.images.set(saturating_i64(images as u64));
         self.image_bytes.set(saturating_i64(bytes));

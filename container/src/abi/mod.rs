@@ -13,7 +13,7 @@ mod load;
 
 pub use host::{
     Accepted, BodyReader, HostApp, HostRequest, HostResponse, Inbound, InstanceLimits, MAX_RESPONSE_HEADER_BYTES,
-    MAX_RESPONSE_HEADERS, MigrationSpec, Outbound, RouteSpec, Socket, Upgrade,
+    MAX_RESPONSE_HEADERS, MigrationSpec, Outbound, RouteSpec, Socket, Upgrade, open_sockets,
 };
 pub use instance::{CallError, RawInstance, migrations_of};
 pub use load::{LoadError, Module, ModuleInfo, loaded_images};

@@ -68,7 +68,7 @@ pub use init::{MigrationSpec, RouteSpec};
 pub use request::{BodyReader, HostRequest, Upgrade};
 pub use response::{HostResponse, MAX_RESPONSE_HEADER_BYTES, MAX_RESPONSE_HEADERS};
 pub use runtime::{HostApp, InstanceLimits};
-pub use socket::{Accepted, Inbound, Outbound, Socket};
+pub use socket::{Accepted, Inbound, Outbound, Socket, open_sockets};
 
 /// The vtable handed to every module; a static, valid for the process.
 pub(super) static VTABLE: HostVtable = HostVtable {

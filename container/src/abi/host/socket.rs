@@ -34,6 +34,14 @@ pub struct Outbound {
     pub payload: Bytes,
 }
 
+/// Sockets alive now (for `/metrics`).
+static OPEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// WebSocket connections accepted and not yet closed and released.
+pub fn open_sockets() -> u64 {
+    OPEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The module's side of one connection.
 pub struct Socket {
     app: Arc<str>,
@@ -70,6 +78,7 @@ impl Socket {
         let (inbox_tx, inbox) = mpsc::channel(QUEUE);
         let (outbox, outbox_rx) = mpsc::channel(QUEUE);
         let (subscriber, hub) = Subscriber::new();
+        OPEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket = Arc::new(Socket {
             app,
             subscriber,
@@ -130,6 +139,12 @@ impl Socket {
     }
 }
 
+impl Drop for Socket {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The socket behind `socket`, with a reference of the host's own; `None`
 /// for null.
 ///
@@ -181,6 +196,11 @@ host_fn! {
             }
             let got = tokio::select! {
                 biased;
+                // Once a close is asked for (by anyone), that is the news.
+                () = socket.closing.cancelled() => {
+                    let (code, reason) = socket.close_request().unwrap_or((1006, String::new()));
+                    Some(Inbound::Closed(code, reason))
+                }
                 message = events.inbox.recv() => message,
                 Some(message) = events.hub.recv() => {
                     // Lent until the next `ws_recv`: kept in `events`, which
