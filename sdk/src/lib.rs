@@ -212,6 +212,9 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/src/data.md")]
 pub struct DataChapterDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/src/realtime.md")]
+pub struct RealtimeChapterDoctests;
 
 /// Everything an app needs: `use crabcat_sdk::prelude::*;`
 pub mod prelude {

@@ -122,4 +122,34 @@ mod tests {
         assert_eq!(limits.blocking(), 0);
         assert!(limits.try_blocking().is_some());
     }
+
+    fn origins(origins: &[&str]) -> AppLimits {
+        let config = AppConfig {
+            websocket_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+            ..AppConfig::default()
+        };
+        AppLimits::new(&config)
+    }
+
+    #[test]
+    fn websocket_origins_default_to_the_host_itself() {
+        let same = origins(&[]);
+        assert!(same.allows_origin(None, Some("a.example")), "not a browser");
+        assert!(same.allows_origin(Some("https://a.example"), Some("a.example")));
+        assert!(same.allows_origin(Some("http://A.example:8080"), Some("a.example:8080")));
+        assert!(!same.allows_origin(Some("https://evil.example"), Some("a.example")));
+        assert!(!same.allows_origin(Some("https://a.example"), None));
+        assert!(!same.allows_origin(Some("null"), Some("a.example")));
+    }
+
+    #[test]
+    fn listed_origins_and_the_wildcard() {
+        let listed = origins(&["https://chat.example"]);
+        assert!(listed.allows_origin(Some("https://chat.example"), Some("api.example")));
+        assert!(
+            !listed.allows_origin(Some("https://api.example"), Some("api.example")),
+            "the list replaces same-origin"
+        );
+        assert!(origins(&["*"]).allows_origin(Some("https://anything"), None));
+    }
 }
