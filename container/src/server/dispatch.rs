@@ -131,7 +131,8 @@ struct Call {
     /// The largest body the route accepts.
     max_body: usize,
     /// On a WebSocket route: the handshake's key, and the connection's upgrade.
-    websocket: Option<(HeaderValue, OnUpgrade)>,
+    /// Boxed: most requests are not handshakes.
+    websocket: Option<Box<(HeaderValue, OnUpgrade)>>,
 }
 
 type Rejected = (Option<Arc<AppSlot>>, Reject);
@@ -179,7 +180,7 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
             // HTTP/2 connections have no upgrade: those ask for one.
             let upgrade = parts.extensions.remove::<OnUpgrade>();
             let upgrade = upgrade.ok_or_else(|| (Some(Arc::clone(&slot)), Reject::UpgradeRequired))?;
-            Some((key, upgrade))
+            Some(Box::new((key, upgrade)))
         }
         false => None,
     };
@@ -236,7 +237,8 @@ impl Call {
             websocket,
         } = self;
         let call = async {
-            if let Some((key, on_upgrade)) = websocket {
+            if let Some(handshake) = websocket {
+                let (key, on_upgrade) = *handshake;
                 let served = websocket::serve(&slot, lease, permit, target, request, key, on_upgrade, state.websocket);
                 return Box::pin(served).await.map(|response| Served { response, keep: None });
             }

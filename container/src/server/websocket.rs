@@ -85,7 +85,7 @@ pub async fn serve(
     settings: Settings,
 ) -> Result<HostResponse, Reject> {
     let (upgrade, accepted) = Upgrade::new(Arc::clone(&slot.name));
-    request.upgrade = Some(upgrade);
+    request.upgrade = Some(Box::new(upgrade));
     let farewell = lease.farewell().clone();
     // If this request stops waiting (a timeout) before the module accepted,
     // the handler goes with it.
@@ -113,7 +113,7 @@ pub async fn serve(
 /// its outcome calls for, then the request's database scope.
 async fn run_handler(lease: Lease, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
     let result = lease.call(target, Arc::clone(&request)).await;
-    if let Some(socket) = request.upgrade.as_ref().and_then(Upgrade::socket) {
+    if let Some(socket) = request.upgrade.as_deref().and_then(Upgrade::socket) {
         match &result {
             Ok(_) => socket.request_close(1000, ""),
             Err(ServeError::Call(CallError::Panicked)) => socket.request_close(1011, "the handler panicked"),

@@ -33,23 +33,26 @@ pub struct HostRequest {
     /// The body as the module reads it with `request_body_next`.
     pub reader: BodyReader,
     /// On a WebSocket route: the handshake, until the module accepts it.
-    pub upgrade: Option<Upgrade>,
+    pub upgrade: Option<Box<Upgrade>>,
 }
 
 /// The body of a request, read chunk by chunk: from the client on a
 /// streaming route, else the buffered body as one chunk.
 pub struct BodyReader {
-    state: tokio::sync::Mutex<ReaderState>,
+    /// On a streaming route: the body still to read. Boxed: most requests
+    /// have none, and the request stays small.
+    streaming: Option<Box<tokio::sync::Mutex<ReaderState>>>,
+    /// The buffered body has been handed out.
+    buffered_read: std::sync::atomic::AtomicBool,
 }
 
 struct ReaderState {
-    /// The body still to read from the client (`None` when buffered).
-    body: Option<axum::body::Body>,
+    body: axum::body::Body,
     limit: usize,
     /// The longest wait for the client's next chunk.
     idle_timeout: std::time::Duration,
     read: usize,
-    /// The buffered body has been handed out (or the stream ended).
+    /// The body ended (or failed).
     done: bool,
     /// What the last call lent to the module.
     lent: Bytes,
@@ -58,25 +61,26 @@ struct ReaderState {
 impl BodyReader {
     /// A reader of the buffered body (`HostRequest::body`).
     pub fn buffered() -> Self {
-        Self::new(None, 0, std::time::Duration::ZERO)
+        BodyReader {
+            streaming: None,
+            buffered_read: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// A reader of `body` as it arrives, refusing more than `limit` bytes
     /// and a wait longer than `idle_timeout` for the next chunk.
     pub fn streaming(body: axum::body::Body, limit: usize, idle_timeout: std::time::Duration) -> Self {
-        Self::new(Some(body), limit, idle_timeout)
-    }
-
-    fn new(body: Option<axum::body::Body>, limit: usize, idle_timeout: std::time::Duration) -> Self {
+        let state = ReaderState {
+            body,
+            limit,
+            idle_timeout,
+            read: 0,
+            done: false,
+            lent: Bytes::new(),
+        };
         BodyReader {
-            state: tokio::sync::Mutex::new(ReaderState {
-                body,
-                limit,
-                idle_timeout,
-                read: 0,
-                done: false,
-                lent: Bytes::new(),
-            }),
+            streaming: Some(Box::new(tokio::sync::Mutex::new(state))),
+            ..Self::buffered()
         }
     }
 }
@@ -89,17 +93,11 @@ enum Next {
 }
 
 impl ReaderState {
-    async fn next(&mut self, buffered: &Bytes) -> Next {
+    async fn next(&mut self) -> Next {
         if self.done {
             return Next::End;
         }
-        let Some(body) = &mut self.body else {
-            self.done = true;
-            return match buffered.is_empty() {
-                true => Next::End,
-                false => Next::Data(buffered.clone()),
-            };
-        };
+        let body = &mut self.body;
         loop {
             let Ok(frame) = tokio::time::timeout(self.idle_timeout, body.frame()).await else {
                 self.done = true;
@@ -203,9 +201,20 @@ host_fn! {
             null_argument("request_body_next");
             return FfiFuture::new(async { BodyChunk::Error(RawSlice::from_str("400 no request")) });
         };
+        if request.reader.streaming.is_none() {
+            // Buffered: the whole body once, lent from the request itself
+            // (which the module's reference keeps alive).
+            let first = !request.reader.buffered_read.swap(true, std::sync::atomic::Ordering::AcqRel);
+            let chunk = match first && !request.body.is_empty() {
+                true => BodyChunk::Data(RawSlice::new(&request.body)),
+                false => BodyChunk::End,
+            };
+            return FfiFuture::new(async move { chunk });
+        }
         FfiFuture::new(async move {
-            let mut state = request.reader.state.lock().await;
-            let (next, is_error) = match state.next(&request.body).await {
+            let Some(streaming) = &request.reader.streaming else { return BodyChunk::End };
+            let mut state = streaming.lock().await;
+            let (next, is_error) = match state.next().await {
                 Next::Data(data) => (data, false),
                 Next::End => return BodyChunk::End,
                 Next::Error(message) => (Bytes::from(message), true),
