@@ -6,6 +6,11 @@
 //! PostgreSQL. `bench/native` serves the same endpoints with the same SQL
 //! from a plain axum binary; `bench/run.sh` compares the two.
 //!
+//! `/ws/room/{room}` is a WebSocket chat room through the container's hub:
+//! what a client sends goes to everyone in the room (itself too).
+//! `bench/ws.sh` loads it with thousands of clients against the same room
+//! in `bench/native` (axum and a `tokio::sync::broadcast` per room).
+//!
 //! ```text
 //! curl localhost:8080/bench/json        # {"message":"Hello, World!"}
 //! curl localhost:8080/bench/queries?queries=3
@@ -30,7 +35,7 @@ struct World {
 }
 
 #[derive(Serialize)]
-struct Message {
+struct Greeting {
     message: &'static str,
 }
 
@@ -60,7 +65,8 @@ impl App for Bench {
             .get("/db", Self::db)
             .get("/queries", Self::queries)
             .get("/fortunes", Self::fortunes)
-            .get("/updates", Self::updates);
+            .get("/updates", Self::updates)
+            .websocket("/ws/room/{room}", Self::room);
     }
 }
 
@@ -87,7 +93,7 @@ impl Bench {
     }
 
     async fn json() -> Response {
-        Response::json(&Message {
+        Response::json(&Greeting {
             message: "Hello, World!",
         })
         .with_header("server", "crabcat")
@@ -145,6 +151,27 @@ impl Bench {
         }
         html.push_str("</table></body></html>");
         Ok(Response::html(html).with_header("server", "crabcat"))
+    }
+
+    /// Joins hub topic `room:{room}`: a text message from the client is
+    /// published to the room, and what the room gets is sent to the client.
+    async fn room(Path(room): Path<String>, mut ws: WebSocket) {
+        let topic = format!("room:{room}");
+        ws.subscribe(&topic);
+        while let Some(message) = ws.recv().await {
+            match message {
+                Message::Text(text) => {
+                    hub().publish(&topic, text);
+                }
+                Message::Hub { payload, .. } => {
+                    let text = String::from_utf8_lossy(&payload).into_owned();
+                    if ws.send(text).await.is_err() {
+                        break;
+                    }
+                }
+                Message::Binary(_) => ws.close(1003, "text only"),
+            }
+        }
     }
 }
 
