@@ -1,8 +1,11 @@
-//! The native reference for `bench/run.sh`: the same endpoints, SQL and
-//! pool settings as `apps/bench`, with no module boundary.
+//! The native reference for `bench/run.sh` and `bench/ws.sh`: the same
+//! endpoints, SQL and pool settings as `apps/bench`, and the same WebSocket
+//! room (see `room.rs`), with no module boundary.
 //!
 //! `bench-native ADDR DATABASE_URL` (e.g. `127.0.0.1:9000 sqlite://bench.db`).
 //! It applies the bench app's migrations itself if the tables are missing.
+
+mod room;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -245,7 +248,11 @@ async fn main() {
         .route("/queries", get(queries))
         .route("/updates", get(updates))
         .route("/fortunes", get(fortunes))
-        .with_state(state);
+        .with_state(state)
+        .route(
+            "/ws/room/{room}",
+            get(room::room).with_state(Arc::new(room::Rooms::default())),
+        );
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
     eprintln!(
         "bench-native listening addr={}",
