@@ -167,16 +167,19 @@ load_note() {
         row "fan-out to a room of $fanout: p99 (ms)" fanout p99_ms 2
         row "fan-out to a room of $fanout: max (ms)" fanout max_ms 2
         echo "| fan-out to a room of $fanout: delivered | $(delivered crabcat 2) | $(delivered native 2) | - |"
+        row "fan-out to a room of $fanout: server CPU per delivery (µs)" fanout cpu_us_per_delivery 2
         row "fan-out to all $clients (latency at $fanout): p50 (ms)" fanout p50_ms 1
         row "fan-out to all $clients: p99 (ms)" fanout p99_ms 1
         row "fan-out to all $clients: max (ms)" fanout max_ms 1
         echo "| fan-out to all $clients: delivered to all | $(room_delivered crabcat 1) | $(room_delivered native 1) | - |"
         row "fan-out to all $clients: first send to last arrival (s)" fanout secs 1
+        row "fan-out to all $clients: server CPU per delivery (µs)" fanout cpu_us_per_delivery 1
     else
         row "fan-out to $clients clients: p50 (ms)" fanout p50_ms
         row "fan-out to $clients clients: p99 (ms)" fanout p99_ms
         row "fan-out to $clients clients: max (ms)" fanout max_ms
         echo "| fan-out to $clients clients: delivered | $(delivered crabcat 1) | $(delivered native 1) | - |"
+        row "fan-out to $clients clients: server CPU per delivery (µs)" fanout cpu_us_per_delivery
     fi
     row "connections open at the end" end open
     row "RSS at the end (MiB)" end rss_kb 1 1024

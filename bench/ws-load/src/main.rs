@@ -18,7 +18,8 @@
 //!    `idle-secs`.
 //! 4. Fan-out: one client publishes `messages` messages at `rate` per
 //!    second, each carrying its send time; every client receives them all,
-//!    the first K (`fanout`) record arrival − send.
+//!    the first K (`fanout`) record arrival − send. The server's CPU time
+//!    meanwhile, over the messages delivered, is its cost per delivery.
 //! 5. If N > K: the first K clients leave and K new ones join a room of
 //!    their own, and step 4 runs again in that room of K (while the other
 //!    N − K connections stay open): the fan-out latency to K clients.
@@ -138,16 +139,18 @@ async fn run(args: &Args) -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     idle(args, &shared, &server, rss_before, subscribed).await?;
 
+    let ticks = server.cpu_ticks()?;
     let all = room.fan_out(&shared, args.messages, args.rate, fanout).await;
-    print_fan_out(&all, args.rate);
+    print_fan_out(&all, args.rate, server.cpu_ticks()? - ticks);
     if args.clients > fanout {
         let mut small = room.split_off_first(fanout);
         small.leave(&shared).await;
         small = Clients::connect(&shared, &format!("{}/few", args.url), fanout, fanout, args.concurrency).await;
         room.retries += small.retries;
         small.wait_subscribed(&shared, small.len()).await;
+        let ticks = server.cpu_ticks()?;
         let few = small.fan_out(&shared, args.messages, args.rate, small.len()).await;
-        print_fan_out(&few, args.rate);
+        print_fan_out(&few, args.rate, server.cpu_ticks()? - ticks);
     }
     println!(
         "ws-load end open={} rss_kb={} closes={}",
@@ -184,11 +187,14 @@ async fn idle(
     Ok(())
 }
 
-fn print_fan_out(f: &FanOut, rate: f64) {
+/// One fan-out run's line; `ticks`: the server's CPU time during it.
+fn print_fan_out(f: &FanOut, rate: f64, ticks: u64) {
     let ms = |q: f64| measure::percentile(&f.latencies_us, q) as f64 / 1000.0;
+    let cpu_secs = ticks as f64 / measure::TICKS_PER_SECOND;
     println!(
         "ws-load fanout room={} recorders={} messages={} rate={rate} delivered={} expected={} \
-         room_delivered={} room_expected={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} secs={:.2} lost={}",
+         room_delivered={} room_expected={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} secs={:.2} lost={} \
+         cpu_secs={cpu_secs:.2} cpu_us_per_delivery={:.2}",
         f.members,
         f.recorders,
         f.messages,
@@ -200,6 +206,7 @@ fn print_fan_out(f: &FanOut, rate: f64) {
         ms(0.99),
         ms(1.0),
         f.secs,
-        f.lost
+        f.lost,
+        1e6 * cpu_secs / f.delivered.max(1) as f64
     );
 }
