@@ -19,10 +19,14 @@ use tokio_util::sync::CancellationToken;
 /// Messages a subscriber may have queued before it counts as too slow.
 pub const SUBSCRIBER_QUEUE: usize = 256;
 
-/// One published message, shared by every subscriber it reaches.
-#[derive(Debug, Clone)]
-pub struct HubMessage {
-    pub topic: Arc<str>,
+/// One published message, shared by every subscriber it reaches: a queue
+/// slot is one pointer, and a delivery one reference count.
+pub type HubMessage = Arc<Published>;
+
+/// What was published, and where.
+#[derive(Debug)]
+pub struct Published {
+    pub topic: Box<str>,
     pub payload: Bytes,
 }
 
@@ -117,13 +121,13 @@ impl Hub {
         let Some(subscribers) = apps.get_mut(app).and_then(|topics| topics.get_mut(topic)) else {
             return 0;
         };
-        let message = HubMessage {
-            topic: Arc::from(topic),
+        let message = Arc::new(Published {
+            topic: Box::from(topic),
             payload,
-        };
+        });
         let mut queued = 0;
         let mut dropped = 0;
-        subscribers.retain(|s| match s.queue.try_send(message.clone()) {
+        subscribers.retain(|s| match s.queue.try_send(Arc::clone(&message)) {
             Ok(()) => {
                 queued += 1;
                 true

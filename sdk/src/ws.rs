@@ -20,8 +20,8 @@
 //!                     hub().publish(&topic, text);
 //!                 }
 //!                 // From the room: to this client.
-//!                 Message::Hub { payload, .. } => {
-//!                     if ws.send(Message::Text(String::from_utf8_lossy(&payload).into())).await.is_err() {
+//!                 hub_message @ Message::Hub { .. } => {
+//!                     if ws.send(hub_message).await.is_err() {
 //!                         break;
 //!                     }
 //!                 }
@@ -47,8 +47,9 @@ pub enum Message {
     Text(String),
     /// A binary message.
     Binary(Vec<u8>),
-    /// Received only: a message published to a [`hub`] topic this socket
-    /// subscribed to. (Sending one sends its payload as a binary message.)
+    /// A message published to a [`hub`] topic this socket subscribed to.
+    /// Sending it forwards its payload to the client, without a copy: as a
+    /// text message if it is UTF-8, else as a binary one.
     Hub {
         /// The topic.
         topic: String,
@@ -117,7 +118,7 @@ impl WebSocket {
         let (binary, payload) = match message.into() {
             Message::Text(text) => (false, text.into_bytes()),
             Message::Binary(bytes) => (true, bytes),
-            Message::Hub { payload, .. } => (true, payload),
+            Message::Hub { payload, .. } => (std::str::from_utf8(&payload).is_err(), payload),
         };
         match self.socket.send(binary, &payload).await {
             true => Ok(()),

@@ -163,9 +163,9 @@ impl Bench {
                 Message::Text(text) => {
                     hub().publish(&topic, text);
                 }
-                Message::Hub { payload, .. } => {
-                    let text = String::from_utf8_lossy(&payload).into_owned();
-                    if ws.send(text).await.is_err() {
+                // Forwarded as it is (text: it is UTF-8).
+                hub_message @ Message::Hub { .. } => {
+                    if ws.send(hub_message).await.is_err() {
                         break;
                     }
                 }

@@ -40,8 +40,8 @@ pub async fn serve(presence: &Presence, room: Room, nick: Nick, mut ws: WebSocke
     // returns `None`, so every arm may ignore it.
     while let Some(message) = ws.recv().await {
         match message {
-            Message::Hub { payload, .. } => {
-                let _ = ws.send(String::from_utf8_lossy(&payload).into_owned()).await;
+            hub_message @ Message::Hub { .. } => {
+                let _ = ws.send(hub_message).await;
             }
             Message::Text(text) => receive(&ws, &room, &nick, &text).await,
             Message::Binary(_) => refuse(&ws, "binary messages are not understood").await,

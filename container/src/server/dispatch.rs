@@ -193,6 +193,12 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
         false => None,
     };
     let head = parts.method == Method::HEAD;
+    if websocket.is_some() {
+        // The handshake lives as long as the connection: own its bytes, or
+        // it pins the connection's whole read buffer (hyper's header values
+        // are slices of it), 16 KiB per idle WebSocket.
+        websocket::detach(&mut parts.uri, &mut parts.headers);
+    }
     let request = HostRequest {
         method: parts.method,
         uri: parts.uri,

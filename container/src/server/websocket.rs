@@ -70,6 +70,21 @@ pub fn check_handshake(slot: &AppSlot, headers: &HeaderMap) -> Result<HeaderValu
     Ok(key.clone())
 }
 
+/// Copies `uri` and `headers` into memory of their own, so that they no
+/// longer share (and keep alive) the connection's read buffer.
+pub fn detach(uri: &mut http::Uri, headers: &mut HeaderMap) {
+    if let Ok(owned) = http::Uri::from_maybe_shared(Bytes::copy_from_slice(uri.to_string().as_bytes())) {
+        *uri = owned;
+    }
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers.iter() {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            owned.append(name.clone(), value);
+        }
+    }
+    *headers = owned;
+}
+
 /// Runs a WebSocket route: calls the handler in a task of its own, and
 /// answers `101 Switching Protocols` as soon as it accepts (then the pump
 /// takes the connection over), or with its HTTP response if it does not.

@@ -59,8 +59,10 @@ struct Events {
     hub: mpsc::Receiver<HubMessage>,
     /// Once closed, every `ws_recv` says so again.
     closed: Option<(u16, Bytes)>,
-    /// What the last `ws_recv` lent to the module: data, and a hub topic.
-    lent: (Bytes, Option<Arc<str>>),
+    /// What the last `ws_recv` lent to the module: a client's message, or
+    /// a hub message (shared with its other subscribers).
+    lent: Bytes,
+    lent_hub: Option<HubMessage>,
 }
 
 /// What the dispatcher gets when the module accepts: the other ends of
@@ -87,7 +89,8 @@ impl Socket {
                 inbox,
                 hub,
                 closed: None,
-                lent: (Bytes::new(), None),
+                lent: Bytes::new(),
+                lent_hub: None,
             }),
             outbox,
             close: Mutex::new(None),
@@ -205,9 +208,8 @@ host_fn! {
                 Some(message) = events.hub.recv() => {
                     // Lent until the next `ws_recv`: kept in `events`, which
                     // the socket (alive while the module holds it) owns.
-                    events.lent = (message.payload, Some(message.topic));
-                    let (payload, topic) = (&events.lent.0, events.lent.1.as_deref().unwrap_or(""));
-                    return WsEvent::Hub { topic: RawSlice::from_str(topic), payload: RawSlice::new(payload) };
+                    let message = events.lent_hub.insert(message);
+                    return WsEvent::Hub { topic: RawSlice::from_str(&message.topic), payload: RawSlice::new(&message.payload) };
                 }
             };
             let binary = match got {
@@ -224,8 +226,9 @@ host_fn! {
                     return closed_event(*code, reason);
                 }
             };
-            events.lent = (binary.0, None);
-            let data = RawSlice::new(&events.lent.0);
+            events.lent_hub = None;
+            events.lent = binary.0;
+            let data = RawSlice::new(&events.lent);
             match binary.1 {
                 true => WsEvent::Binary(data),
                 false => WsEvent::Text(data),
