@@ -187,6 +187,45 @@ async fn the_hub_fans_out_to_a_room_from_sockets_and_from_plain_http() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_forwarded_topic_goes_straight_to_the_client() {
+    let c = realtime();
+    let mut socket = connect(&c, "/realtime/ws/forward/f").await;
+    let mut queued = 0;
+    for _ in 0..100 {
+        let response = c
+            .client()
+            .post(c.url("/realtime/publish/f"))
+            .body("news")
+            .send()
+            .await
+            .unwrap();
+        queued = response.text().await.unwrap().trim().parse::<u32>().unwrap();
+        if queued == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(queued, 1);
+    assert_eq!(next(&mut socket).await, Some(Message::text("news")));
+    // The handler still gets what the client says.
+    socket.send(Message::text("hi")).await.unwrap();
+    assert_eq!(next(&mut socket).await, Some(Message::text("echo hi")));
+    let bytes = c
+        .client()
+        .post(c.url("/realtime/publish/f"))
+        .body(vec![0xffu8, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bytes.status(),
+        400,
+        "the publish route takes text: {:?}",
+        bytes.text().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_reload_closes_sockets_with_1012_and_the_new_instance_serves_the_reconnect() {
     let c = realtime();
     let mut socket = connect(&c, "/hello/ws/echo").await;

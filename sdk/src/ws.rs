@@ -142,7 +142,18 @@ impl WebSocket {
     /// arrives through [`recv`](Self::recv) as [`Message::Hub`].
     /// Subscriptions end with the connection. `false` if it is closed.
     pub fn subscribe(&self, topic: &str) -> bool {
-        self.socket.subscribe(topic)
+        self.socket.subscribe(topic, 0)
+    }
+
+    /// Subscribes this connection to hub `topic` and has the container send
+    /// what is published to it straight to the client (as text if it is
+    /// UTF-8, else binary), without waking the handler: the cheap way to
+    /// relay a room, when the handler has nothing to add per message.
+    /// [`recv`](Self::recv) then sees only what the client sends. A client
+    /// too slow for it is disconnected with 1008, as with `subscribe`.
+    /// `false` if the connection is closed.
+    pub fn forward(&self, topic: &str) -> bool {
+        self.socket.subscribe(topic, crate::abi::HUB_FORWARD)
     }
 
     /// Ends a subscription.

@@ -154,22 +154,18 @@ impl Bench {
     }
 
     /// Joins hub topic `room:{room}`: a text message from the client is
-    /// published to the room, and what the room gets is sent to the client.
+    /// published to the room, and the container forwards what the room
+    /// gets straight to the client (the handler only sees what it sends).
     async fn room(Path(room): Path<String>, mut ws: WebSocket) {
         let topic = format!("room:{room}");
-        ws.subscribe(&topic);
+        ws.forward(&topic);
         while let Some(message) = ws.recv().await {
             match message {
                 Message::Text(text) => {
                     hub().publish(&topic, text);
                 }
-                // Forwarded as it is (text: it is UTF-8).
-                hub_message @ Message::Hub { .. } => {
-                    if ws.send(hub_message).await.is_err() {
-                        break;
-                    }
-                }
                 Message::Binary(_) => ws.close(1003, "text only"),
+                Message::Hub { .. } => {}
             }
         }
     }

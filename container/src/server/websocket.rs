@@ -225,6 +225,7 @@ where
         socket,
         inbox,
         mut outbox,
+        mut forwarded,
         ..
     } = accepted;
     let mut ping = settings.ping_interval.map(|every| {
@@ -242,7 +243,9 @@ where
                 break End::Close(code, reason);
             }
             () = farewell.token().cancelled() => socket.request_close(farewell.code(), "the app is going away"),
-            () = socket.too_slow().cancelled() => socket.request_close(1008, "too slow for its subscriptions"),
+            () = socket.became_too_slow(), if !socket.too_slow() => {
+                socket.request_close(1008, "too slow for its subscriptions");
+            }
             permit = inbox.clone().reserve_owned(), if room.is_none() => match permit {
                 Ok(permit) => room = Some(permit),
                 Err(_) => break End::Close(1000, String::new()), // the module is gone
@@ -275,6 +278,13 @@ where
                 let Some(message) = message else { continue };
                 tracing::debug!(?message, "pump: sending");
                 if ws.send(to_frame(message)).await.is_err() {
+                    break End::Lost;
+                }
+            }
+            Some(message) = forwarded.recv() => {
+                let payload = message.payload.clone();
+                let binary = std::str::from_utf8(&payload).is_err();
+                if ws.send(to_frame(Outbound { binary, payload })).await.is_err() {
                     break End::Lost;
                 }
             }

@@ -131,7 +131,7 @@ pub const CONTRACT: &[TypeLayout] = &[
         ws_send: unsafe extern "C" fn(*mut super::HostSocket, u32, RawSlice) -> FfiFuture<bool>,
         ws_close: unsafe extern "C" fn(*mut super::HostSocket, u16, RawSlice),
         ws_release: unsafe extern "C" fn(*mut super::HostSocket),
-        hub_subscribe: unsafe extern "C" fn(*mut super::HostSocket, RawSlice) -> bool,
+        hub_subscribe: unsafe extern "C" fn(*mut super::HostSocket, RawSlice, u32) -> bool,
         hub_unsubscribe: unsafe extern "C" fn(*mut super::HostSocket, RawSlice),
         hub_publish: unsafe extern "C" fn(*const super::HostApp, RawSlice, RawSlice) -> u64,
     }),

@@ -84,6 +84,11 @@ pub const WS_TEXT: u32 = 0;
 /// [`HostVtable::ws_send`]: a binary message.
 pub const WS_BINARY: u32 = 1;
 
+/// [`HostVtable::hub_subscribe`] flag: what is published to the topic is
+/// sent to the client by the host (text if UTF-8, else binary), without
+/// going through the module.
+pub const HUB_FORWARD: u32 = 1;
+
 /// [`HostVtable::response_header`] flag: the value is `'static` in the
 /// module, so the host keeps a reference to it instead of a copy. Sound
 /// because the host never unloads a module image (unloading a Rust cdylib
@@ -474,8 +479,9 @@ pub struct HostVtable {
     /// if it is still open. Exactly once per socket.
     pub ws_release: unsafe extern "C" fn(socket: *mut HostSocket),
     /// Subscribes `socket` to hub `topic` (copied): messages published to
-    /// it arrive as [`WsEvent::Hub`]. `false` if the socket is closed.
-    pub hub_subscribe: unsafe extern "C" fn(socket: *mut HostSocket, topic: RawSlice) -> bool,
+    /// it arrive as [`WsEvent::Hub`], or with [`HUB_FORWARD`] go straight
+    /// to the client. `false` if the socket is closed.
+    pub hub_subscribe: unsafe extern "C" fn(socket: *mut HostSocket, topic: RawSlice, flags: u32) -> bool,
     /// Ends a subscription of `socket`.
     pub hub_unsubscribe: unsafe extern "C" fn(socket: *mut HostSocket, topic: RawSlice),
     /// Publishes `payload` (copied) to the subscribers of `topic` among the

@@ -354,9 +354,9 @@ impl SocketHandle {
         unsafe { (self.host.ws_close)(self.raw.as_ptr(), code, RawSlice::from_str(reason)) }
     }
 
-    pub(crate) fn subscribe(&self, topic: &str) -> bool {
+    pub(crate) fn subscribe(&self, topic: &str, flags: u32) -> bool {
         // SAFETY: the socket is live; the topic is copied.
-        unsafe { (self.host.hub_subscribe)(self.raw.as_ptr(), RawSlice::from_str(topic)) }
+        unsafe { (self.host.hub_subscribe)(self.raw.as_ptr(), RawSlice::from_str(topic), flags) }
     }
 
     pub(crate) fn unsubscribe(&self, topic: &str) {

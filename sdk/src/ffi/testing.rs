@@ -309,7 +309,7 @@ unsafe extern "C" fn ws_close(_: *mut HostSocket, _: u16, _: RawSlice) {}
 
 unsafe extern "C" fn ws_release(_: *mut HostSocket) {}
 
-unsafe extern "C" fn hub_subscribe(_: *mut HostSocket, _: RawSlice) -> bool {
+unsafe extern "C" fn hub_subscribe(_: *mut HostSocket, _: RawSlice, _: u32) -> bool {
     false
 }
 

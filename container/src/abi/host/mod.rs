@@ -165,7 +165,7 @@ mod tests {
             (VTABLE.ws_close)(null_mut(), 1000, name);
             (VTABLE.ws_release)(null_mut());
             (VTABLE.hub_unsubscribe)(null_mut(), name);
-            assert!(!(VTABLE.hub_subscribe)(null_mut(), name));
+            assert!(!(VTABLE.hub_subscribe)(null_mut(), name, 0));
             assert!((VTABLE.ws_accept)(null(), name).is_null());
             assert_eq!((VTABLE.hub_publish)(null(), name, name), 0);
             (VTABLE.init_error)(null_mut(), name);

@@ -45,8 +45,12 @@ pub fn open_sockets() -> u64 {
 /// The module's side of one connection.
 pub struct Socket {
     app: Arc<str>,
+    /// Its hub messages for the module (`ws_recv`).
     subscriber: Subscriber,
-    topics: Mutex<Vec<String>>,
+    /// Its hub messages for the client, sent by the pump (`HUB_FORWARD`).
+    forwarder: Subscriber,
+    /// Topics, and whether forwarded.
+    topics: Mutex<Vec<(String, bool)>>,
     events: tokio::sync::Mutex<Events>,
     outbox: mpsc::Sender<Outbound>,
     /// The first close asked for (by the module, the host or the client).
@@ -73,6 +77,8 @@ pub struct Accepted {
     pub protocol: String,
     pub inbox: mpsc::Sender<Inbound>,
     pub outbox: mpsc::Receiver<Outbound>,
+    /// Hub messages of forwarded topics, for the client.
+    pub forwarded: mpsc::Receiver<HubMessage>,
 }
 
 impl Socket {
@@ -80,10 +86,12 @@ impl Socket {
         let (inbox_tx, inbox) = mpsc::channel(QUEUE);
         let (outbox, outbox_rx) = mpsc::channel(QUEUE);
         let (subscriber, hub) = Subscriber::new();
+        let (forwarder, forwarded) = Subscriber::new();
         OPEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket = Arc::new(Socket {
             app,
             subscriber,
+            forwarder,
             topics: Mutex::new(Vec::new()),
             events: tokio::sync::Mutex::new(Events {
                 inbox,
@@ -101,6 +109,7 @@ impl Socket {
             protocol,
             inbox: inbox_tx,
             outbox: outbox_rx,
+            forwarded,
         };
         (socket, accepted)
     }
@@ -125,15 +134,30 @@ impl Socket {
         self.close.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Cancelled when the hub found this socket's queue full.
-    pub fn too_slow(&self) -> &CancellationToken {
-        self.subscriber.too_slow()
+    /// Whether the hub found one of this socket's queues full.
+    pub fn too_slow(&self) -> bool {
+        self.subscriber.too_slow().is_cancelled() || self.forwarder.too_slow().is_cancelled()
+    }
+
+    /// Waits until the hub finds one of this socket's queues full.
+    pub async fn became_too_slow(&self) {
+        tokio::select! {
+            () = self.subscriber.too_slow().cancelled() => {}
+            () = self.forwarder.too_slow().cancelled() => {}
+        }
+    }
+
+    fn subscriber_for(&self, forward: bool) -> &Subscriber {
+        match forward {
+            true => &self.forwarder,
+            false => &self.subscriber,
+        }
     }
 
     fn unsubscribe_all(&self) {
         let topics = std::mem::take(&mut *self.topics.lock().unwrap_or_else(PoisonError::into_inner));
-        for topic in topics {
-            Hub::global().unsubscribe(&self.app, &topic, &self.subscriber);
+        for (topic, forward) in topics {
+            Hub::global().unsubscribe(&self.app, &topic, self.subscriber_for(forward));
         }
     }
 
@@ -307,7 +331,7 @@ host_fn! {
 }
 
 host_fn! {
-    fn hub_subscribe(socket: *mut abi::HostSocket, topic: RawSlice) -> bool = false;
+    fn hub_subscribe(socket: *mut abi::HostSocket, topic: RawSlice, flags: u32) -> bool = false;
     {
         // SAFETY: the module passes back its socket, or null.
         let Some(socket) = (unsafe { socket_ref(socket) }) else {
@@ -317,11 +341,11 @@ host_fn! {
         if socket.closing.is_cancelled() {
             return false;
         }
-        let topic = text(topic);
-        Hub::global().subscribe(&socket.app, &topic, &socket.subscriber);
+        let (topic, forward) = (text(topic), flags & abi::HUB_FORWARD != 0);
+        Hub::global().subscribe(&socket.app, &topic, socket.subscriber_for(forward));
         let mut topics = socket.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        if !topics.contains(&topic) {
-            topics.push(topic);
+        if !topics.iter().any(|(t, f)| *t == topic && *f == forward) {
+            topics.push((topic, forward));
         }
         true
     }
@@ -335,8 +359,11 @@ host_fn! {
             return null_argument("hub_unsubscribe");
         };
         let topic = text(topic);
-        Hub::global().unsubscribe(&socket.app, &topic, &socket.subscriber);
-        socket.topics.lock().unwrap_or_else(PoisonError::into_inner).retain(|t| *t != topic);
+        let mut topics = socket.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        for forward in [false, true] {
+            Hub::global().unsubscribe(&socket.app, &topic, socket.subscriber_for(forward));
+        }
+        topics.retain(|(t, _)| *t != topic);
     }
 }
 
