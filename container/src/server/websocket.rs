@@ -276,15 +276,19 @@ where
             }
             message = outbox.recv() => {
                 let Some(message) = message else { continue };
-                tracing::debug!(?message, "pump: sending");
-                if ws.send(to_frame(message)).await.is_err() {
+                // What else is queued goes in the same write.
+                let more = std::iter::from_fn(|| outbox.try_recv().ok());
+                if send_batch(&mut ws, std::iter::once(message).chain(more)).await.is_err() {
                     break End::Lost;
                 }
             }
             Some(message) = forwarded.recv() => {
-                let payload = message.payload.clone();
-                let binary = std::str::from_utf8(&payload).is_err();
-                if ws.send(to_frame(Outbound { binary, payload })).await.is_err() {
+                let more = std::iter::from_fn(|| forwarded.try_recv().ok());
+                let batch = std::iter::once(message).chain(more).map(|message| {
+                    let payload = message.payload.clone();
+                    Outbound { binary: std::str::from_utf8(&payload).is_err(), payload }
+                });
+                if send_batch(&mut ws, batch).await.is_err() {
                     break End::Lost;
                 }
             }
@@ -316,6 +320,24 @@ where
         End::Peer => finish(&mut ws).await,
         End::Lost => socket.request_close(1006, ""),
     }
+}
+
+/// Most messages written before one flush.
+const BATCH: usize = 64;
+
+/// Writes up to [`BATCH`] of `messages`, then flushes once: a burst costs
+/// one system call, not one per message.
+async fn send_batch<S>(
+    ws: &mut WebSocketStream<S>,
+    messages: impl Iterator<Item = Outbound>,
+) -> Result<(), tungstenite::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    for message in messages.take(BATCH) {
+        ws.feed(to_frame(message)).await?;
+    }
+    ws.flush().await
 }
 
 fn to_frame(Outbound { binary, payload }: Outbound) -> Message {
