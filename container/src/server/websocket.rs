@@ -271,14 +271,14 @@ where
                     None => break End::Lost,
                 };
                 if let Some(permit) = room.take() {
-                    permit.send(inbound);
+                    permit.send(Box::new(inbound));
                 }
             }
             message = outbox.recv() => {
                 let Some(message) = message else { continue };
                 // What else is queued goes in the same write.
                 let more = std::iter::from_fn(|| outbox.try_recv().ok());
-                if send_batch(&mut ws, std::iter::once(message).chain(more)).await.is_err() {
+                if send_batch(&mut ws, std::iter::once(message).chain(more).map(|m| *m)).await.is_err() {
                     break End::Lost;
                 }
             }
@@ -305,7 +305,7 @@ where
             // What the module queued before the close still goes out
             // (a last message, then the close).
             while let Ok(message) = outbox.try_recv() {
-                if ws.feed(to_frame(message)).await.is_err() {
+                if ws.feed(to_frame(*message)).await.is_err() {
                     return;
                 }
             }

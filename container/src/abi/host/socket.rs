@@ -52,14 +52,14 @@ pub struct Socket {
     /// Topics, and whether forwarded.
     topics: Mutex<Vec<(String, bool)>>,
     events: tokio::sync::Mutex<Events>,
-    outbox: mpsc::Sender<Outbound>,
+    outbox: mpsc::Sender<Box<Outbound>>,
     /// The first close asked for (by the module, the host or the client).
     close: Mutex<Option<(u16, String)>>,
     closing: CancellationToken,
 }
 
 struct Events {
-    inbox: mpsc::Receiver<Inbound>,
+    inbox: mpsc::Receiver<Box<Inbound>>,
     hub: mpsc::Receiver<HubMessage>,
     /// Once closed, every `ws_recv` says so again.
     closed: Option<(u16, Bytes)>,
@@ -75,8 +75,10 @@ pub struct Accepted {
     pub socket: Arc<Socket>,
     /// The subprotocol the module chose; empty for none.
     pub protocol: String,
-    pub inbox: mpsc::Sender<Inbound>,
-    pub outbox: mpsc::Receiver<Outbound>,
+    /// Queue items are boxed: tokio allocates a 32-slot block per channel
+    /// up front, and a pointer slot keeps that small on an idle connection.
+    pub inbox: mpsc::Sender<Box<Inbound>>,
+    pub outbox: mpsc::Receiver<Box<Outbound>>,
     /// Hub messages of forwarded topics, for the client.
     pub forwarded: mpsc::Receiver<HubMessage>,
 }
@@ -228,7 +230,7 @@ host_fn! {
                     let (code, reason) = socket.close_request().unwrap_or((1006, String::new()));
                     Some(Inbound::Closed(code, reason))
                 }
-                message = events.inbox.recv() => message,
+                message = events.inbox.recv() => message.map(|m| *m),
                 Some(message) = events.hub.recv() => {
                     // Lent until the next `ws_recv`: kept in `events`, which
                     // the socket (alive while the module holds it) owns.
@@ -278,7 +280,7 @@ host_fn! {
             tracing::error!(app = &*socket.app, kind, "ws_send: not a text or binary message, or text that is not UTF-8");
             return FfiFuture::new(async { false });
         }
-        let message = Outbound { binary, payload: Bytes::copy_from_slice(payload) };
+        let message = Box::new(Outbound { binary, payload: Bytes::copy_from_slice(payload) });
         FfiFuture::new(async move {
             if socket.closing.is_cancelled() {
                 return false;
