@@ -58,6 +58,22 @@ async fn close_code(socket: &mut Socket) -> u16 {
     }
 }
 
+/// Publishes `body` to `room` through plain HTTP until it reaches
+/// `subscribers` (a handler subscribes just after its handshake).
+async fn publish_until_subscribed(c: &Container, room: &str, body: &'static str, subscribers: u32) {
+    let mut reached = 0;
+    for _ in 0..100 {
+        let url = c.url(&format!("/realtime/publish/{room}"));
+        let response = c.client().post(url).body(body).send().await.unwrap();
+        reached = response.text().await.unwrap().trim().parse::<u32>().unwrap();
+        if reached == subscribers {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{reached} of {subscribers} subscribers after 2 s");
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -148,23 +164,7 @@ async fn the_hub_fans_out_to_a_room_from_sockets_and_from_plain_http() {
     let mut elsewhere = connect(&c, "/realtime/ws/room/other").await;
     // Subscribing happens in the handler, just after the handshake: wait
     // until both are in the room.
-    let mut subscribed = 0;
-    for _ in 0..100 {
-        let (_, body) = c
-            .client()
-            .post(c.url("/realtime/publish/lobby"))
-            .body("ping")
-            .send()
-            .await
-            .map(|r| (r.status(), r))
-            .unwrap();
-        subscribed = body.text().await.unwrap().trim().parse::<u32>().unwrap();
-        if subscribed == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(subscribed, 2);
+    publish_until_subscribed(&c, "lobby", "ping", 2).await;
     // Skip the pings that reached them while we waited.
     alice.send(Message::text("<b>hello</b> from alice")).await.unwrap();
     for socket in [&mut alice, &mut bob] {
@@ -190,22 +190,7 @@ async fn the_hub_fans_out_to_a_room_from_sockets_and_from_plain_http() {
 async fn a_forwarded_topic_goes_straight_to_the_client() {
     let c = realtime();
     let mut socket = connect(&c, "/realtime/ws/forward/f").await;
-    let mut queued = 0;
-    for _ in 0..100 {
-        let response = c
-            .client()
-            .post(c.url("/realtime/publish/f"))
-            .body("news")
-            .send()
-            .await
-            .unwrap();
-        queued = response.text().await.unwrap().trim().parse::<u32>().unwrap();
-        if queued == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(queued, 1);
+    publish_until_subscribed(&c, "f", "news", 1).await;
     assert_eq!(next(&mut socket).await, Some(Message::text("news")));
     // The handler still gets what the client says.
     socket.send(Message::text("hi")).await.unwrap();
