@@ -22,8 +22,8 @@ pub enum ServeError {
     /// The instance was stopped while the request was running.
     #[error("request cancelled: the app is stopping")]
     Cancelled,
-    /// The blocking thread running the handler died.
-    #[error("blocking handler task failed: {0}")]
+    /// The task or blocking thread running the handler died.
+    #[error("the handler's task failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
 }
 
