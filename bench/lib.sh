@@ -1,4 +1,4 @@
-# Shared by bench/run.sh and bench/callgrind.sh; sourced from the
+# Shared by bench/run.sh, bench/ws.sh and bench/callgrind.sh; sourced from the
 # repository root.
 
 # need TOOL...: installs each tool that is missing, from Debian's packages.
@@ -8,6 +8,21 @@ need() {
         echo "==> installing $tool"
         apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null
     done
+}
+
+# scratch: makes the work directory $work and an empty list $pids; on
+# exit, kills every process in $pids and removes $work (kept, and named,
+# when BENCH_KEEP is set).
+scratch() {
+    work=$(mktemp -d)
+    pids=()
+    trap scratch_cleanup EXIT
+}
+
+scratch_cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "${BENCH_KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
 }
 
 # wait_for URL SECONDS: until URL answers 200.

@@ -33,14 +33,7 @@ need wrk
 echo "==> building (release)"
 cargo build --release -q -p crabcat -p bench -p bench-native -p hello -p guestbook -p bank
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${BENCH_KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
-}
-trap cleanup EXIT
+scratch
 
 databases "$work" crabcat_bench
 # The tuned container gets a database of its own.

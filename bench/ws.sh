@@ -60,14 +60,7 @@ fi
 echo "==> building (release)"
 cargo build --release -q -p crabcat -p bench -p bench-native -p ws-load
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${BENCH_KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
-}
-trap cleanup EXIT
+scratch
 container_env[0]=CRABCAT__DATASOURCES__DEFAULT__URL=sqlite://$work/crabcat.db
 
 # load NAME PID URL: runs the load generator against the server PID at

@@ -51,6 +51,14 @@ impl Subscriber {
         (subscriber, messages)
     }
 
+    /// A second queue for the same connection, with whom it shares the
+    /// too-slow signal: either queue full marks both.
+    pub fn sibling(&self) -> (Subscriber, mpsc::Receiver<HubMessage>) {
+        let (mut sibling, messages) = Subscriber::new();
+        sibling.too_slow = self.too_slow.clone();
+        (sibling, messages)
+    }
+
     /// Cancelled when a publish found this subscriber's queue full.
     pub fn too_slow(&self) -> &CancellationToken {
         &self.too_slow
@@ -204,5 +212,18 @@ mod tests {
         assert!(slow.too_slow().is_cancelled());
         let stats = hub.stats();
         assert_eq!((stats.dropped, stats.subscriptions), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_full_sibling_queue_marks_the_connection_too_slow() {
+        let hub = Hub::default();
+        let app: Arc<str> = "chat".into();
+        let (module, _module_rx) = Subscriber::new();
+        let (client, _client_rx) = module.sibling();
+        hub.subscribe(&app, "t", &client);
+        for _ in 0..=SUBSCRIBER_QUEUE {
+            hub.publish("chat", "t", Bytes::new());
+        }
+        assert!(module.too_slow().is_cancelled(), "one signal for the connection");
     }
 }

@@ -238,14 +238,11 @@ where
         tokio::select! {
             biased;
             () = socket.closing().cancelled() => {
-                tracing::debug!("pump: closing");
                 let (code, reason) = socket.close_request().unwrap_or((1000, String::new()));
                 break End::Close(code, reason);
             }
             () = farewell.token().cancelled() => socket.request_close(farewell.code(), "the app is going away"),
-            () = socket.became_too_slow(), if !socket.too_slow() => {
-                socket.request_close(1008, "too slow for its subscriptions");
-            }
+            () = socket.too_slow().cancelled() => socket.request_close(1008, "too slow for its subscriptions"),
             permit = inbox.clone().reserve_owned(), if room.is_none() => match permit {
                 Ok(permit) => room = Some(permit),
                 Err(_) => break End::Close(1000, String::new()), // the module is gone

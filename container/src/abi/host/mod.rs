@@ -102,6 +102,23 @@ pub(super) static VTABLE: HostVtable = HostVtable {
     hub_publish: socket::hub_publish,
 };
 
+/// A reference of the host's own to an object it lent a module as an
+/// `Arc` (a request, a socket); `None` for null.
+///
+/// # Safety
+/// `ptr` must be null or come from `Arc::into_raw`, with the module's
+/// reference still alive.
+unsafe fn shared<T>(ptr: *const T) -> Option<std::sync::Arc<T>> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: by the caller, a live `Arc` allocation; this adds a reference.
+    unsafe {
+        std::sync::Arc::increment_strong_count(ptr);
+        Some(std::sync::Arc::from_raw(ptr))
+    }
+}
+
 fn text(s: RawSlice) -> String {
     // SAFETY: every slice a module passes is valid for the call (contract).
     unsafe { borrowed_text(s) }.into_owned()

@@ -180,16 +180,9 @@ pub(super) unsafe fn request_ref<'a>(request: *const abi::HostRequest) -> Option
 /// # Safety
 /// `request` must be null or a live request the host handed out.
 pub(super) unsafe fn request_arc(request: *const abi::HostRequest) -> Option<Arc<HostRequest>> {
-    let request = request.cast::<HostRequest>();
-    if request.is_null() {
-        return None;
-    }
-    // SAFETY: by the caller, `request` came from `Arc::into_raw` and the
-    // module's reference keeps it alive; this adds a reference of our own.
-    unsafe {
-        Arc::increment_strong_count(request);
-        Some(Arc::from_raw(request))
-    }
+    // SAFETY: by the caller, `request` is null or came from `Arc::into_raw`
+    // and the module's reference keeps it alive.
+    unsafe { super::shared(request.cast::<HostRequest>()) }
 }
 
 host_fn! {

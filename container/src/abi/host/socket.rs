@@ -88,7 +88,7 @@ impl Socket {
         let (inbox_tx, inbox) = mpsc::channel(QUEUE);
         let (outbox, outbox_rx) = mpsc::channel(QUEUE);
         let (subscriber, hub) = Subscriber::new();
-        let (forwarder, forwarded) = Subscriber::new();
+        let (forwarder, forwarded) = subscriber.sibling();
         OPEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket = Arc::new(Socket {
             app,
@@ -136,17 +136,9 @@ impl Socket {
         self.close.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Whether the hub found one of this socket's queues full.
-    pub fn too_slow(&self) -> bool {
-        self.subscriber.too_slow().is_cancelled() || self.forwarder.too_slow().is_cancelled()
-    }
-
-    /// Waits until the hub finds one of this socket's queues full.
-    pub async fn became_too_slow(&self) {
-        tokio::select! {
-            () = self.subscriber.too_slow().cancelled() => {}
-            () = self.forwarder.too_slow().cancelled() => {}
-        }
+    /// Cancelled when the hub found one of this socket's queues full.
+    pub fn too_slow(&self) -> &CancellationToken {
+        self.subscriber.too_slow()
     }
 
     fn subscriber_for(&self, forward: bool) -> &Subscriber {
@@ -180,16 +172,9 @@ impl Drop for Socket {
 /// # Safety
 /// `socket` must be null or a socket from `ws_accept` not yet released.
 unsafe fn socket_arc(socket: *mut abi::HostSocket) -> Option<Arc<Socket>> {
-    let socket = socket.cast_const().cast::<Socket>();
-    if socket.is_null() {
-        return None;
-    }
-    // SAFETY: by the caller, it came from `Arc::into_raw` and the module's
-    // reference keeps it alive; this adds one of our own.
-    unsafe {
-        Arc::increment_strong_count(socket);
-        Some(Arc::from_raw(socket))
-    }
+    // SAFETY: by the caller, `socket` is null or came from `Arc::into_raw`
+    // and the module's reference keeps it alive.
+    unsafe { super::shared(socket.cast_const().cast::<Socket>()) }
 }
 
 /// The socket behind `socket`; `None` for null.
