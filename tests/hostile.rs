@@ -132,3 +132,73 @@ async fn spawned_tasks_and_response_bodies_are_capped_per_app() {
         c.logs()
     );
 }
+
+/// Waits until `/apps/hostile` says `stalled_threads` is `n`.
+async fn wait_for_stalled(c: &Container, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, app) = c.admin_call(c.admin(reqwest::Method::GET, "/apps/hostile")).await;
+        if app["stalled_threads"].as_u64() == Some(n) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{app}\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_that_never_yields_is_reported_and_its_app_refused_until_it_returns() {
+    let c = Container::builder()
+        .deploy(&module("hostile"), "hostile.so")
+        .deploy(&module("hello"), "hello.so")
+        .config("[server]\nstall_timeout = \"300ms\"\n")
+        .start();
+    assert_eq!(c.get("/hostile/spin?ms=1").await.0, 200, "short polls are fine");
+    let spinning = {
+        let (client, url) = (c.client().clone(), c.url("/hostile/spin?ms=4000"));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
+    };
+    let line = c
+        .wait_for_log("has run without yielding", Duration::from_secs(10))
+        .expect("the stall is reported");
+    assert!(line.contains("app=\"hostile\""), "{line}");
+    wait_for_stalled(&c, 1).await;
+
+    // While it spins: its app refuses at once, every other app answers.
+    let refused = c.client().get(c.url("/hostile/spin?ms=1")).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(c.get("/hello/").await.0, 200);
+    assert_eq!(
+        c.metric("crabcat_app_stalled_threads{app=\"hostile\"}").await,
+        Some(1.0)
+    );
+    assert_eq!(c.metric("crabcat_app_stalled_threads{app=\"hello\"}").await, Some(0.0));
+
+    assert_eq!(spinning.await.unwrap(), 200, "it finishes: nothing can pre-empt it");
+    wait_for_stalled(&c, 0).await;
+    assert!(
+        c.wait_for_log("the stalled handler returned", Duration::from_secs(5))
+            .is_some()
+    );
+    assert_eq!(c.get("/hostile/spin?ms=1").await.0, 200, "served again");
+    assert_eq!(c.metric("crabcat_app_stalls{app=\"hostile\"}").await, Some(1.0));
+    assert_eq!(c.metric("crabcat_app_stalls{app=\"hello\"}").await, Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spawned_task_that_never_yields_is_reported_as_its_app() {
+    let c = Container::builder()
+        .deploy(&module("hostile"), "hostile.so")
+        .deploy(&module("hello"), "hello.so")
+        .config("[server]\nstall_timeout = \"300ms\"\n")
+        .start();
+    assert_eq!(c.get("/hostile/spin-task?ms=3000").await.0, 200);
+    let line = c
+        .wait_for_log("has run without yielding", Duration::from_secs(10))
+        .expect("the stall is reported");
+    assert!(line.contains("app=\"hostile\""), "{line}");
+    assert_eq!(c.get("/hello/").await.0, 200);
+    wait_for_stalled(&c, 0).await;
+    assert_eq!(c.get("/hostile/spin?ms=1").await.0, 200);
+}

@@ -15,6 +15,7 @@
 //! * [`metrics`]: the Prometheus registry every part records into.
 //! * [`server`]: the HTTP service (one tower `Service`, no router), the context-path table, dispatch, metrics, the access log.
 //! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
+//! * [`watchdog`]: notices module code that runs without yielding, and reports its app.
 //!
 //! A request goes: listener → [`server::dispatch`] (timeout, body limit,
 //! metrics, access log) → context table → app route table → module.
@@ -29,6 +30,7 @@ pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
 pub mod server;
+pub mod watchdog;
 
 use std::sync::Arc;
 
@@ -109,6 +111,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         let d = &config.deploy;
         deploy::Watcher::new(&d.dir, d.settle_time, d.scan_interval).with_counters(metrics.deploy_scans())
     });
+    watchdog::start(config.server.stall_timeout);
     manager.deploy_all().await;
 
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "listening");

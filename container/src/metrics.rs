@@ -73,6 +73,10 @@ pub struct AppFigures<'a> {
     pub in_flight: usize,
     /// Successful reloads.
     pub reloads: u64,
+    /// Threads stalled in its code now (see [`crate::watchdog`]).
+    pub stalled_threads: usize,
+    /// Stalls since the container started.
+    pub stalls: u64,
 }
 
 /// The container's metrics registry.
@@ -82,6 +86,8 @@ pub struct Metrics {
     latency: Family<AppLabels, Histogram>,
     in_flight: Family<AppLabels, Gauge>,
     reloads: Family<AppLabels, Gauge>,
+    stalled_threads: Family<AppLabels, Gauge>,
+    stalls: Family<AppLabels, Gauge>,
     states: Family<StateLabels, Gauge>,
     pools: Family<PoolLabels, Gauge>,
     images: Gauge,
@@ -111,6 +117,8 @@ impl Default for Metrics {
             latency: Family::new_with_constructor(latency_histogram),
             in_flight: Family::default(),
             reloads: Family::default(),
+            stalled_threads: Family::default(),
+            stalls: Family::default(),
             states: Family::default(),
             pools: Family::default(),
             images: Gauge::default(),
@@ -134,6 +142,16 @@ impl Default for Metrics {
             metrics.in_flight.clone(),
         );
         r.register("app_reloads", "Successful reloads, by app", metrics.reloads.clone());
+        r.register(
+            "app_stalled_threads",
+            "Worker threads running the app's code without yielding for longer than server.stall_timeout, now",
+            metrics.stalled_threads.clone(),
+        );
+        r.register(
+            "app_stalls",
+            "Times the app's code ran without yielding for longer than server.stall_timeout",
+            metrics.stalls.clone(),
+        );
         r.register("app_state", "1 for the state each app is in", metrics.states.clone());
         r.register(
             "pool_connections",
@@ -242,6 +260,8 @@ impl Metrics {
         }
         self.in_flight.clear();
         self.reloads.clear();
+        self.stalled_threads.clear();
+        self.stalls.clear();
         self.states.clear();
         for app in apps {
             let labels = AppLabels {
@@ -251,6 +271,10 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(saturating_i64(app.in_flight as u64));
             self.reloads.get_or_create(&labels).set(saturating_i64(app.reloads));
+            self.stalled_threads
+                .get_or_create(&labels)
+                .set(saturating_i64(app.stalled_threads as u64));
+            self.stalls.get_or_create(&labels).set(saturating_i64(app.stalls));
             let labels = StateLabels {
                 app: labels.app,
                 state: app.state.to_owned(),

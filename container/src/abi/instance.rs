@@ -103,7 +103,7 @@ impl RawInstance {
         let service = self.module.descriptor.service;
         // SAFETY: the arguments are valid for the module's future, as above.
         let future = unsafe { service(self.ptr.as_ptr(), route, request, (&raw mut response).cast()) };
-        let code = future.await;
+        let code = self.app.watch().watched(future).await;
         outcome(code, route)?;
         checked(response)
     }

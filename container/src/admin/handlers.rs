@@ -74,6 +74,9 @@ pub struct AppView {
     status: AppStatus,
     requests_served: u64,
     requests_in_flight: usize,
+    /// Worker threads running the app's code without yielding (see
+    /// `server.stall_timeout`): while not zero, the app gets `503`.
+    stalled_threads: usize,
     /// Images loaded for this app that are not the running one.
     images_kept_by_reloads: u64,
 }
@@ -85,6 +88,7 @@ fn view(state: &AdminState, status: AppStatus) -> AppView {
         version: status.module.as_ref().map(|m| m.version.clone()),
         requests_served: slot.as_ref().map_or(0, |s| s.requests_served()),
         requests_in_flight: slot.as_ref().map_or(0, |s| s.in_flight()),
+        stalled_threads: slot.as_ref().map_or(0, |s| s.watch.stalled()),
         images_kept_by_reloads: status.images.saturating_sub(running),
         status,
     }
@@ -250,11 +254,16 @@ pub async fn undeploy(
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     let apps = state.manager.apps();
-    let figures = apps.values().map(|s| AppFigures {
-        app: &s.name,
-        state: s.state.name(),
-        in_flight: state.manager.slot(&s.name).map_or(0, |slot| slot.in_flight()),
-        reloads: s.reloads,
+    let figures = apps.values().map(|s| {
+        let slot = state.manager.slot(&s.name);
+        AppFigures {
+            app: &s.name,
+            state: s.state.name(),
+            in_flight: slot.as_ref().map_or(0, |slot| slot.in_flight()),
+            reloads: s.reloads,
+            stalled_threads: slot.as_ref().map_or(0, |slot| slot.watch.stalled()),
+            stalls: slot.as_ref().map_or(0, |slot| slot.watch.stalls()),
+        }
     });
     let pools = state.datasources.iter().map(|d| {
         let (size, idle) = d.usage();

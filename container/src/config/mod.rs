@@ -86,6 +86,11 @@ pub struct ServerConfig {
     /// A request that takes longer gets `504 Gateway Timeout`.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Module code that runs this long without yielding (a loop or a
+    /// blocking call in an async handler) is reported, and its app gets
+    /// `503` for new requests until it returns; `0s` turns the watchdog off.
+    #[serde(with = "humantime_serde")]
+    pub stall_timeout: Duration,
     /// Largest request body accepted; larger ones get `413`.
     pub max_body_bytes: usize,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
@@ -141,6 +146,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(2),
             max_body_bytes: 2 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             max_connections: 10_000,

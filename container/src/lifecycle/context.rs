@@ -10,6 +10,7 @@ use arc_swap::ArcSwapOption;
 
 use super::{AppLimits, Instance};
 use crate::metrics::{AppMetrics, Metrics};
+use crate::watchdog::AppWatch;
 
 /// An app's place in routing. Its instance is absent while the app is not
 /// running (requests then get `503`).
@@ -21,6 +22,8 @@ pub struct AppSlot {
     instance: ArcSwapOption<Instance>,
     /// Its quotas, shared by every instance.
     pub limits: Arc<AppLimits>,
+    /// Its stall record, shared by every instance.
+    pub watch: &'static AppWatch,
     served: AtomicU64,
     metrics: OnceLock<AppMetrics>,
 }
@@ -29,6 +32,7 @@ impl AppSlot {
     /// An empty slot for app `name` mounted at `prefix`, with `limits`.
     pub fn new(name: Arc<str>, prefix: Arc<str>, limits: AppLimits) -> Self {
         AppSlot {
+            watch: AppWatch::of(&name),
             name,
             prefix,
             instance: ArcSwapOption::empty(),

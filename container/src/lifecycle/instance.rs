@@ -89,6 +89,11 @@ impl Lease {
         Ok((response?, lease))
     }
 
+    /// The app's stall record.
+    pub fn watch(&self) -> &'static crate::watchdog::AppWatch {
+        self.instance.raw.host_app().watch()
+    }
+
     /// The instance's farewell to its connections.
     pub fn farewell(&self) -> &Farewell {
         &self.instance.farewell

@@ -29,6 +29,8 @@ pub enum Reject {
     UriTooLong,
     /// The app has its most requests (or blocking calls) running.
     Busy,
+    /// A handler of the app holds a worker thread without yielding.
+    Stalled,
     AddSlash(String),
     Unavailable,
     MethodNotAllowed(String),
@@ -54,6 +56,7 @@ impl IntoResponse for Reject {
             Reject::NotFound => (StatusCode::NOT_FOUND, "not found"),
             Reject::UriTooLong => (StatusCode::URI_TOO_LONG, "request target too long"),
             Reject::Busy => (StatusCode::SERVICE_UNAVAILABLE, "application busy"),
+            Reject::Stalled => (StatusCode::SERVICE_UNAVAILABLE, "application stalled"),
             Reject::AddSlash(location) => {
                 extra = Some((LOCATION, location));
                 (StatusCode::PERMANENT_REDIRECT, "moved")
@@ -158,6 +161,9 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
     let Some(instance) = slot.instance() else {
         return Err((Some(slot), Reject::Unavailable));
     };
+    if slot.watch.stalled() > 0 {
+        return Err((Some(slot), Reject::Stalled));
+    }
     let Some(permit) = slot.limits.try_request() else {
         return Err((Some(slot), Reject::Busy));
     };

@@ -13,6 +13,7 @@ use http_body::Frame;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::lifecycle::{Lease, Permit};
+use crate::watchdog::AppWatch;
 
 /// Why a streamed body ended before it was complete.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,7 @@ pub struct ModuleBody {
     /// Running once the instance said farewell.
     grace: Option<Pin<Box<tokio::time::Sleep>>>,
     grace_period: Duration,
+    watch: &'static AppWatch,
     _permit: Permit,
     _lease: Lease,
 }
@@ -48,6 +50,7 @@ impl ModuleBody {
             farewell: Box::pin(lease.farewell().token().clone().cancelled_owned()),
             grace: None,
             grace_period: grace,
+            watch: lease.watch(),
             _permit: permit,
             _lease: lease,
         }
@@ -73,11 +76,19 @@ impl http_body::Body for ModuleBody {
         if this.retired(cx) {
             return Poll::Ready(Some(Err(StreamError::Retired)));
         }
-        match this.stream.poll_next_chunk(cx) {
-            // Copied at once: the module lends the chunk until the next poll.
-            Poll::Ready(Chunk::Data(data)) => Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(data))))),
-            Poll::Ready(Chunk::End) => Poll::Ready(None),
-            Poll::Ready(Chunk::Error(message)) => {
+        let stream = &mut this.stream;
+        // Copied at once (the module lends the chunk until the next poll),
+        // within the marked poll.
+        let polled = this.watch.poll(|| match stream.poll_next_chunk(cx) {
+            Poll::Ready(Chunk::Data(data)) => Poll::Ready(Ok(Some(Bytes::copy_from_slice(data)))),
+            Poll::Ready(Chunk::End) => Poll::Ready(Ok(None)),
+            Poll::Ready(Chunk::Error(message)) => Poll::Ready(Err(message)),
+            Poll::Pending => Poll::Pending,
+        });
+        match polled {
+            Poll::Ready(Ok(Some(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Err(message)) => {
                 tracing::warn!(app = &*this.app, "a streamed response was cut off: {message}");
                 Poll::Ready(Some(Err(StreamError::Module(message))))
             }

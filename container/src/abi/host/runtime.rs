@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{null_argument, text};
+use crate::watchdog::AppWatch;
 
 /// The host's side of one app instance: what `log` and `spawn` need.
 /// Leaked on creation ([`HostApp::leak`]) so that it outlives the module
@@ -23,6 +24,8 @@ pub struct HostApp {
     limits: InstanceLimits,
     /// Spawns are being refused (logged once per run of refusals).
     refusing: AtomicBool,
+    /// The app's stall record: every poll of its code is marked with it.
+    watch: &'static AppWatch,
 }
 
 /// What one instance may use of the host: tasks alive at once, bytes of a
@@ -40,18 +43,24 @@ impl HostApp {
     /// the process. Tasks the module spawns run on `runtime`.
     pub fn leak(name: Arc<str>, runtime: tokio::runtime::Handle, limits: InstanceLimits) -> &'static HostApp {
         Box::leak(Box::new(HostApp {
-            name,
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
             runtime,
             limits,
             refusing: AtomicBool::new(false),
+            watch: AppWatch::of(&name),
+            name,
         }))
     }
 
     /// The app's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The app's stall record.
+    pub fn watch(&self) -> &'static AppWatch {
+        self.watch
     }
 
     /// Its limits.
@@ -126,11 +135,12 @@ host_fn! {
             return; // dropping `task` runs the module's drop function
         }
         let cancel = app.cancel.clone();
+        let watch = app.watch;
         app.tasks.spawn_on(
             async move {
                 tokio::select! {
                     () = cancel.cancelled() => {}
-                    () = task => {}
+                    () = watch.watched(task) => {}
                 }
             },
             &app.runtime,
