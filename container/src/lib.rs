@@ -13,7 +13,7 @@
 //! * [`db`]: datasources (sqlx pools), module queries, transactions, migrations.
 //! * [`lifecycle`]: the app state machine, instances and their draining, the manager, the routing tables.
 //! * [`metrics`]: the Prometheus registry every part records into.
-//! * [`server`]: the HTTP service (one tower `Service`, no router), the context-path table, dispatch, metrics, the access log.
+//! * [`server`]: the listener and its TLS, the HTTP service (one tower `Service`, no router), the context-path table, dispatch, metrics, the access log.
 //! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
 //! * [`watchdog`]: notices module code that runs without yielding, and reports its app.
 //!
@@ -35,6 +35,7 @@ pub mod watchdog;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -55,6 +56,9 @@ pub enum RunError {
     /// The access log could not be opened.
     #[error(transparent)]
     AccessLog(#[from] server::AccessLogError),
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] server::TlsError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -77,14 +81,22 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, RunError> {
         .map_err(|source| RunError::Bind { addr, source })
 }
 
-/// Binds the listeners, deploys every app, starts the admin API and the
-/// deploy-directory watcher, serves until `shutdown` is cancelled, then
-/// drains and destroys every app.
+/// Loads the TLS certificate, binds the listeners, deploys every app,
+/// starts the admin API and the deploy-directory watcher, serves until
+/// `shutdown` is cancelled, then drains and destroys every app. Each
+/// notification of `reload_tls` (`main` sends one on SIGHUP) reloads the
+/// TLS certificate.
 ///
 /// # Errors
 /// See [`RunError`].
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<Notify>) -> Result<(), RunError> {
     let config = Arc::new(config);
+    // A certificate that cannot be used stops the start before any port is bound.
+    let tls = match &config.server.tls {
+        Some(files) => Some(Arc::new(server::Tls::load(files)?)),
+        None => None,
+    };
+    let tls_reloader = tls.as_ref().map(|tls| server::tls::TlsReloader::new(Arc::clone(tls)));
     // Bound first, as Tomcat's connectors bind at init: a port that is
     // taken stops the start before any app runs its migrations or `init`.
     // Connections wait in the backlog until the apps are deployed.
@@ -114,7 +126,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     watchdog::start(config.server.stall_timeout);
     manager.deploy_all().await;
 
-    tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, %scheme, "listening");
     tracing::info!(addr = %admin_listener.local_addr().map_err(RunError::Serve)?, "admin API listening");
 
     let admin_state = Arc::new(admin::AdminState::new(
@@ -135,12 +148,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     if let Some(watcher) = watcher {
         spawn_watcher(watcher, &config, &manager, &shutdown);
     }
+    if let Some(reloader) = tls_reloader {
+        tokio::spawn(reloader.run(reload_tls, shutdown.clone()));
+    }
 
     let (access_log, access_log_writer) = access_log.unzip();
     let service = server::MakeDispatcher::new(manager.table(), metrics, access_log, &config.server, &config.deploy);
     let grace = config.server.shutdown_timeout;
     let limits = server::Limits::from(&config.server);
-    let finished = server::serve(listener, service, limits, shutdown.clone(), grace).await;
+    let finished = server::serve(listener, service, limits, tls, shutdown.clone(), grace).await;
     admin_task.abort();
     manager
         .shutdown(if finished { grace } else { std::time::Duration::ZERO })

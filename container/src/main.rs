@@ -1,13 +1,16 @@
 //! The `crabcat` binary: parse the command line, set up logging, load the
-//! configuration, then serve until SIGINT or SIGTERM, or run one admin
-//! command against a running container.
+//! configuration, then serve until SIGINT or SIGTERM (reloading the TLS
+//! certificate on SIGHUP), or run one admin command against a running
+//! container.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use crabcat::admin::client::{AdminClient, ClientError};
 use crabcat::cli::{AdminArgs, Cli, Command};
 use crabcat::config::{Config, Overrides};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -32,7 +35,9 @@ fn main() -> ExitCode {
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            // Not `{error:#}`: each `RunError` message already ends with
+            // its cause, which the alternate form would repeat.
+            tracing::error!("{error}");
             ExitCode::FAILURE
         }
     }
@@ -41,8 +46,33 @@ fn main() -> ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    crabcat::run(config, shutdown).await?;
+    let reload_tls = Arc::new(Notify::new());
+    #[cfg(unix)]
+    tokio::spawn(forward_hangups(Arc::clone(&reload_tls), config.server.tls.is_some()));
+    crabcat::run(config, shutdown, reload_tls).await?;
     Ok(())
+}
+
+/// Passes each SIGHUP on to `reload_tls`. SIGHUP no longer ends the
+/// process, with or without TLS.
+#[cfg(unix)]
+async fn forward_hangups(reload_tls: Arc<Notify>, tls: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        if tls {
+            tracing::info!("SIGHUP received: reloading the TLS certificate");
+        } else {
+            tracing::info!("SIGHUP received: no TLS certificate to reload");
+        }
+        reload_tls.notify_one();
+    }
 }
 
 /// Runs one admin command and prints its result. Exit code 0, 1 (the

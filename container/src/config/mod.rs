@@ -122,6 +122,21 @@ pub struct ServerConfig {
     /// that does not answer is found dead by TCP); `0s` never.
     #[serde(with = "humantime_serde")]
     pub websocket_ping_interval: Duration,
+    /// `[server.tls]`: serve HTTPS on `listen`; unset, plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the listener's certificate. Both files are read at start
+/// (a missing or invalid one stops it) and again on SIGHUP and whenever one
+/// of them changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, the server's certificate first.
+    pub cert: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, RSA or SEC1).
+    /// May be the same file as `cert`.
+    pub key: PathBuf,
 }
 
 /// The access log's line format.
@@ -158,6 +173,7 @@ impl Default for ServerConfig {
             access_log_format: AccessLogFormat::Combined,
             websocket_max_message_bytes: 1024 * 1024,
             websocket_ping_interval: Duration::from_secs(30),
+            tls: None,
         }
     }
 }

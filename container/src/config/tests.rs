@@ -13,6 +13,30 @@ fn example_file_matches_the_defaults() {
     );
 }
 
+/// The commented `[server.tls]` example, uncommented, is valid.
+#[test]
+fn the_example_tls_section_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crabcat.example.toml");
+    let text = std::fs::read_to_string(&path).expect("crabcat.example.toml at the repository root");
+    let section: String = text
+        .lines()
+        .skip_while(|line| *line != "# [server.tls]")
+        .take_while(|line| line.starts_with("# "))
+        .map(|line| format!("{}\n", &line[2..]))
+        .collect();
+    let parsed: Config = toml::from_str(&section).expect("the example [server.tls] parses");
+    parsed.validate().expect("valid");
+    let tls = parsed.server.tls.expect("a [server.tls] section");
+    assert_eq!(tls.cert, Path::new("/etc/crabcat/fullchain.pem"));
+    assert_eq!(tls.key, Path::new("/etc/crabcat/privkey.pem"));
+}
+
+#[test]
+fn a_tls_section_needs_both_files() {
+    let err = toml::from_str::<Config>("[server.tls]\ncert = \"c.pem\"\n").unwrap_err();
+    assert!(err.to_string().contains("missing field `key`"), "{err}");
+}
+
 #[test]
 fn context_paths_are_one_segment() {
     for ok in ["/", "/hello", "/a-b_c.d"] {
@@ -33,11 +57,11 @@ proptest::proptest! {
         text in ".{0,200}",
         lines in proptest::collection::vec(
             (
-                proptest::sample::select(vec!["server", "deploy", "admin", "log", "apps.x", "datasources.y"]),
+                proptest::sample::select(vec!["server", "server.tls", "deploy", "admin", "log", "apps.x", "datasources.y"]),
                 proptest::sample::select(vec![
                     "listen", "request_timeout", "max_body_bytes", "max_connections", "header_read_timeout",
                     "max_header_bytes", "max_uri_bytes", "access_log_format", "dir", "watch", "token",
-                    "context_path", "datasources", "url", "max_connections", "max_blocking", "filter",
+                    "context_path", "datasources", "url", "max_connections", "max_blocking", "filter", "cert", "key",
                 ]),
                 proptest::sample::select(vec![
                     "0", "-1", "18446744073709551616", "\"\"", "\"/\"", "\"1s\"", "\"forever\"", "true",

@@ -33,6 +33,13 @@ impl Config {
         if self.server.max_uri_bytes == 0 {
             return invalid("server.max_uri_bytes".into(), "must be greater than 0");
         }
+        if let Some(tls) = &self.server.tls {
+            for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+                if path.as_os_str().is_empty() {
+                    return invalid(key.into(), "must be a file's path, not empty");
+                }
+            }
+        }
         if let Some(token) = &self.admin.token
             && token.len() < 16
         {

@@ -12,8 +12,12 @@
 //!   by default. A slowloris client is closed when it runs out.
 //! * A request head over `server.max_header_bytes` gets `431`; a request
 //!   target over `server.max_uri_bytes` gets `414` (in dispatch).
-//! * HTTP/2 (prior knowledge, `h2c`): hyper's limits (200 concurrent
-//!   streams, 16 kB of header list per request).
+//! * HTTP/2 (prior knowledge, `h2c`, or `h2` by ALPN over TLS): hyper's
+//!   limits (200 concurrent streams, 16 kB of header list per request).
+//! * TLS (`[server.tls]`): the handshake runs in the connection's own task,
+//!   never in the accept loop, and must end within
+//!   `server.header_read_timeout` too; a connection whose handshake fails
+//!   is closed and logged at debug (scanners make many).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,12 +25,12 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::MakeDispatcher;
+use super::{Dispatcher, MakeDispatcher, Tls};
 use crate::config::ServerConfig;
 
 /// The listener's limits, from `[server]`.
@@ -75,15 +79,23 @@ fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
 /// Serves until `shutdown` is cancelled, then stops accepting and waits up
 /// to `grace` for open connections to finish (each is told to close after
 /// its current requests). Returns `false` if the grace period ran out.
-/// Accept errors are logged and retried, never fatal.
+/// Accept errors are logged and retried, never fatal. With `tls`, every
+/// connection is TLS.
 pub async fn serve(
     listener: TcpListener,
     make: MakeDispatcher,
     limits: Limits,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> bool {
     let builder = Arc::new(builder(limits));
+    let tls = tls.map(|tls| TlsConnections {
+        tls,
+        builder: Arc::clone(&builder),
+        handshake_timeout: limits.header_read_timeout,
+        shutdown: shutdown.clone(),
+    });
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     loop {
@@ -103,6 +115,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = make.dispatcher(peer.ip());
+        if let Some(tls) = &tls {
+            tls.spawn(stream, peer, service, permit, graceful.watcher());
+            continue;
+        }
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
@@ -116,6 +132,39 @@ pub async fn serve(
         "shutting down: no new connections, finishing requests"
     );
     finish(graceful.shutdown(), grace).await
+}
+
+/// How TLS connections are served.
+struct TlsConnections {
+    tls: Arc<Tls>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    handshake_timeout: Duration,
+    shutdown: CancellationToken,
+}
+
+impl TlsConnections {
+    /// Serves `stream` on a task of its own, which holds `permit` until the
+    /// connection closes: the TLS handshake, then HTTP as on a plain
+    /// connection.
+    fn spawn(
+        &self,
+        stream: TcpStream,
+        peer: std::net::SocketAddr,
+        service: Dispatcher,
+        permit: OwnedSemaphorePermit,
+        watcher: Watcher,
+    ) {
+        let (tls, builder) = (Arc::clone(&self.tls), Arc::clone(&self.builder));
+        let (timeout, shutdown) = (self.handshake_timeout, self.shutdown.clone());
+        tokio::spawn(async move {
+            let Some(stream) = tls.accept(stream, peer, timeout, &shutdown).await else {
+                return;
+            };
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(connection.into_owned()).await;
+            drop(permit);
+        });
+    }
 }
 
 async fn finish(connections_closed: impl Future<Output = ()>, grace: Duration) -> bool {

@@ -1,11 +1,13 @@
-//! The HTTP side: the listener's service, dispatch into modules through
-//! the lifecycle's routing tables, the access log.
+//! The HTTP side: the listener and its TLS, the listener's service,
+//! dispatch into modules through the lifecycle's routing tables, the
+//! access log.
 
 pub mod access_log;
 pub mod dispatch;
 pub mod listener;
 pub mod observe;
 pub mod stream;
+pub mod tls;
 pub mod websocket;
 
 use std::convert::Infallible;
@@ -20,6 +22,7 @@ use axum::response::Response;
 
 pub use access_log::{AccessLog, AccessLogError, AccessLogWriter};
 pub use listener::{Limits, serve};
+pub use tls::{Tls, TlsError};
 
 use crate::config::{DeployConfig, ServerConfig};
 use crate::lifecycle::ContextTable;
@@ -43,6 +46,9 @@ pub struct ServerState {
     pub websocket: websocket::Settings,
     /// How long a retired instance's streamed responses may go on.
     pub connection_grace: Duration,
+    /// Whether the listener serves TLS (`https`): what a session manager
+    /// needs to give its cookies the `Secure` attribute.
+    pub tls: bool,
 }
 
 /// Makes one [`Dispatcher`] per connection, which knows its client's
@@ -71,6 +77,7 @@ impl MakeDispatcher {
                 ping_interval: Some(config.websocket_ping_interval).filter(|d| !d.is_zero()),
             },
             connection_grace: deploy.connection_grace,
+            tls: config.tls.is_some(),
         }))
     }
 }
