@@ -202,3 +202,46 @@ async fn a_spawned_task_that_never_yields_is_reported_as_its_app() {
     wait_for_stalled(&c, 0).await;
     assert_eq!(c.get("/hostile/spin?ms=1").await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_on_threads_of_its_own_stalls_only_itself_and_its_requests_still_time_out() {
+    let c = Container::builder()
+        .deploy(&module("hostile"), "hostile.so")
+        .deploy(&module("hello"), "hello.so")
+        .config(
+            "[server]\nrequest_timeout = \"1s\"\nstall_timeout = \"300ms\"\n\
+             [apps.hostile]\nworker_threads = 1\n[apps.hello]\nworker_threads = 1\n",
+        )
+        .start();
+    assert_eq!(c.get("/hostile/spin?ms=1").await.0, 200);
+    // Two of them would hold both of the container's shared workers (on a
+    // 2-core machine): here they queue for the app's one thread.
+    let spinning: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, url) = (c.client().clone(), c.url("/hostile/spin?ms=3000"));
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let line = c
+        .wait_for_log("has run without yielding", Duration::from_secs(10))
+        .expect("the stall is reported");
+    assert!(line.contains("app=\"hostile\""), "{line}");
+    assert!(line.contains("app-hostile"), "on the app's own thread: {line}");
+    assert_eq!(c.get("/hello/").await.0, 200, "another app is served meanwhile");
+    for spin in spinning {
+        assert_eq!(spin.await.unwrap(), 504, "the request timeout still answers");
+    }
+
+    // The own runtime carries streamed bodies too.
+    let mut clock = c.client().get(c.url("/hello/sse/clock")).send().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), clock.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with(b"id: "), "{first:?}");
+    drop(clock);
+
+    wait_for_stalled(&c, 0).await;
+    assert_eq!(c.get("/hostile/spin?ms=1").await.0, 200, "served again");
+}

@@ -102,9 +102,25 @@ impl AppWatch {
 
 impl AppWatch {
     /// `future`, each of its polls marked as this app's code.
-    pub async fn watched<F: Future>(&self, future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        std::future::poll_fn(|cx| self.poll(|| future.as_mut().poll(cx))).await
+    pub fn watched<F: Future + Unpin>(&'static self, future: F) -> Watched<F> {
+        Watched { watch: self, future }
+    }
+}
+
+/// A module's future, each poll marked as its app's code. Module futures
+/// are boxes behind a C vtable (`Unpin`): this adds one pointer to them.
+pub struct Watched<F> {
+    watch: &'static AppWatch,
+    future: F,
+}
+
+impl<F: Future + Unpin> Future for Watched<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let this = self.get_mut();
+        this.watch.poll(|| std::pin::Pin::new(&mut this.future).poll(cx))
     }
 }
 

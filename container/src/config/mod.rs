@@ -281,6 +281,13 @@ pub struct AppConfig {
     /// Largest response body; a larger one is a `500` and a log line.
     /// (A streamed body is not held in memory, and has no limit.)
     pub max_response_bytes: usize,
+    /// `0` (the default): the app's code runs on the container's worker
+    /// threads, shared by every app. `N`: on `N` threads of its own, so
+    /// that code of this app that never yields holds only those threads
+    /// (and its requests still time out with `504`). Each request then
+    /// crosses between threads twice, which costs about a sixth of the
+    /// throughput of a trivial handler.
+    pub worker_threads: usize,
     /// Origins whose pages may open the app's WebSockets, e.g.
     /// `["https://chat.example.com"]`; `["*"]` for any. Empty (the
     /// default): the page's origin must be the host it connects to. A
@@ -299,6 +306,7 @@ impl Default for AppConfig {
             max_blocking: 64,
             max_tasks: 10_000,
             max_response_bytes: 64 * 1024 * 1024,
+            worker_threads: 0,
             websocket_origins: Vec::new(),
             datasources: vec!["default".to_owned()],
             config: serde_json::Map::new(),

@@ -61,7 +61,8 @@ proptest::proptest! {
                 proptest::sample::select(vec![
                     "listen", "request_timeout", "max_body_bytes", "max_connections", "header_read_timeout",
                     "max_header_bytes", "max_uri_bytes", "access_log_format", "dir", "watch", "token",
-                    "context_path", "datasources", "url", "max_connections", "max_blocking", "filter", "cert", "key",
+                    "context_path", "datasources", "url", "max_connections", "max_blocking", "filter", "stall_timeout",
+                    "worker_threads", "cert", "key",
                 ]),
                 proptest::sample::select(vec![
                     "0", "-1", "18446744073709551616", "\"\"", "\"/\"", "\"1s\"", "\"forever\"", "true",
@@ -81,4 +82,21 @@ proptest::proptest! {
 fn unknown_keys_are_rejected() {
     let err = toml::from_str::<Config>("[server]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap_err();
     assert!(err.to_string().contains("listen_addr"), "{err}");
+}
+
+#[test]
+fn an_app_has_at_most_256_threads_of_its_own() {
+    let config = |threads: usize| {
+        let mut config = Config::default();
+        config.datasources.entry("default".to_owned()).or_default();
+        let app = crate::config::AppConfig {
+            worker_threads: threads,
+            ..Default::default()
+        };
+        config.apps.insert("x".into(), app);
+        config
+    };
+    assert!(config(256).validate().is_ok());
+    let err = config(257).validate().unwrap_err();
+    assert!(err.to_string().contains("apps.x.worker_threads"), "{err}");
 }

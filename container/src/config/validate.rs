@@ -78,6 +78,12 @@ impl Config {
             if let Some((key, _)) = zero {
                 return invalid(format!("apps.{name}.{key}"), "must be greater than 0");
             }
+            if app.worker_threads > MAX_APP_THREADS {
+                return invalid(
+                    format!("apps.{name}.worker_threads"),
+                    &format!("must be at most {MAX_APP_THREADS}"),
+                );
+            }
             if let Some(missing) = app.datasources.iter().find(|d| !self.datasources.contains_key(*d)) {
                 return invalid(
                     format!("apps.{name}.datasources"),
@@ -96,6 +102,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// The most worker threads an app may have of its own.
+const MAX_APP_THREADS: usize = 256;
 
 pub(super) fn is_valid_context_path(path: &str) -> bool {
     match path.strip_prefix('/') {

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use super::routes::{RouteTable, Target};
 use crate::abi::{CallError, HostRequest, HostResponse, RawInstance};
@@ -22,7 +22,8 @@ pub enum ServeError {
     /// The instance was stopped while the request was running.
     #[error("request cancelled: the app is stopping")]
     Cancelled,
-    /// The task or blocking thread running the handler died.
+    /// The task or blocking thread running the handler died (or its own
+    /// runtime's task panicked).
     #[error("the handler's task failed: {0}")]
     Blocking(#[from] tokio::task::JoinError),
 }
@@ -51,17 +52,26 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Calls the async handler of `target` with `request`.
+    /// Calls the async handler of `target` with `request`: here, or on the
+    /// app's own runtime if it has one (then a handler that never yields
+    /// holds one of the app's threads, and this future still ends when
+    /// dropped, e.g. by the request timeout; the handler is cancelled
+    /// once its poll returns).
     ///
     /// # Errors
     /// See [`ServeError`].
     pub async fn call(&self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
-        let instance = &self.instance;
-        tokio::select! {
-            biased;
-            result = instance.raw.call(target.route, request) => Ok(result?),
-            () = instance.cancel.cancelled() => Err(ServeError::Cancelled),
-        }
+        let Some(runtime) = self.own_runtime() else {
+            return self.instance.call(target, request).await;
+        };
+        // The task holds the instance (its `destroy` waits) and counts as
+        // in flight until the handler returns, even if this future is gone.
+        let (instance, token) = (Arc::clone(&self.instance), self._token.clone());
+        let task = runtime.spawn(async move {
+            let _token = token;
+            instance.call(target, request).await
+        });
+        AbortOnDropHandle::new(task).await?
     }
 }
 
@@ -87,6 +97,11 @@ impl Lease {
         });
         let (response, lease) = job.await?;
         Ok((response?, lease))
+    }
+
+    /// The app's own runtime, if it has one.
+    pub fn own_runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.instance.raw.host_app().own_runtime()
     }
 
     /// The app's stall record.
@@ -130,6 +145,14 @@ impl Instance {
             cancel: CancellationToken::new(),
             farewell: Farewell::default(),
             raw,
+        }
+    }
+
+    async fn call(&self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
+        tokio::select! {
+            biased;
+            result = self.raw.call(target.route, request) => Ok(result?),
+            () = self.cancel.cancelled() => Err(ServeError::Cancelled),
         }
     }
 

@@ -12,6 +12,7 @@ mod pipeline;
 mod registry;
 mod retire;
 mod routes;
+mod runtimes;
 mod state;
 mod status;
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::instance::Instance;
 use super::routes::{RouteError, RouteTable};
+use super::runtimes::own_runtime;
 use crate::abi::{self, HostApp, InstanceLimits, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
 use crate::config::Config;
 use crate::db::{AppData, AppMigration, Datasources, MigrationError, apply_app_migrations};
@@ -46,6 +47,9 @@ pub enum PipelineError {
     /// Step 5: the routes the module declared cannot be installed.
     #[error("bad routes")]
     Routes(#[from] RouteError),
+    /// The app's own worker threads (`apps.NAME.worker_threads`) could not be started.
+    #[error("cannot start the app's worker threads")]
+    Runtime(#[source] std::io::Error),
     /// A step's blocking thread died (a bug in the container).
     #[error("{0} crashed")]
     Crashed(&'static str, #[source] tokio::task::JoinError),
@@ -117,7 +121,11 @@ impl Pipeline {
             max_tasks: app.max_tasks,
             max_response_bytes: app.max_response_bytes,
         };
-        let host_app = HostApp::leak(name.into(), self.runtime.clone(), limits);
+        let (runtime, own) = match app.worker_threads {
+            0 => (self.runtime.clone(), false),
+            threads => (own_runtime(name, threads).map_err(PipelineError::Runtime)?, true),
+        };
+        let host_app = HostApp::leak(name.into(), runtime, own, limits);
         let (raw, routes) = blocking("init", move || RawInstance::init(module, host_app, &document))
             .await?
             .map_err(PipelineError::Init)?;

@@ -345,13 +345,14 @@ fn into_http(served: Served, head: bool, app: &Arc<str>, state: &ServerState) ->
     let length = body.len();
     let streamed = stream.is_some();
     let mut out = match (stream, keep) {
-        (Some(stream), Some((lease, permit))) if !head => Response::new(Body::new(ModuleBody::new(
-            stream,
-            Arc::clone(app),
-            lease,
-            permit,
-            state.connection_grace,
-        ))),
+        (Some(stream), Some((lease, permit))) if !head => {
+            let runtime = lease.own_runtime().cloned();
+            let body = ModuleBody::new(stream, Arc::clone(app), lease, permit, state.connection_grace);
+            match runtime {
+                Some(runtime) => Response::new(Body::new(body.forwarded(&runtime))),
+                None => Response::new(Body::new(body)),
+            }
+        }
         (stream, keep) => {
             // The module's stream goes first, while its instance is still held.
             drop(stream);

@@ -10,6 +10,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use crabcat_sdk::abi::{Chunk, FfiBodyStream};
 use http_body::Frame;
+use http_body_util::BodyExt as _;
+use tokio::sync::mpsc;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::lifecycle::{Lease, Permit};
@@ -64,6 +66,44 @@ impl ModuleBody {
         self.grace
             .as_mut()
             .is_some_and(|grace| grace.as_mut().poll(cx).is_ready())
+    }
+}
+
+impl ModuleBody {
+    /// This body, produced on `runtime` (the app's own) by a task that
+    /// sends its frames here; the task ends, dropping the module's stream,
+    /// when the body ends or the client goes away.
+    pub fn forwarded(self, runtime: &tokio::runtime::Handle) -> Forwarded {
+        let (frames, received) = mpsc::channel(1);
+        runtime.spawn(async move {
+            let mut body = self;
+            loop {
+                let frame = tokio::select! {
+                    () = frames.closed() => return,
+                    frame = body.frame() => frame,
+                };
+                let Some(frame) = frame else { return };
+                let failed = frame.is_err();
+                if frames.send(frame).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Forwarded { frames: received }
+    }
+}
+
+/// A [`ModuleBody`] produced on another runtime.
+pub struct Forwarded {
+    frames: mpsc::Receiver<Result<Frame<Bytes>, StreamError>>,
+}
+
+impl http_body::Body for Forwarded {
+    type Data = Bytes;
+    type Error = StreamError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
+        self.get_mut().frames.poll_recv(cx)
     }
 }
 

@@ -21,6 +21,10 @@ pub struct HostApp {
     tasks: TaskTracker,
     cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
+    /// `runtime` is the app's own (`apps.NAME.worker_threads`): its calls
+    /// and streams run there rather than on the thread that serves the
+    /// connection.
+    own_runtime: bool,
     limits: InstanceLimits,
     /// Spawns are being refused (logged once per run of refusals).
     refusing: AtomicBool,
@@ -40,12 +44,19 @@ pub struct InstanceLimits {
 
 impl HostApp {
     /// Creates the host side of an instance of app `name`, for the life of
-    /// the process. Tasks the module spawns run on `runtime`.
-    pub fn leak(name: Arc<str>, runtime: tokio::runtime::Handle, limits: InstanceLimits) -> &'static HostApp {
+    /// the process. Tasks the module spawns run on `runtime`; if it is the
+    /// app's `own_runtime`, its handlers and streams run there too.
+    pub fn leak(
+        name: Arc<str>,
+        runtime: tokio::runtime::Handle,
+        own_runtime: bool,
+        limits: InstanceLimits,
+    ) -> &'static HostApp {
         Box::leak(Box::new(HostApp {
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
             runtime,
+            own_runtime,
             limits,
             refusing: AtomicBool::new(false),
             watch: AppWatch::of(&name),
@@ -56,6 +67,11 @@ impl HostApp {
     /// The app's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The app's own runtime, if it has one (`apps.NAME.worker_threads`).
+    pub fn own_runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.own_runtime.then_some(&self.runtime)
     }
 
     /// The app's stall record.
