@@ -33,8 +33,9 @@ cargo build --release -q -p crabcat
 
 scratch
 mkdir -p "$work/public" "$work/deploy" "$work/nginx"
-yes "Crabcat static file benchmark, one line of text." | head -c 1024 >"$work/public/1k.txt"
-yes "Crabcat static file benchmark, one line of text." | head -c 1048576 >"$work/public/1m.txt"
+line="Crabcat static file benchmark, one line of text."
+head -c 1024 <(yes "$line") >"$work/public/1k.txt"
+head -c 1048576 <(yes "$line") >"$work/public/1m.txt"
 
 cat >"$work/nginx.conf" <<EOF
 daemon off;
@@ -94,6 +95,7 @@ run() {
 }
 
 files="1k 1m"
+load_before="$(cut -d' ' -f1 /proc/loadavg), $(pgrep -c rustc || true) rustc processes"
 echo "==> nginx and crabcat: $rounds rounds of $duration per file, wrk -t2 -c$connections"
 for file in $files; do
     for name in nginx crabcat; do
@@ -115,6 +117,7 @@ for pid in "$nginx_pid" "$crabcat_pid"; do
     kill -0 "$pid" 2>/dev/null || { echo "a server died; see its log:" >&2; cat "$work"/*.log "$work"/nginx/*.log >&2; exit 1; }
 done
 access_lines=$(grep -c '" 200 ' "$work/crabcat.log" || true)
+load_after="$(cut -d' ' -f1 /proc/loadavg), $(pgrep -c rustc || true) rustc processes"
 
 # median_of NAME FILE COLUMN: COLUMN of the median round by req/s (the
 # lower middle one for an even number of rounds).
@@ -149,6 +152,7 @@ label() { case $1 in 1k) echo "1 kB" ;; 1m) echo "1 MB" ;; esac; }
     done
     echo
     echo "Access log of the container: $access_lines lines with status 200 written."
+    echo "Machine load (1-minute load average, compilers running) at the start: $load_before; at the end: $load_after."
 } >"$work/table.md"
 results_dir=${BENCH_RESULTS_DIR:-bench/results}
 mkdir -p "$results_dir"
