@@ -377,6 +377,7 @@ async fn a_1_gb_file_streams_in_constant_memory() {
     peak = peak.max(rss_kib(c.pid()));
     assert_eq!(received, SIZE);
     let growth = peak.saturating_sub(before);
+    eprintln!("RSS {before} KiB before the download, at most {peak} KiB during it");
     assert!(
         growth < 10 * 1024,
         "RSS grew by {growth} KiB (from {before} KiB) while serving 1 GB"
