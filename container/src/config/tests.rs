@@ -60,6 +60,7 @@ proptest::proptest! {
                 proptest::sample::select(vec!["server", "server.tls", "deploy", "admin", "log", "apps.x", "datasources.y"]),
                 proptest::sample::select(vec![
                     "listen", "request_timeout", "max_body_bytes", "max_connections", "header_read_timeout",
+                    "max_requests_per_connection",
                     "max_header_bytes", "max_uri_bytes", "access_log_format", "dir", "watch", "token",
                     "context_path", "datasources", "url", "max_connections", "max_blocking", "filter", "stall_timeout",
                     "worker_threads", "cert", "key",
