@@ -1,11 +1,11 @@
 //! The data API against a real SQLite file and (when
-//! `CRABCAT_TEST_POSTGRES_URL` is set) a real PostgreSQL database: every
-//! call and type, both transaction styles, leak cleanup, permissions,
-//! migrations, and faults.
+//! `CRABCAT_TEST_POSTGRES_URL` / `CRABCAT_TEST_MYSQL_URL` are set) a real
+//! PostgreSQL and MySQL/MariaDB database: every call and type, both
+//! transaction styles, leak cleanup, permissions, migrations, and faults.
 
 use std::time::{Duration, Instant};
 
-use crabcat_tests::{Container, PgDb, module, problem};
+use crabcat_tests::{Container, MyDb, PgDb, module, problem};
 use reqwest::Method;
 
 fn probe(url: Option<&str>, extra: &str) -> Container {
@@ -88,6 +88,13 @@ async fn data_api_on_postgres() {
     }
 }
 
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn data_api_on_mysql() {
+    let db = MyDb::create("data_api_on_mysql").await;
+    data_api(Some(&db.url)).await;
+}
+
 async fn transactions(url: Option<&str>) {
     let c = probe(url, "");
     let exists = |name: &'static str| {
@@ -138,6 +145,13 @@ async fn transactions_on_postgres() {
         let db = PgDb::create("transactions_on_postgres").await;
         transactions(Some(&db.url)).await;
     }
+}
+
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn transactions_on_mysql() {
+    let db = MyDb::create("transactions_on_mysql").await;
+    transactions(Some(&db.url)).await;
 }
 
 #[tokio::test]
@@ -212,6 +226,13 @@ async fn migrations_on_postgres() {
         let db = PgDb::create("migrations_on_postgres").await;
         migrations(Some(&db.url)).await;
     }
+}
+
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn migrations_on_mysql() {
+    let db = MyDb::create("migrations_on_mysql").await;
+    migrations(Some(&db.url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
