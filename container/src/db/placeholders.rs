@@ -147,7 +147,7 @@ mod tests {
     fn reads_every_digit() {
         let sql = (1..=11).map(|n| format!("${n}")).collect::<Vec<_>>().join(",");
         let (out, order) = ok(&sql);
-        assert_eq!(out, vec!["?"; 11].join(","));
+        assert_eq!(out, ["?"; 11].join(","));
         assert_eq!(order, (0..11).collect::<Vec<_>>());
         assert_eq!(ok("x=$10+$1"), ("x=?+?".into(), vec![9, 0]));
         assert_eq!(ok("($1)"), ("(?)".into(), vec![0]));
