@@ -151,7 +151,9 @@ async fn transactions_on_postgres() {
 #[tokio::test(flavor = "multi_thread")]
 async fn transactions_on_mysql() {
     let db = MyDb::create("transactions_on_mysql").await;
-    transactions(Some(&db.url)).await;
+    // `mariadb://` is an alias of `mysql://`.
+    let url = db.url.replacen("mysql://", "mariadb://", 1);
+    transactions(Some(&url)).await;
 }
 
 #[tokio::test]
