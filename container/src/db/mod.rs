@@ -4,7 +4,7 @@
 //!
 //! Modules never see a URL or a connection: they send SQL with `$N`
 //! placeholders and values through the host vtable (rewritten to `?` for
-//! MySQL/MariaDB by [`placeholders`]). This module knows no
+//! MySQL/MariaDB by `placeholders`). This module knows no
 //! ABI: it takes typed values and hands rows to a [`RowSink`], value by
 //! value; `abi::host` translates to and from the wire format.
 
