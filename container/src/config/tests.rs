@@ -122,5 +122,8 @@ fn datasource_urls_name_a_supported_backend() {
         assert!(config(ok).validate().is_ok(), "{ok}");
     }
     let err = config("oracle://u@h/db").validate().unwrap_err().to_string();
-    assert!(err.contains("datasources.default.url") && err.contains("mysql://"), "{err}");
+    assert!(
+        err.contains("datasources.default.url") && err.contains("mysql://"),
+        "{err}"
+    );
 }
