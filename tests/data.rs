@@ -233,6 +233,23 @@ async fn mysql_placeholders_and_types() {
     }
 }
 
+/// `statement_timeout` reaches MariaDB (`max_statement_time`), and a
+/// statement it cancels is a `Timeout`.
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_statement_timeout_is_a_timeout() {
+    let db = MyDb::create("mysql_statement_timeout_is_a_timeout").await;
+    let c = probe(Some(&db.url), "[datasources.default]\nstatement_timeout = \"300ms\"\n");
+    let started = Instant::now();
+    let got = sql(&c, "SELECT SLEEP(5) AS slept", serde_json::json!([]), false).await;
+    assert_eq!(got["error"], "Timeout", "{got}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn apps_may_only_use_granted_datasources() {
     let dir = tempfile::tempdir().unwrap();
