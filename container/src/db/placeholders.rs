@@ -224,6 +224,29 @@ mod tests {
         assert_eq!(ok(r"SELECT $1, 'ends in \"), (r"SELECT ?, 'ends in \".into(), vec![0]));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Any mix of the characters the lexer cares about: no panic, and
+        /// putting the numbers back where the `?` are gives the input.
+        #[test]
+        fn only_placeholders_change(sql in r#"[a_$1-9'"`\\#*/\- \né]{0,40}"#) {
+            if let Ok(Some(rewritten)) = rewrite(&sql) {
+                let mut numbers = rewritten.order.iter();
+                let restored: String = rewritten
+                    .sql
+                    .chars()
+                    .map(|c| match c {
+                        '?' => format!("${}", numbers.next().expect("a number per ?") + 1),
+                        c => c.to_string(),
+                    })
+                    .collect();
+                proptest::prop_assert_eq!(restored, sql);
+                proptest::prop_assert!(numbers.next().is_none());
+            }
+        }
+    }
+
     #[test]
     fn refuses_what_is_not_a_placeholder() {
         assert!(rewrite("SELECT $0").unwrap_err().contains("$1, not $0"));
