@@ -43,7 +43,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatasourceConfig {
-    /// `sqlite://path/file.db` or `postgres://user:pass@host:port/db`.
+    /// `sqlite://path/file.db`, `postgres://user:pass@host:port/db` or
+    /// `mysql://user:pass@host:port/db` (MySQL or MariaDB; `mariadb://` too).
     pub url: String,
     /// Connections kept open even when idle.
     pub min_connections: u32,
@@ -58,7 +59,8 @@ pub struct DatasourceConfig {
     /// Connections are replaced after this long.
     #[serde(with = "humantime_serde")]
     pub max_lifetime: Option<Duration>,
-    /// PostgreSQL only: statements running longer are cancelled.
+    /// Statements running longer are cancelled (PostgreSQL, MariaDB; on
+    /// MySQL only `SELECT`s). SQLite has none.
     #[serde(with = "humantime_serde")]
     pub statement_timeout: Option<Duration>,
 }

@@ -101,3 +101,30 @@ fn an_app_has_at_most_256_threads_of_its_own() {
     let err = config(257).validate().unwrap_err();
     assert!(err.to_string().contains("apps.x.worker_threads"), "{err}");
 }
+
+#[test]
+fn datasource_urls_name_a_supported_backend() {
+    let config = |url: &str| {
+        let mut config = Config::default();
+        let datasource = DatasourceConfig {
+            url: url.to_owned(),
+            ..Default::default()
+        };
+        config.datasources.insert("default".into(), datasource);
+        config
+    };
+    for ok in [
+        "sqlite://data/x.db",
+        "postgres://u@h/db",
+        "postgresql://u@h/db",
+        "mysql://root@127.0.0.1:3306/test",
+        "mariadb://root@127.0.0.1/test",
+    ] {
+        assert!(config(ok).validate().is_ok(), "{ok}");
+    }
+    let err = config("oracle://u@h/db").validate().unwrap_err().to_string();
+    assert!(
+        err.contains("datasources.default.url") && err.contains("mysql://"),
+        "{err}"
+    );
+}
