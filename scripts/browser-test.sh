@@ -73,8 +73,11 @@ admin_token="browser-test-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 pids+=("$!")
 listen=$(wait_for_line "$work/crabcat.log" "INFO crabcat: listening addr=")
 admin=$(wait_for_line "$work/crabcat.log" "admin API listening addr=")
-base_url="http://${listen##*addr=}"
-admin_url="http://${admin##*addr=}"
+# The address is the first field after addr= (the line goes on: scheme=...).
+listen=${listen##*addr=}
+admin=${admin##*addr=}
+base_url="http://${listen%% *}"
+admin_url="http://${admin%% *}"
 wait_for_line "$work/crabcat.log" 'deployed app="chat"' >/dev/null
 curl -fsS -o /dev/null "$base_url/chat/"
 echo "    container at $base_url, admin API at $admin_url"

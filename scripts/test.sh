@@ -3,8 +3,11 @@
 # modules once, then runs the whole suite against them.
 #
 # Needs only the Rust toolchain. The PostgreSQL tests run
-# when CRABCAT_TEST_POSTGRES_URL is set (e.g. postgres://postgres@127.0.0.1:5432/test);
-# each creates and drops a database of its own.
+# when CRABCAT_TEST_POSTGRES_URL is set (e.g. postgres://postgres@127.0.0.1:5432/test),
+# the MySQL/MariaDB tests when CRABCAT_TEST_MYSQL_URL is set (e.g.
+# mysql://root@127.0.0.1:3306/test); each creates and drops a database of its
+# own, and fails (never skips) when its variable is set but the server is
+# unreachable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,8 +1,9 @@
-//! The DB-backed sample apps, on SQLite and (when configured) PostgreSQL.
+//! The DB-backed sample apps, on SQLite and (when configured) PostgreSQL
+//! and MySQL/MariaDB.
 
 use std::sync::Arc;
 
-use crabcat_tests::{Container, PgDb, module, problem};
+use crabcat_tests::{Container, MyDb, PgDb, module, problem};
 
 const CLIENTS: usize = 16;
 const TRANSFERS: usize = 200;
@@ -95,9 +96,27 @@ async fn bank_transfers_under_concurrency_on_postgres() {
     }
 }
 
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bank_transfers_under_concurrency_on_mysql() {
+    let db = MyDb::create("bank_transfers_under_concurrency_on_mysql").await;
+    concurrent_transfers(Some(&db.url)).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn failed_transfers_roll_back_entirely() {
-    let c = bank(None);
+async fn failed_transfers_roll_back_entirely_on_sqlite() {
+    failed_transfers_roll_back_entirely(None).await;
+}
+
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_transfers_roll_back_entirely_on_mysql() {
+    let db = MyDb::create("failed_transfers_roll_back_entirely_on_mysql").await;
+    failed_transfers_roll_back_entirely(Some(&db.url)).await;
+}
+
+async fn failed_transfers_roll_back_entirely(url: Option<&str>) {
+    let c = bank(url);
     let transfer = |from: &str, to: &str, amount: i64| {
         c.client()
             .post(c.url("/bank/transfer"))
@@ -129,6 +148,9 @@ async fn failed_transfers_roll_back_entirely() {
     let (status, report) = c.get("/bank/report").await;
     assert_eq!(status, 200);
     assert!(report.contains("total:     5000"), "{report}");
+    assert!(report.contains("transfers: 1 (moving 250 in all)"), "{report}");
+    let (status, balance) = c.get("/bank/balance").await;
+    assert_eq!((status, balance.as_str()), (200, r#"{"total":5000,"accounts":5}"#));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -179,10 +201,30 @@ async fn bank_reads_json_or_forms_and_answers_problems() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn guestbook_escapes_validates_and_pages() {
-    let c = Container::builder()
-        .deploy(&module("guestbook"), "guestbook.so")
-        .start();
+async fn guestbook_escapes_validates_and_pages_on_sqlite() {
+    guestbook_escapes_validates_and_pages(None).await;
+}
+
+#[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn guestbook_escapes_validates_and_pages_on_postgres() {
+    let db = PgDb::create("guestbook_escapes_validates_and_pages_on_postgres").await;
+    guestbook_escapes_validates_and_pages(Some(&db.url)).await;
+}
+
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn guestbook_escapes_validates_and_pages_on_mysql() {
+    let db = MyDb::create("guestbook_escapes_validates_and_pages_on_mysql").await;
+    guestbook_escapes_validates_and_pages(Some(&db.url)).await;
+}
+
+async fn guestbook_escapes_validates_and_pages(url: Option<&str>) {
+    let mut builder = Container::builder().deploy(&module("guestbook"), "guestbook.so");
+    if let Some(url) = url {
+        builder = builder.datasource(url);
+    }
+    let c = builder.start();
     let post = |name: &str, message: &str| {
         c.client()
             .post(c.url("/guestbook/entries"))

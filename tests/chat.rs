@@ -1,9 +1,10 @@
 //! The chat sample app: rooms, presence and history over WebSockets, the
-//! hub and the data API, on SQLite and (when configured) PostgreSQL.
+//! hub and the data API, on SQLite and (when configured) PostgreSQL and
+//! MySQL/MariaDB.
 
 use std::time::Duration;
 
-use crabcat_tests::{Container, PgDb, module, problem};
+use crabcat_tests::{Container, MyDb, PgDb, module, problem};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -211,6 +212,13 @@ async fn history_keeps_the_last_50_on_sqlite() {
 #[tokio::test(flavor = "multi_thread")]
 async fn history_keeps_the_last_50_on_postgres() {
     let db = PgDb::create("chat_history_keeps_the_last_50_on_postgres").await;
+    history_keeps_the_last_50(Some(&db.url)).await;
+}
+
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn history_keeps_the_last_50_on_mysql() {
+    let db = MyDb::create("chat_history_keeps_the_last_50_on_mysql").await;
     history_keeps_the_last_50(Some(&db.url)).await;
 }
 

@@ -1,11 +1,11 @@
 //! The data API against a real SQLite file and (when
-//! `CRABCAT_TEST_POSTGRES_URL` is set) a real PostgreSQL database: every
-//! call and type, both transaction styles, leak cleanup, permissions,
-//! migrations, and faults.
+//! `CRABCAT_TEST_POSTGRES_URL` / `CRABCAT_TEST_MYSQL_URL` are set) a real
+//! PostgreSQL and MySQL/MariaDB database: every call and type, both
+//! transaction styles, leak cleanup, permissions, migrations, and faults.
 
 use std::time::{Duration, Instant};
 
-use crabcat_tests::{Container, PgDb, module, problem};
+use crabcat_tests::{Container, MyDb, PgDb, module, problem};
 use reqwest::Method;
 
 fn probe(url: Option<&str>, extra: &str) -> Container {
@@ -88,6 +88,13 @@ async fn data_api_on_postgres() {
     }
 }
 
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn data_api_on_mysql() {
+    let db = MyDb::create("data_api_on_mysql").await;
+    data_api(Some(&db.url)).await;
+}
+
 async fn transactions(url: Option<&str>) {
     let c = probe(url, "");
     let exists = |name: &'static str| {
@@ -138,6 +145,109 @@ async fn transactions_on_postgres() {
         let db = PgDb::create("transactions_on_postgres").await;
         transactions(Some(&db.url)).await;
     }
+}
+
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn transactions_on_mysql() {
+    let db = MyDb::create("transactions_on_mysql").await;
+    // `mariadb://` is an alias of `mysql://`.
+    let url = db.url.replacen("mysql://", "mariadb://", 1);
+    transactions(Some(&url)).await;
+}
+
+/// Runs `sql` with `params` through the probe's `/sql` route.
+async fn sql(c: &Container, sql: &str, params: serde_json::Value, execute: bool) -> serde_json::Value {
+    let body = serde_json::json!({ "sql": sql, "params": params, "execute": execute });
+    let response = c.client().post(c.url("/probe/sql")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// What only MySQL has: the `$N` → `?` rewrite end to end, its column
+/// types (unsigned, TINYINT(1), binary collations, ENUM, YEAR; DECIMAL and
+/// DATETIME refused with a hint), and `last_insert_id`.
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_placeholders_and_types() {
+    let db = MyDb::create("mysql_placeholders_and_types").await;
+    let c = probe(Some(&db.url), "");
+    let create = "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, u BIGINT UNSIGNED, i INT UNSIGNED, \
+                  b TINYINT(1), d DECIMAL(10, 2), at DATETIME, bin VARCHAR(9) COLLATE utf8mb4_bin, vb VARBINARY(4), \
+                  e ENUM('a', 'b'), y YEAR, f FLOAT)";
+    assert_eq!(sql(&c, create, serde_json::json!([]), true).await["rows_affected"], 0);
+    let insert = "INSERT INTO t (u, i, b, d, at, bin, vb, e, y, f) \
+                  VALUES ($1, $2, $3, 1.5, '2024-01-02 03:04:05', $4, X'00FF', 'b', 2024, $5)";
+    for (id, b) in [(1, 1), (2, 2)] {
+        let done = sql(&c, insert, serde_json::json!([5, 4294967295u64, b, "Ab", 1.5]), true).await;
+        assert_eq!(
+            done,
+            serde_json::json!({"rows_affected": 1, "last_insert_id": id}),
+            "{done}"
+        );
+    }
+    let rows = sql(
+        &c,
+        "SELECT u, i, b, bin, vb, e, y, f FROM t ORDER BY id",
+        serde_json::json!([]),
+        false,
+    )
+    .await;
+    assert_eq!(
+        rows["rows"],
+        serde_json::json!([
+            [5, 4294967295u64, true, "Ab", {"bytes": [0, 255]}, "b", 2024, 1.5],
+            [5, 4294967295u64, 2, "Ab", {"bytes": [0, 255]}, "b", 2024, 1.5],
+        ]),
+        "{rows}"
+    );
+    for (column, kind) in [("d", "DECIMAL"), ("at", "DATETIME")] {
+        let got = sql(&c, &format!("SELECT {column} FROM t"), serde_json::json!([]), false).await;
+        assert_eq!(got["error"], "Decode", "{got}");
+        let message = got["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("type {kind} is not supported; cast it")),
+            "{message}"
+        );
+    }
+    let got = sql(
+        &c,
+        "SELECT CAST(18446744073709551615 AS UNSIGNED) AS big",
+        serde_json::json!([]),
+        false,
+    )
+    .await;
+    assert!(got["message"].as_str().unwrap().contains("does not fit"), "{got}");
+
+    let reordered = "SELECT $2 AS a, '$1' AS lit, `id` AS `$1`, $1 AS b /* $3 */, $2 AS c -- $3\n FROM t WHERE id = 1";
+    let got = sql(&c, reordered, serde_json::json!(["x", "y"]), false).await;
+    assert_eq!(got["rows"], serde_json::json!([["y", "$1", 1, "x", "y"]]), "{got}");
+    for (bad, params, says) in [
+        ("SELECT ?", serde_json::json!([1]), "not ?"),
+        ("SELECT $2", serde_json::json!([1]), "uses $2 but 1 values were bound"),
+        ("SELECT $0", serde_json::json!([]), "start at $1"),
+    ] {
+        let got = sql(&c, bad, params, false).await;
+        assert_eq!(got["error"], "Other", "{bad}: {got}");
+        assert!(got["message"].as_str().unwrap().contains(says), "{bad}: {got}");
+    }
+}
+
+/// `statement_timeout` reaches MariaDB (`max_statement_time`), and a
+/// statement it cancels is a `Timeout`.
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_statement_timeout_is_a_timeout() {
+    let db = MyDb::create("mysql_statement_timeout_is_a_timeout").await;
+    let c = probe(Some(&db.url), "[datasources.default]\nstatement_timeout = \"300ms\"\n");
+    let started = Instant::now();
+    let got = sql(&c, "SELECT SLEEP(5) AS slept", serde_json::json!([]), false).await;
+    assert_eq!(got["error"], "Timeout", "{got}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -212,6 +322,13 @@ async fn migrations_on_postgres() {
         let db = PgDb::create("migrations_on_postgres").await;
         migrations(Some(&db.url)).await;
     }
+}
+
+#[cfg_attr(not(mysql_tests), ignore = "set CRABCAT_TEST_MYSQL_URL to run it")]
+#[tokio::test(flavor = "multi_thread")]
+async fn migrations_on_mysql() {
+    let db = MyDb::create("migrations_on_mysql").await;
+    migrations(Some(&db.url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -130,3 +130,29 @@ async fn past_the_connection_limit_new_connections_wait() {
         String::from_utf8_lossy(&response[..n])
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keep_alive_connection_is_closed_after_its_most_requests() {
+    let c = hello("[server]\nmax_requests_per_connection = 3\n");
+    let mut stream = TcpStream::connect(c.addr()).await.unwrap();
+    let mut heads = Vec::new();
+    for _ in 0..3 {
+        stream
+            .write_all(b"GET /hello/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = vec![0u8; 4096];
+        let n = stream.read(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response[..n]).to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 200"), "{text}");
+        heads.push(text);
+    }
+    assert!(!heads[0].contains("connection: close"), "{}", heads[0]);
+    assert!(!heads[1].contains("connection: close"), "{}", heads[1]);
+    assert!(heads[2].contains("connection: close"), "{}", heads[2]);
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(5)).await.is_some(),
+        "closed after the third response"
+    );
+    assert_eq!(c.get("/hello/").await.0, 200, "a new connection is served");
+}

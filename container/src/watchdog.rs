@@ -9,7 +9,8 @@
 //!
 //! What the container does about it: each poll of module code (handlers,
 //! response streams, spawned tasks) marks its thread with the app's id and
-//! a sequence number, two relaxed stores. A watchdog thread looks at the
+//! a sequence number (two stores and two loads, about 25 instructions). A
+//! watchdog thread looks at the
 //! marks every quarter of `server.stall_timeout`; a mark that has not
 //! changed for the whole timeout is a stalled thread. The app is then
 //! reported (an error log line naming it and the thread), counted in
@@ -17,6 +18,9 @@
 //! refused new requests with `503` so that it cannot take the remaining
 //! workers too. When the poll returns, the app is served again and the
 //! stall's length is logged.
+//!
+//! An app with threads of its own (`apps.NAME.worker_threads`) stalls only
+//! those; its requests still get `504` from the shared workers.
 //!
 //! The watchdog sleeps while no module code has run for a few of its
 //! periods: an idle container has no timer here.

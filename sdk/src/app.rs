@@ -53,9 +53,10 @@ pub trait App: Sized + Send + Sync + 'static {
 /// ];
 /// ```
 ///
-/// Where SQLite and PostgreSQL disagree (auto-increment keys, mostly), give
-/// the backend its own variant with [`postgres`](Self::postgres) or
-/// [`sqlite`](Self::sqlite); the checksum covers the SQL the backend runs.
+/// Where the backends disagree (auto-increment keys, mostly), give a
+/// backend its own variant with [`postgres`](Self::postgres),
+/// [`sqlite`](Self::sqlite) or [`mysql`](Self::mysql); the checksum covers
+/// the SQL the backend runs. A backend without a variant runs [`sql`](Self::sql).
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
     /// Applied in ascending order; never reuse or change one.
@@ -68,6 +69,8 @@ pub struct Migration {
     pub postgres: Option<&'static str>,
     /// What SQLite runs instead, if set.
     pub sqlite: Option<&'static str>,
+    /// What MySQL/MariaDB runs instead, if set.
+    pub mysql: Option<&'static str>,
 }
 
 impl Migration {
@@ -79,6 +82,7 @@ impl Migration {
             sql,
             postgres: None,
             sqlite: None,
+            mysql: None,
         }
     }
 
@@ -91,6 +95,15 @@ impl Migration {
     /// The SQL SQLite runs instead of [`sql`](Self::sql).
     pub const fn sqlite(mut self, sql: &'static str) -> Self {
         self.sqlite = Some(sql);
+        self
+    }
+
+    /// The SQL MySQL and MariaDB run instead of [`sql`](Self::sql). Their
+    /// DDL is not transactional: a migration that fails halfway keeps what
+    /// ran before the failure, so prefer one statement per migration (or
+    /// `IF NOT EXISTS`).
+    pub const fn mysql(mut self, sql: &'static str) -> Self {
+        self.mysql = Some(sql);
         self
     }
 }

@@ -12,6 +12,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+mod db;
+pub use db::{MyDb, PgDb, mysql_url, postgres_url};
+
 /// How long to wait for the container to start or stop.
 pub const STARTUP: Duration = Duration::from_secs(30);
 
@@ -459,93 +462,4 @@ pub fn problem(body: &str) -> (u16, String) {
         (Some(_), Some(_), Some(status), Some(detail)) => (status, detail),
         _ => panic!("not a problem document: {body}"),
     }
-}
-
-/// The PostgreSQL server the tests use, from `CRABCAT_TEST_POSTGRES_URL`
-/// (e.g. `postgres://postgres@127.0.0.1:5432/test`).
-pub fn postgres_url() -> Option<String> {
-    std::env::var("CRABCAT_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-}
-
-/// A database of its own for one test, dropped afterwards.
-pub struct PgDb {
-    /// Where to reach it.
-    pub url: String,
-    name: String,
-    server: String,
-}
-
-impl PgDb {
-    /// A fresh database for test `test` on the server of
-    /// `CRABCAT_TEST_POSTGRES_URL`. The PostgreSQL tests are ignored when
-    /// it is not set (see `tests/build.rs`); when it is, an unreachable
-    /// server fails them: CI must fail, not skip.
-    ///
-    /// # Panics
-    /// If the variable is unset or the server cannot be reached.
-    pub async fn create(test: &str) -> PgDb {
-        let Some(server) = postgres_url() else {
-            panic!("{test} needs CRABCAT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test)");
-        };
-        let name = format!("crabcat_t_{}_{:08x}", std::process::id(), rand_u32());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
-            .await
-            .unwrap_or_else(|e| panic!("CRABCAT_TEST_POSTGRES_URL={server} is not reachable: {e}"));
-        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create a test database");
-        let (base, query) = server.split_once('?').map_or((server.as_str(), ""), |(b, q)| (b, q));
-        let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-        let url = if query.is_empty() {
-            format!("{base}/{name}")
-        } else {
-            format!("{base}/{name}?{query}")
-        };
-        PgDb { url, name, server }
-    }
-
-    /// Runs one statement in this database (for fault injection).
-    pub async fn execute(&self, sql: &str) {
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.server)
-            .await
-            .expect("connect");
-        let sql = sql.replace("{db}", &self.name);
-        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql))
-            .await
-            .expect("statement");
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop runs inside a test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql)).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    );
-    h.finish() as u32
 }

@@ -7,8 +7,9 @@
 //! decoded into structs with serde, one body type read from JSON or a form
 //! (`JsonOrForm`), errors as RFC 9457 problem documents with fitting
 //! statuses, and a `blocking` route using the `_blocking` query variants. It uses the app's default datasource
-//! (embedded SQLite unless configured otherwise); the SQL runs unchanged on
-//! SQLite and PostgreSQL.
+//! (embedded SQLite unless configured otherwise); the queries run unchanged
+//! on SQLite, PostgreSQL and MySQL/MariaDB (where the backends differ, the
+//! migrations have variants: the DDL, and the views of the totals).
 //!
 //! Money is whole units (think cents): balances and amounts are integers,
 //! never fractions. Five accounts are seeded — `alice`, `bob`, `carol`,
@@ -73,12 +74,19 @@ impl App for Bank {
             "create bank_accounts and bank_audit",
             include_str!("../migrations/0001_create_tables.sql"),
         )
-        .postgres(include_str!("../migrations/0001_create_tables.postgres.sql")),
+        .postgres(include_str!("../migrations/0001_create_tables.postgres.sql"))
+        .mysql(include_str!("../migrations/0001_create_tables.mysql.sql")),
         Migration::new(
             2,
             "seed five accounts",
             include_str!("../migrations/0002_seed_accounts.sql"),
         ),
+        Migration::new(
+            3,
+            "views of the totals",
+            include_str!("../migrations/0003_totals_views.sql"),
+        )
+        .mysql(include_str!("../migrations/0003_totals_views.mysql.sql")),
     ];
 
     fn init(ctx: &InitContext) -> Result<Self> {
@@ -160,10 +168,11 @@ impl Bank {
 
     /// `GET /balance`: the money in the bank and the number of accounts.
     async fn balance(req: Request) -> Result<Json<Balance>> {
-        // SUM(BIGINT) is NUMERIC on PostgreSQL: cast it back.
+        // A view (migration 3): SUM(BIGINT) is NUMERIC on PostgreSQL and
+        // DECIMAL on MySQL, cast back to BIGINT in each backend's spelling.
         let balance = req
             .db()
-            .query("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) AS total, COUNT(*) AS accounts FROM bank_accounts")
+            .query("SELECT total, accounts FROM bank_totals")
             .fetch_one_as()
             .await?;
         Ok(Json(balance))
@@ -198,7 +207,7 @@ impl Bank {
         let db = req.db();
         let accounts: Vec<Account> = db.query(ACCOUNTS_SQL).fetch_all_as_blocking()?;
         let (count, volume) = db
-            .query("SELECT COUNT(*), CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM bank_audit")
+            .query("SELECT transfers, volume FROM bank_audit_totals")
             .fetch_one_as_blocking()?;
         Ok(report_text(&accounts, count, volume))
     }

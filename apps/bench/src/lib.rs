@@ -2,8 +2,8 @@
 //!
 //! `/plaintext`, `/json`, `/db`, `/queries?queries=N`, `/fortunes`,
 //! `/updates?queries=N`, following the TFB requirements. Its migrations
-//! create and fill `world` (10,000 rows) and `fortune` on SQLite and
-//! PostgreSQL. `bench/native` serves the same endpoints with the same SQL
+//! create and fill `world` (10,000 rows) and `fortune` on SQLite,
+//! PostgreSQL and MySQL/MariaDB. `bench/native` serves the same endpoints with the same SQL
 //! from a plain axum binary; `bench/run.sh` compares the two.
 //!
 //! `/ws/room/{room}` is a WebSocket chat room through the container's hub:
@@ -41,7 +41,8 @@ struct Greeting {
 
 const MIGRATIONS: &[Migration] = &[
     Migration::new(1, "create and fill world", include_str!("../migrations/0001_world.sql"))
-        .postgres(include_str!("../migrations/0001_world.postgres.sql")),
+        .postgres(include_str!("../migrations/0001_world.postgres.sql"))
+        .mysql(include_str!("../migrations/0001_world.mysql.sql")),
     Migration::new(
         2,
         "create and fill fortune",

@@ -1,6 +1,6 @@
 //! The messages of a room, stored in the app's default datasource.
 //!
-//! The SQL is the same on SQLite and PostgreSQL: `$n` placeholders,
+//! The SQL is the same on SQLite, PostgreSQL and MariaDB: `$n` placeholders,
 //! integers bound as `i64` (BIGINT), `RETURNING id` for the new key.
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -5,7 +5,7 @@
 //! compiled into the module from `static/`, nothing fetched from elsewhere),
 //! rooms as hub topics, join/leave presence kept in the app's own state,
 //! and every message stored in the app's default datasource (SQLite unless
-//! configured otherwise; the migration has a PostgreSQL variant), so a
+//! configured otherwise; the migration has PostgreSQL and MySQL variants), so a
 //! client that joins — or rejoins after a reload — gets the room's last 50
 //! messages. The page reconnects with exponential backoff when the
 //! connection closes (1012 on a reload, 1001 on shutdown) and rejoins the
@@ -80,7 +80,8 @@ impl App for Chat {
         "create chat_messages",
         include_str!("../migrations/0001_create_messages.sql"),
     )
-    .postgres(include_str!("../migrations/0001_create_messages.postgres.sql"))];
+    .postgres(include_str!("../migrations/0001_create_messages.postgres.sql"))
+    .mysql(include_str!("../migrations/0001_create_messages.mysql.sql"))];
 
     fn init(ctx: &InitContext) -> Result<Self> {
         log::info!("chat initialised at {:?}", ctx.context_path());

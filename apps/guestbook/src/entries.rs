@@ -1,6 +1,6 @@
 //! Guestbook entries: validation, and the queries that read and write them.
 //!
-//! The SQL is the same on SQLite and PostgreSQL: `$n` placeholders, integers
+//! The SQL is the same on SQLite, PostgreSQL and MariaDB: `$n` placeholders, integers
 //! bound as `i64` (BIGINT), `RETURNING id` for the new key.
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,15 +1,15 @@
 //! # guestbook — a database-backed Crabcat app
 //!
-//! Shows the data API from async handlers: an app migration (with a
-//! PostgreSQL variant) applied by the container before `init`, parameterised
+//! Shows the data API from async handlers: an app migration (with
+//! PostgreSQL and MySQL variants) applied by the container before `init`, parameterised
 //! queries, rows decoded into structs with serde, `INSERT … RETURNING id`,
 //! paging with `LIMIT`/`OFFSET`, an HTML form with server-side validation
 //! (post/redirect/get, `422` with the input kept on errors, every visitor
 //! string HTML-escaped), and the same data as a JSON API whose errors are
 //! RFC 9457 problem documents. Handlers take extractors (`Query`, `Form`,
 //! `Json`, the `Request` for the database). It uses the app's default datasource (embedded
-//! SQLite unless configured otherwise); the SQL runs unchanged on SQLite and
-//! PostgreSQL.
+//! SQLite unless configured otherwise); the queries run unchanged on SQLite,
+//! PostgreSQL and MariaDB (≥ 10.5, for `RETURNING`).
 //!
 //! Build and deploy (from the repository root):
 //!
@@ -71,7 +71,8 @@ impl App for Guestbook {
         "create guestbook_entries",
         include_str!("../migrations/0001_create_entries.sql"),
     )
-    .postgres(include_str!("../migrations/0001_create_entries.postgres.sql"))];
+    .postgres(include_str!("../migrations/0001_create_entries.postgres.sql"))
+    .mysql(include_str!("../migrations/0001_create_entries.mysql.sql"))];
 
     fn init(ctx: &InitContext) -> Result<Self> {
         log::info!("guestbook initialised at {:?}", ctx.context_path());

@@ -66,7 +66,8 @@ fn default_cache_control() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatasourceConfig {
-    /// `sqlite://path/file.db` or `postgres://user:pass@host:port/db`.
+    /// `sqlite://path/file.db`, `postgres://user:pass@host:port/db` or
+    /// `mysql://user:pass@host:port/db` (MySQL or MariaDB; `mariadb://` too).
     pub url: String,
     /// Connections kept open even when idle.
     pub min_connections: u32,
@@ -81,7 +82,8 @@ pub struct DatasourceConfig {
     /// Connections are replaced after this long.
     #[serde(with = "humantime_serde")]
     pub max_lifetime: Option<Duration>,
-    /// PostgreSQL only: statements running longer are cancelled.
+    /// Statements running longer are cancelled (PostgreSQL, MariaDB; on
+    /// MySQL only `SELECT`s). SQLite has none.
     #[serde(with = "humantime_serde")]
     pub statement_timeout: Option<Duration>,
 }
@@ -122,6 +124,11 @@ pub struct ServerConfig {
     /// Connections served at once; past it, new ones wait in the kernel's
     /// backlog until one closes. Keep it below the process's file limit.
     pub max_connections: usize,
+    /// Requests served on one HTTP/1 keep-alive connection: the last one's
+    /// response says `Connection: close` (nginx's `keepalive_requests`),
+    /// so long-lived clients spread again over the nodes behind a load
+    /// balancer. `0`: no limit.
+    pub max_requests_per_connection: u32,
     /// Time to receive a complete request head, from the moment the
     /// connection opens or its previous response ends: also the idle
     /// keep-alive timeout. A client that is slower is disconnected.
@@ -188,6 +195,7 @@ impl Default for ServerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_requests_per_connection: 1000,
             header_read_timeout: Duration::from_secs(20),
             max_header_bytes: 32 * 1024,
             max_uri_bytes: 8 * 1024,

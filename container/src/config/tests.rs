@@ -60,6 +60,7 @@ proptest::proptest! {
                 proptest::sample::select(vec!["server", "server.tls", "deploy", "admin", "log", "apps.x", "datasources.y"]),
                 proptest::sample::select(vec![
                     "listen", "request_timeout", "max_body_bytes", "max_connections", "header_read_timeout",
+                    "max_requests_per_connection",
                     "max_header_bytes", "max_uri_bytes", "access_log_format", "dir", "watch", "token",
                     "context_path", "datasources", "url", "max_connections", "max_blocking", "filter", "stall_timeout",
                     "worker_threads", "cert", "key",
@@ -155,4 +156,31 @@ fn relative_static_dirs_follow_the_config_file() {
     );
     assert_eq!(config.statics["/"].dir, dir.path().join("public"));
     assert_eq!(config.statics["/Abs"].dir, Path::new("/srv/x"));
+}
+
+#[test]
+fn datasource_urls_name_a_supported_backend() {
+    let config = |url: &str| {
+        let mut config = Config::default();
+        let datasource = DatasourceConfig {
+            url: url.to_owned(),
+            ..Default::default()
+        };
+        config.datasources.insert("default".into(), datasource);
+        config
+    };
+    for ok in [
+        "sqlite://data/x.db",
+        "postgres://u@h/db",
+        "postgresql://u@h/db",
+        "mysql://root@127.0.0.1:3306/test",
+        "mariadb://root@127.0.0.1/test",
+    ] {
+        assert!(config(ok).validate().is_ok(), "{ok}");
+    }
+    let err = config("oracle://u@h/db").validate().unwrap_err().to_string();
+    assert!(
+        err.contains("datasources.default.url") && err.contains("mysql://"),
+        "{err}"
+    );
 }

@@ -52,11 +52,11 @@ impl Config {
             );
         }
         for (name, ds) in &self.datasources {
-            let supported = ["sqlite:", "postgres:", "postgresql:"];
+            let supported = ["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"];
             if !supported.iter().any(|scheme| ds.url.starts_with(scheme)) {
                 return invalid(
                     format!("datasources.{name}.url"),
-                    "must start with sqlite:// or postgres:// (MySQL is not supported)",
+                    "must start with sqlite://, postgres:// or mysql:// (mariadb:// also works)",
                 );
             }
             if ds.max_connections == 0 || ds.min_connections > ds.max_connections {

@@ -1,14 +1,16 @@
-//! Running one module query on SQLite or PostgreSQL: bind the values,
+//! Running one module query on SQLite, PostgreSQL or MySQL: bind the values,
 //! execute, hand each row's values to a [`RowSink`] as they are decoded.
 
 use std::sync::Arc;
 
 use crabcat_sdk::abi::wire::{ErrorKind, Value, ValueRef};
+use sqlx::mysql::MySqlRow;
 use sqlx::postgres::{PgArgumentBuffer, PgRow, PgTypeInfo};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Column, Decode, Postgres, Row, Sqlite, TypeInfo, ValueRef as _};
+use sqlx::{AssertSqlSafe, Column, Decode, MySql, Postgres, Row, Sqlite, TypeInfo, ValueRef as _};
 
 use super::error::classify;
+use super::placeholders;
 
 /// What to do with the query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +43,8 @@ pub trait RowSink {
 pub struct Done {
     /// Rows inserted, updated or deleted.
     pub rows_affected: u64,
-    /// SQLite's rowid of the last insert.
+    /// SQLite's rowid of the last insert, or MySQL's `LAST_INSERT_ID()`
+    /// of the statement (when it generated one).
     pub last_insert_id: Option<i64>,
 }
 
@@ -144,6 +147,44 @@ pub async fn postgres<'e>(
     )
 }
 
+/// Runs on MySQL/MariaDB, as [`sqlite`], with the `$N` placeholders
+/// rewritten to `?` and the values ordered to match.
+pub async fn mysql<'e>(
+    executor: impl sqlx::Executor<'e, Database = MySql>,
+    op: Op,
+    sql: Arc<str>,
+    params: Vec<Value>,
+    sink: &mut (impl RowSink + Send),
+) -> Result<Option<Done>, Failure> {
+    let (sql, params) = match placeholders::rewrite(&sql).map_err(|e| (ErrorKind::Other, e))? {
+        Some(rewritten) => (Arc::from(rewritten.sql), ordered(params, &rewritten.order)?),
+        None => (sql, params),
+    };
+    run!(
+        MySql,
+        executor,
+        op,
+        sql,
+        params,
+        sink,
+        None::<i64>,
+        mysql_value,
+        |d: &sqlx::mysql::MySqlQueryResult| { i64::try_from(d.last_insert_id()).ok().filter(|&id| id != 0) }
+    )
+}
+
+/// The values for the `?` placeholders, in `order` (indexes into `params`).
+fn ordered(params: Vec<Value>, order: &[usize]) -> Result<Vec<Value>, Failure> {
+    if let Some(&missing) = order.iter().find(|&&i| i >= params.len()) {
+        let message = format!("the SQL uses ${} but {} values were bound", missing + 1, params.len());
+        return Err((ErrorKind::Other, message));
+    }
+    if order.iter().copied().eq(0..params.len()) {
+        return Ok(params);
+    }
+    Ok(order.iter().map(|&i| params[i].clone()).collect())
+}
+
 fn sink_rows<R: Row>(
     rows: &[R],
     decode: for<'r> fn(&'r R, usize) -> Result<ValueRef<'r>, String>,
@@ -199,6 +240,47 @@ fn postgres_value(row: &PgRow, i: usize) -> Result<ValueRef<'_>, String> {
         other => {
             return Err(format!(
                 "type {other} is not supported; cast it in SQL (e.g. col::text or CAST(col AS BIGINT))"
+            ));
+        }
+    })
+}
+
+fn mysql_value(row: &MySqlRow, i: usize) -> Result<ValueRef<'_>, String> {
+    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Ok(ValueRef::Null);
+    }
+    let error = |e: sqlx::error::BoxDynError| e.to_string();
+    let info = row.column(i).type_info();
+    // Character data by its collation (not `binary`): text, else bytes.
+    if <str as sqlx::Type<MySql>>::compatible(info) {
+        return Ok(ValueRef::Text(Decode::<MySql>::decode(raw).map_err(error)?));
+    }
+    if <[u8] as sqlx::Type<MySql>>::compatible(info) {
+        return Ok(ValueRef::Bytes(Decode::<MySql>::decode(raw).map_err(error)?));
+    }
+    Ok(match info.name() {
+        // TINYINT(1), what BOOLEAN is an alias of: 0 and 1 are booleans,
+        // any other value stays the integer it is.
+        "BOOLEAN" => match <i64 as Decode<MySql>>::decode(raw).map_err(error)? {
+            n @ (0 | 1) => ValueRef::Bool(n == 1),
+            n => ValueRef::Int(n),
+        },
+        "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" => {
+            ValueRef::Int(Decode::<MySql>::decode(raw).map_err(error)?)
+        }
+        "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" | "BIGINT UNSIGNED"
+        | "BIT" => {
+            let n: u64 = Decode::<MySql>::decode(raw).map_err(error)?;
+            ValueRef::Int(i64::try_from(n).map_err(|_| {
+                format!("{n} does not fit a signed 64-bit integer; cast it in SQL (e.g. CAST(col AS CHAR))")
+            })?)
+        }
+        "FLOAT" | "DOUBLE" => ValueRef::Float(Decode::<MySql>::decode(raw).map_err(error)?),
+        other => {
+            return Err(format!(
+                "type {other} is not supported; cast it in SQL (e.g. CAST(col AS CHAR), CAST(col AS DOUBLE) \
+                 or UNIX_TIMESTAMP(col))"
             ));
         }
     })

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, SqlSafeStr};
 
-use super::pool::{Datasource, on_pool};
+use super::pool::{Backend, Datasource, on_pool};
 
 /// One migration of an app, with its per-backend variants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,17 +35,32 @@ impl AppMigration {
     }
 }
 
-/// Applies the container's schema (`migrations/` at the repository root).
+/// Applies the container's schema (`migrations/` at the repository root;
+/// MySQL has a variant of its own: its keys cannot be `TEXT`).
 pub(super) async fn container_schema(ds: &Datasource) -> Result<(), sqlx::migrate::MigrateError> {
+    let sql = match ds.backend() {
+        Backend::Mysql => include_str!("../../../migrations/mysql/0001_app_migrations.sql"),
+        Backend::Sqlite | Backend::Postgres => include_str!("../../../migrations/0001_app_migrations.sql"),
+    };
     let migration = Migration::new(
         1,
         Cow::Borrowed("app migrations"),
         MigrationType::Simple,
-        include_str!("../../../migrations/0001_app_migrations.sql").into_sql_str(),
+        sql.into_sql_str(),
         false,
     );
     let migrator = Migrator::with_migrations(vec![migration]);
     on_pool!(&ds.pool, pool => migrator.run(pool).await)
+}
+
+/// The container's own `sql` for `ds`: its `$N` placeholders (numbered in
+/// order, so the values bind as they are) become `?` on MySQL.
+fn for_backend(ds: &Datasource, sql: &str) -> AssertSqlSafe<String> {
+    let rewritten = match ds.backend() {
+        Backend::Mysql => super::placeholders::rewrite(sql).ok().flatten().map(|r| r.sql),
+        Backend::Sqlite | Backend::Postgres => None,
+    };
+    AssertSqlSafe(rewritten.unwrap_or_else(|| sql.to_owned()))
 }
 
 fn checksum(sql: &str) -> String {
@@ -53,7 +68,9 @@ fn checksum(sql: &str) -> String {
 }
 
 /// Why an app's migrations could not be applied. Nothing of a failed
-/// migration stays applied (both backends have transactional DDL).
+/// migration stays applied on SQLite and PostgreSQL (transactional DDL);
+/// on MySQL/MariaDB each DDL statement commits by itself, so a migration
+/// that fails halfway keeps the DDL that ran before the failure.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
     /// Two migrations share a version.
@@ -180,7 +197,10 @@ fn check_applied(
 }
 
 async fn applied(ds: &Datasource, app: &str) -> Result<Vec<(i64, String, String)>, MigrationError> {
-    let sql = "SELECT version, description, checksum FROM crabcat_app_migrations WHERE app = $1 ORDER BY version";
+    let sql = for_backend(
+        ds,
+        "SELECT version, description, checksum FROM crabcat_app_migrations WHERE app = $1 ORDER BY version",
+    );
     on_pool!(&ds.pool, pool => sqlx::query_as(sql).bind(app).fetch_all(pool).await).map_err(|source| {
         MigrationError::Read {
             app: app.to_owned(),
@@ -192,8 +212,11 @@ async fn applied(ds: &Datasource, app: &str) -> Result<Vec<(i64, String, String)
 
 async fn apply_one(ds: &Datasource, app: &str, m: &AppMigration) -> Result<(), MigrationError> {
     let sql = m.sql_for(ds.backend().name()).to_owned();
-    let record = "INSERT INTO crabcat_app_migrations (app, version, description, checksum, applied_at) \
-                  VALUES ($1, $2, $3, $4, $5)";
+    let record = for_backend(
+        ds,
+        "INSERT INTO crabcat_app_migrations (app, version, description, checksum, applied_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

@@ -3,13 +3,15 @@
 //! transactions, and migrations (the container's own schema and each app's).
 //!
 //! Modules never see a URL or a connection: they send SQL with `$N`
-//! placeholders and values through the host vtable. This module knows no
+//! placeholders and values through the host vtable (rewritten to `?` for
+//! MySQL/MariaDB by `placeholders`). This module knows no
 //! ABI: it takes typed values and hands rows to a [`RowSink`], value by
 //! value; `abi::host` translates to and from the wire format.
 
 mod error;
 mod exec;
 mod migrate;
+mod placeholders;
 mod pool;
 mod scope;
 

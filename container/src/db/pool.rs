@@ -6,9 +6,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{MySqlPool, PgPool, SqlitePool};
 
 use crate::config::DatasourceConfig;
 
@@ -16,7 +17,7 @@ use crate::config::DatasourceConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// The URL is not one Crabcat supports.
-    #[error("datasource {name}: unsupported URL scheme in {url:?} (use sqlite:// or postgres://)")]
+    #[error("datasource {name}: unsupported URL scheme in {url:?} (use sqlite://, postgres:// or mysql://)")]
     Scheme { name: String, url: String },
     /// sqlx refused the URL.
     #[error("datasource {name}: invalid URL: {source}")]
@@ -42,36 +43,42 @@ pub enum Backend {
     Sqlite,
     /// A PostgreSQL server.
     Postgres,
+    /// A MySQL or MariaDB server.
+    Mysql,
 }
 
 impl Backend {
-    /// `sqlite` or `postgres`, as in migration variants.
+    /// `sqlite`, `postgres` or `mysql`, as in migration variants.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
         }
     }
 }
 
-/// Runs the same code on either pool: `on_pool!(&ds.pool, p => query.fetch_all(p).await)`.
+/// Runs the same code on any pool: `on_pool!(&ds.pool, p => query.fetch_all(p).await)`.
 macro_rules! on_pool {
     ($pool:expr, $p:ident => $body:expr) => {
         match $pool {
             $crate::db::pool::Pool::Sqlite($p) => $body,
             $crate::db::pool::Pool::Postgres($p) => $body,
+            $crate::db::pool::Pool::Mysql($p) => $body,
         }
     };
 }
 pub(crate) use on_pool;
 
-/// A pool of either backend.
+/// A pool of any backend.
 #[derive(Clone)]
 pub enum Pool {
     /// SQLite.
     Sqlite(SqlitePool),
     /// PostgreSQL.
     Postgres(PgPool),
+    /// MySQL or MariaDB.
+    Mysql(MySqlPool),
 }
 
 /// One named datasource.
@@ -89,6 +96,7 @@ impl Datasource {
         match self.pool {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
+            Pool::Mysql(_) => Backend::Mysql,
         }
     }
 
@@ -146,7 +154,7 @@ impl Datasources {
     }
 }
 
-/// The pool settings shared by both backends.
+/// The pool settings shared by every backend.
 macro_rules! pool_options {
     ($options:expr, $config:expr) => {
         $options
@@ -181,12 +189,39 @@ fn create_pool(name: &str, config: &DatasourceConfig) -> Result<Pool, SetupError
         }
         let pool = pool_options!(PgPoolOptions::new(), config).connect_lazy_with(options);
         Ok(Pool::Postgres(pool))
+    } else if let Some(rest) = url.strip_prefix("mysql:").or_else(|| url.strip_prefix("mariadb:")) {
+        // sqlx knows only the `mysql:` scheme; `mariadb:` is an alias.
+        let options = MySqlConnectOptions::from_str(&format!("mysql:{rest}")).map_err(url_error)?;
+        let mut pool = pool_options!(MySqlPoolOptions::new(), config);
+        if let Some(timeout) = config.statement_timeout {
+            pool = pool.after_connect(move |conn, _| Box::pin(mysql_statement_timeout(conn, timeout)));
+        }
+        Ok(Pool::Mysql(pool.connect_lazy_with(options)))
     } else {
         Err(SetupError::Scheme {
             name: name.to_owned(),
             url: url.split('@').next_back().unwrap_or(url).to_owned(),
         })
     }
+}
+
+/// Sets the statement timeout of a new MySQL connection: MariaDB's
+/// `max_statement_time` (seconds, every statement), else MySQL's
+/// `max_execution_time` (milliseconds, `SELECT` only).
+async fn mysql_statement_timeout(
+    conn: &mut sqlx::MySqlConnection,
+    timeout: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    let mariadb = format!("SET SESSION max_statement_time = {}", timeout.as_secs_f64());
+    if sqlx::raw_sql(sqlx::AssertSqlSafe(mariadb))
+        .execute(&mut *conn)
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let mysql = format!("SET SESSION max_execution_time = {}", timeout.as_millis());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(mysql)).execute(conn).await.map(drop)
 }
 
 fn create_parent_dir(name: &str, file: &Path) -> Result<(), SetupError> {

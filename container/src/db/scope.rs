@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use crabcat_sdk::abi::wire::{ErrorKind, Value};
-use sqlx::{Postgres, Sqlite};
+use sqlx::{MySql, Postgres, Sqlite};
 
 use super::exec::{self, Done, Failure, Op, RowSink};
 use super::pool::{Datasource, Pool};
@@ -53,6 +53,7 @@ impl AppData {
 enum Tx {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
+    Mysql(sqlx::Transaction<'static, MySql>),
 }
 
 impl Tx {
@@ -62,6 +63,8 @@ impl Tx {
             (Tx::Sqlite(tx), false) => tx.rollback().await,
             (Tx::Postgres(tx), true) => tx.commit().await,
             (Tx::Postgres(tx), false) => tx.rollback().await,
+            (Tx::Mysql(tx), true) => tx.commit().await,
+            (Tx::Mysql(tx), false) => tx.rollback().await,
         }
     }
 }
@@ -139,6 +142,7 @@ impl RequestScope {
                     .map_err(|e| super::classify(&e))?,
             ),
             Pool::Postgres(pool) => Tx::Postgres(pool.begin().await.map_err(|e| super::classify(&e))?),
+            Pool::Mysql(pool) => Tx::Mysql(pool.begin().await.map_err(|e| super::classify(&e))?),
         };
         let open = Open {
             datasource: ds,
@@ -223,12 +227,14 @@ impl RequestScope {
             return match &ds.pool {
                 Pool::Sqlite(pool) => exec::sqlite(pool, op, sql, params, sink).await,
                 Pool::Postgres(pool) => exec::postgres(pool, op, sql, params, sink).await,
+                Pool::Mysql(pool) => exec::mysql(pool, op, sql, params, sink).await,
             };
         };
         let mut tx = self.take(id)?;
         let result = match &mut tx {
             Tx::Sqlite(tx) => exec::sqlite(&mut **tx, op, sql, params, sink).await,
             Tx::Postgres(tx) => exec::postgres(&mut **tx, op, sql, params, sink).await,
+            Tx::Mysql(tx) => exec::mysql(&mut **tx, op, sql, params, sink).await,
         };
         self.put_back(id, tx);
         result

@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -47,6 +48,8 @@ pub struct ServerState {
     pub websocket: websocket::Settings,
     /// How long a retired instance's streamed responses may go on.
     pub connection_grace: Duration,
+    /// Requests on one HTTP/1 connection before it is closed; `0`: no limit.
+    pub max_requests_per_connection: u32,
     /// Whether the listener serves TLS (`https`): what a session manager
     /// needs to give its cookies the `Secure` attribute.
     pub tls: bool,
@@ -82,6 +85,7 @@ impl MakeDispatcher {
                 ping_interval: Some(config.websocket_ping_interval).filter(|d| !d.is_zero()),
             },
             connection_grace: deploy.connection_grace,
+            max_requests_per_connection: config.max_requests_per_connection,
             tls: config.tls.is_some(),
             mounts,
         }))
@@ -94,6 +98,7 @@ impl MakeDispatcher {
         Dispatcher {
             state: Arc::clone(&self.0),
             peer,
+            requests: AtomicU32::new(0),
         }
     }
 }
@@ -105,10 +110,30 @@ impl MakeDispatcher {
 /// layers: routing is ours (context table, then the app's route table), and
 /// each router layer costs work and a boxed future per request (measured
 /// with `bench/callgrind.sh`).
-#[derive(Clone)]
 pub struct Dispatcher {
     state: Arc<ServerState>,
     peer: std::net::IpAddr,
+    /// Requests this connection has made (HTTP/1; hyper calls one
+    /// connection's service from its own task).
+    requests: AtomicU32,
+}
+
+impl Clone for Dispatcher {
+    fn clone(&self) -> Self {
+        Dispatcher {
+            state: Arc::clone(&self.state),
+            peer: self.peer,
+            requests: AtomicU32::new(self.requests.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Whether this request is the last the connection may make.
+    fn last_on_connection(&self, version: http::Version) -> bool {
+        let max = self.state.max_requests_per_connection;
+        max != 0 && version <= http::Version::HTTP_11 && self.requests.fetch_add(1, Ordering::Relaxed) + 1 >= max
+    }
 }
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Dispatcher {
@@ -119,6 +144,15 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Dispatch
     fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         let state = Arc::clone(&self.state);
         let peer = self.peer;
-        Box::pin(async move { Ok(dispatch::dispatch(&state, peer, request.map(Body::new)).await) })
+        let last = self.last_on_connection(request.version());
+        Box::pin(async move {
+            let mut response = dispatch::dispatch(&state, peer, request.map(Body::new)).await;
+            if last && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                // hyper closes the connection after a response that says so.
+                let close = http::HeaderValue::from_static("close");
+                response.headers_mut().insert(http::header::CONNECTION, close);
+            }
+            Ok(response)
+        })
     }
 }

@@ -442,7 +442,7 @@ pub struct HostVtable {
     pub tx_release: unsafe extern "C" fn(request: *const HostRequest, tx: u64),
     /// During [`MigrationsFn`]: reports migration `version` with its
     /// description and SQL (all copied). `backend` is empty for the SQL
-    /// every backend runs, or `postgres` / `sqlite` for a variant that
+    /// every backend runs, or `postgres` / `sqlite` / `mysql` for a variant that
     /// backend runs instead; one call per variant.
     pub migration: unsafe extern "C" fn(
         sink: *mut MigrationSink,

@@ -4,7 +4,8 @@
 //! the request it is serving: [`Request::db`] for the app's default
 //! datasource, [`Request::datasource`] for another one it was granted.
 //!
-//! Placeholders are `$1`, `$2`, … on every backend (PostgreSQL and SQLite).
+//! Placeholders are `$1`, `$2`, … on every backend (PostgreSQL, SQLite and
+//! MySQL/MariaDB, where the container rewrites them to `?`).
 //! Parameters are always bound, never spliced into the SQL.
 //!
 //! Rows decode into your own types with serde (see [`Row::decode`]), or
@@ -61,8 +62,9 @@ pub use row::{ColumnIndex, FromValue, Row};
 pub struct Done {
     /// Rows inserted, changed or deleted.
     pub rows_affected: u64,
-    /// The rowid of the last inserted row, where the backend reports one
-    /// (SQLite; on PostgreSQL use `RETURNING id`).
+    /// The id of the last inserted row, where the backend reports one
+    /// (SQLite's rowid; MySQL's `AUTO_INCREMENT` value, when the statement
+    /// generated one; on PostgreSQL use `RETURNING id`).
     pub last_insert_id: Option<i64>,
 }
 

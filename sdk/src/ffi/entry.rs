@@ -70,7 +70,7 @@ unsafe extern "C" fn migrations<A: App>(host: *const HostVtable, sink: *mut Migr
     let reported = catch_unwind(AssertUnwindSafe(|| {
         for m in A::MIGRATIONS {
             report.migration(m.version, m.description, "", m.sql);
-            for (backend, sql) in [("postgres", m.postgres), ("sqlite", m.sqlite)] {
+            for (backend, sql) in [("postgres", m.postgres), ("sqlite", m.sqlite), ("mysql", m.mysql)] {
                 if let Some(sql) = sql {
                     report.migration(m.version, m.description, backend, sql);
                 }
