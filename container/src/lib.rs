@@ -13,7 +13,7 @@
 //! * [`db`]: datasources (sqlx pools), module queries, transactions, migrations.
 //! * [`lifecycle`]: the app state machine, instances and their draining, the manager, the routing tables.
 //! * [`metrics`]: the Prometheus registry every part records into.
-//! * [`server`]: the listener and its TLS, the HTTP service (one tower `Service`, no router), the context-path table, dispatch, metrics, the access log.
+//! * [`server`]: the listener and its TLS, the HTTP service (one tower `Service`, no router), the context-path table, dispatch, static files, metrics, the access log.
 //! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
 //! * [`watchdog`]: notices module code that runs without yielding, and reports its app.
 //!
@@ -59,6 +59,9 @@ pub enum RunError {
     /// The TLS certificate or key could not be used.
     #[error(transparent)]
     Tls(#[from] server::TlsError),
+    /// A `[static]` directory cannot be served.
+    #[error(transparent)]
+    Static(#[from] lifecycle::StaticRootError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -97,6 +100,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
         None => None,
     };
     let tls_reloader = tls.as_ref().map(|tls| server::tls::TlsReloader::new(Arc::clone(tls)));
+    // So is a static directory that cannot be served.
+    let mounts = server::static_files::Mounts::open(&config.statics)?;
     // Bound first, as Tomcat's connectors bind at init: a port that is
     // taken stops the start before any app runs its migrations or `init`.
     // Connections wait in the backlog until the apps are deployed.
@@ -153,7 +158,14 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
     }
 
     let (access_log, access_log_writer) = access_log.unzip();
-    let service = server::MakeDispatcher::new(manager.table(), metrics, access_log, &config.server, &config.deploy);
+    let service = server::MakeDispatcher::new(
+        manager.table(),
+        mounts,
+        metrics,
+        access_log,
+        &config.server,
+        &config.deploy,
+    );
     let grace = config.server.shutdown_timeout;
     let limits = server::Limits::from(&config.server);
     let finished = server::serve(listener, service, limits, tls, shutdown.clone(), grace).await;

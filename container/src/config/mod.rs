@@ -37,6 +37,29 @@ pub struct Config {
     pub datasources: BTreeMap<String, DatasourceConfig>,
     /// Per-app settings, by app name.
     pub apps: BTreeMap<String, AppConfig>,
+    /// `[static."/PREFIX"]`: directories served under a path prefix with
+    /// no module, by prefix.
+    #[serde(rename = "static")]
+    pub statics: BTreeMap<String, StaticConfig>,
+}
+
+/// The `Cache-Control` of static files unless configured: caches keep
+/// them but ask again (a `304` when unchanged) before each use.
+pub const DEFAULT_STATIC_CACHE_CONTROL: &str = "no-cache";
+
+/// `[static."/PREFIX"]`: a directory served under `/PREFIX` with no module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// The directory; relative to the configuration file's directory.
+    pub dir: PathBuf,
+    /// The `Cache-Control` header of its files; empty for none.
+    #[serde(default = "default_cache_control")]
+    pub cache_control: String,
+}
+
+fn default_cache_control() -> String {
+    DEFAULT_STATIC_CACHE_CONTROL.to_owned()
 }
 
 /// `[datasources.NAME]`
@@ -302,6 +325,12 @@ pub struct AppConfig {
     /// handshake without an `Origin` header (not from a browser) is
     /// always allowed. Others get `403`.
     pub websocket_origins: Vec<String>,
+    /// The app's static files, served by the container under
+    /// `<context path>/static/`; relative to the configuration file's
+    /// directory. Unset: none.
+    pub static_dir: Option<PathBuf>,
+    /// The `Cache-Control` header of its static files; empty for none.
+    pub static_cache_control: String,
     /// `[apps.NAME.config]`: handed to the app's `init` as it is.
     pub config: serde_json::Map<String, serde_json::Value>,
 }
@@ -317,6 +346,8 @@ impl Default for AppConfig {
             worker_threads: 0,
             websocket_origins: Vec::new(),
             datasources: vec!["default".to_owned()],
+            static_dir: None,
+            static_cache_control: default_cache_control(),
             config: serde_json::Map::new(),
         }
     }
@@ -366,8 +397,22 @@ impl Config {
         }
         let mut config: Config = builder.build()?.try_deserialize()?;
         config.datasources.entry("default".to_owned()).or_default();
+        if let Some(base) = file.and_then(Path::parent) {
+            config.anchor_static_dirs(base);
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// Resolves the relative static directories against `base`, the
+    /// configuration file's directory.
+    fn anchor_static_dirs(&mut self, base: &Path) {
+        let dirs = self.apps.values_mut().filter_map(|a| a.static_dir.as_mut());
+        for dir in dirs.chain(self.statics.values_mut().map(|s| &mut s.dir)) {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        }
     }
 
     /// The settings of app `name`: its section, or the defaults.

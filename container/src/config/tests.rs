@@ -102,6 +102,62 @@ fn an_app_has_at_most_256_threads_of_its_own() {
     assert!(err.to_string().contains("apps.x.worker_threads"), "{err}");
 }
 
+/// The commented `[static."/"]` example, uncommented, is valid.
+#[test]
+fn the_example_static_section_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crabcat.example.toml");
+    let text = std::fs::read_to_string(&path).expect("crabcat.example.toml at the repository root");
+    let section: String = text
+        .lines()
+        .skip_while(|line| *line != "# [static.\"/\"]")
+        .take_while(|line| line.starts_with("# "))
+        .map(|line| format!("{}\n", &line[2..]))
+        .collect();
+    let parsed: Config = toml::from_str(&section).expect("the example [static.\"/\"] parses");
+    parsed.validate().expect("valid");
+    assert_eq!(parsed.statics["/"].dir, Path::new("public"));
+    assert_eq!(parsed.statics["/"].cache_control, DEFAULT_STATIC_CACHE_CONTROL);
+}
+
+#[test]
+fn static_prefixes_are_checked() {
+    use super::validate::is_valid_static_prefix;
+    for ok in ["/", "/docs", "/a/b.c/d-e_f~"] {
+        assert!(is_valid_static_prefix(ok), "{ok}");
+    }
+    for bad in ["", "docs", "/docs/", "//", "/a//b", "/..", "/a/./b", "/a b", "/é"] {
+        assert!(!is_valid_static_prefix(bad), "{bad}");
+    }
+}
+
+#[test]
+fn a_mount_cannot_take_a_configured_apps_context_path() {
+    let text = "[apps.hello]\n\n[apps.probe]\ncontext_path = \"/p\"\n\n[static.\"/p\"]\ndir = \"x\"\n";
+    let mut config: Config = toml::from_str(text).unwrap();
+    config.datasources.entry("default".to_owned()).or_default();
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("static.\"/p\"") && err.contains("app probe"), "{err}");
+    config.statics = toml::from_str("[\"/hello\"]\ndir = \"x\"\n").unwrap();
+    assert!(config.validate().unwrap_err().to_string().contains("app hello"));
+    config.statics = toml::from_str("[\"/hello/x\"]\ndir = \"x\"\n").unwrap();
+    config.validate().expect("a longer prefix is fine");
+}
+
+#[test]
+fn relative_static_dirs_follow_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crabcat.toml");
+    let text = "[apps.a]\nstatic_dir = \"a-files\"\n\n[static.\"/\"]\ndir = \"public\"\n\n[static.\"/Abs\"]\ndir = \"/srv/x\"\n";
+    std::fs::write(&file, text).unwrap();
+    let config = Config::load(Some(&file), &Overrides::default()).unwrap();
+    assert_eq!(
+        config.apps["a"].static_dir.as_deref(),
+        Some(dir.path().join("a-files").as_path())
+    );
+    assert_eq!(config.statics["/"].dir, dir.path().join("public"));
+    assert_eq!(config.statics["/Abs"].dir, Path::new("/srv/x"));
+}
+
 #[test]
 fn datasource_urls_name_a_supported_backend() {
     let config = |url: &str| {

@@ -98,9 +98,66 @@ impl Config {
                     "must be \"/\" or \"/\" followed by one path segment of letters, digits, '-', '_' or '.'",
                 );
             }
+            if !is_valid_header_value(&app.static_cache_control) {
+                return invalid(format!("apps.{name}.static_cache_control"), "must be printable ASCII");
+            }
+            if app.static_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+                return invalid(format!("apps.{name}.static_dir"), "must be a directory, not empty");
+            }
+        }
+        self.validate_statics()
+    }
+
+    /// `[static."/PREFIX"]`: valid prefixes that no configured app's
+    /// context path takes, a directory each, printable `Cache-Control`.
+    fn validate_statics(&self) -> Result<(), ConfigError> {
+        let invalid = |prefix: &str, key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("static.\"{prefix}\"{key}"),
+                reason,
+            })
+        };
+        for (prefix, mount) in &self.statics {
+            if !is_valid_static_prefix(prefix) {
+                let reason = "must be \"/\" or path segments of letters, digits, '-', '_', '.' or '~', \
+                              each after a \"/\", with no \"/\" at the end";
+                return invalid(prefix, "", reason.into());
+            }
+            if let Some(app) = self.apps.keys().find(|app| self.context_path(app) == *prefix) {
+                let reason = format!(
+                    "app {app} is mounted at {prefix}: an app's context path and a static mount cannot be the same"
+                );
+                return invalid(prefix, "", reason);
+            }
+            if mount.dir.as_os_str().is_empty() {
+                return invalid(prefix, ".dir", "must be a directory, not empty".into());
+            }
+            if !is_valid_header_value(&mount.cache_control) {
+                return invalid(prefix, ".cache_control", "must be printable ASCII".into());
+            }
         }
         Ok(())
     }
+}
+
+fn is_valid_header_value(value: &str) -> bool {
+    value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+}
+
+/// `/`, or `/` + segment, repeated: letters, digits, `-_.~`, not only dots.
+pub(super) fn is_valid_static_prefix(prefix: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let Some(rest) = prefix.strip_prefix('/') else {
+        return false;
+    };
+    rest.split('/').all(|segment| {
+        segment.chars().any(|c| c != '.')
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+    })
 }
 
 /// The most worker threads an app may have of its own.

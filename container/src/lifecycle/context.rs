@@ -3,10 +3,12 @@
 //! instance on its own (reload) without touching the table.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
+use http::HeaderValue;
 
 use super::{AppLimits, Instance};
 use crate::metrics::{AppMetrics, Metrics};
@@ -26,6 +28,54 @@ pub struct AppSlot {
     pub watch: &'static AppWatch,
     served: AtomicU64,
     metrics: OnceLock<AppMetrics>,
+    /// Its static files, served under `<prefix>/static/`, if it has any.
+    static_root: ArcSwapOption<StaticRoot>,
+}
+
+/// A directory of static files, and how they are served. Built once (at
+/// start for a `[static]` mount, at deploy for an app's `static_dir`);
+/// cloning the `Arc` shares it.
+#[derive(Debug)]
+pub struct StaticRoot {
+    /// The directory, canonical: every file served resolves inside it.
+    pub dir: PathBuf,
+    /// The `Cache-Control` of its files; `None` for no header.
+    pub cache_control: Option<HeaderValue>,
+}
+
+/// Why a static directory cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve static files from {dir}: {source}")]
+pub struct StaticRootError {
+    dir: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+impl StaticRoot {
+    /// The directory `dir`, whose files get `cache_control` (empty: none).
+    ///
+    /// # Errors
+    /// If `dir` is not a directory that can be resolved, or
+    /// `cache_control` is not a valid header value.
+    pub fn open(dir: &Path, cache_control: &str) -> Result<Self, StaticRootError> {
+        let error = |source| StaticRootError {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let canonical = std::fs::canonicalize(dir).map_err(error)?;
+        if !canonical.is_dir() {
+            return Err(error(std::io::Error::other("not a directory")));
+        }
+        let cache_control = match cache_control {
+            "" => None,
+            value => Some(HeaderValue::from_str(value).map_err(|e| error(std::io::Error::other(e)))?),
+        };
+        Ok(StaticRoot {
+            dir: canonical,
+            cache_control,
+        })
+    }
 }
 
 impl AppSlot {
@@ -39,7 +89,19 @@ impl AppSlot {
             limits: Arc::new(limits),
             served: AtomicU64::new(0),
             metrics: OnceLock::new(),
+            static_root: ArcSwapOption::empty(),
         }
+    }
+
+    /// Its static files, if it has any.
+    pub fn static_root(&self) -> Option<Arc<StaticRoot>> {
+        self.static_root.load_full()
+    }
+
+    /// Gives the app its static files (`None`: none). Kept apart from the
+    /// instance so that whoever deploys the app decides where they are.
+    pub fn set_static_root(&self, root: Option<Arc<StaticRoot>>) {
+        self.static_root.store(root);
     }
 
     /// This app's metric handles (created on first use).
@@ -75,6 +137,7 @@ impl AppSlot {
 }
 
 /// Where a path leads.
+#[derive(Clone, Copy)]
 pub enum Resolved<'a> {
     /// To `slot`; the app's own path starts at byte `path_start`.
     App { slot: &'a Arc<AppSlot>, path_start: usize },
@@ -82,6 +145,18 @@ pub enum Resolved<'a> {
     AddSlash,
     /// Nowhere.
     NotFound,
+}
+
+impl Resolved<'_> {
+    /// The length of the context path that `path` matched (`0` for the
+    /// root app), if it matched one.
+    pub fn matched_len(&self, path: &str) -> Option<usize> {
+        match self {
+            Resolved::App { path_start, .. } => Some(*path_start),
+            Resolved::AddSlash => Some(path.len()),
+            Resolved::NotFound => None,
+        }
+    }
 }
 
 /// Every mounted app, by first path segment, plus the root app.

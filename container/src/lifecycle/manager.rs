@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use super::context::{AppSlot, ContextTable};
+use super::context::{AppSlot, ContextTable, StaticRoot};
 use super::instance::Instance;
 use super::limits::AppLimits;
 use super::pipeline::{Loaded, Pipeline, PipelineError};
@@ -97,6 +97,7 @@ impl AppManager {
             tracing::error!(app = name, file = %file.display(), "not deployed: {conflict}");
             return Err(conflict.into());
         }
+        self.attach_static_root(name);
         self.load_and_mount(name, source, file, "deployed").await?;
         Ok(Outcome::Deployed)
     }
@@ -217,6 +218,7 @@ impl AppManager {
                 let context_path = self.config.context_path(name);
                 self.registry
                     .register(name, &target, &context_path, self.limits(name))?;
+                self.attach_static_root(name);
                 let result = self.load_and_mount(name, upload, &target, "deployed").await;
                 if result.is_err() {
                     // Nothing was deployed: forget the attempt entirely.
@@ -366,6 +368,23 @@ impl AppManager {
         retire(name, instance, grace, 1001).await;
         self.registry.transition(name, Event::Drained, |_| {})?;
         Ok(())
+    }
+
+    /// Gives the registered app `name` its `static_dir`, when configured.
+    /// A directory that cannot be served is logged, and the app deploys
+    /// without static files.
+    fn attach_static_root(&self, name: &str) {
+        let config = self.config.app(name);
+        let (Some(dir), Some(slot)) = (&config.static_dir, self.registry.slot(name)) else {
+            return;
+        };
+        match StaticRoot::open(dir, &config.static_cache_control) {
+            Ok(root) => {
+                tracing::info!(app = name, dir = %root.dir.display(), "serving static files");
+                slot.set_static_root(Some(Arc::new(root)));
+            }
+            Err(error) => tracing::error!(app = name, "no static files: {error}"),
+        }
     }
 
     fn limits(&self, name: &str) -> AppLimits {

@@ -16,7 +16,7 @@ mod runtimes;
 mod state;
 mod status;
 
-pub use context::{AppSlot, ContextTable, Resolved};
+pub use context::{AppSlot, ContextTable, Resolved, StaticRoot, StaticRootError};
 pub use instance::{Farewell, Instance, Lease, ServeError};
 pub use limits::{AppLimits, Permit};
 pub use manager::AppManager;

@@ -13,13 +13,14 @@ use std::time::Instant;
 
 use super::ServerState;
 use super::observe;
+use super::static_files::{self, Mount};
 use super::stream::ModuleBody;
 use super::websocket;
 use crabcat_sdk::abi::wire::ErrorKind;
 use hyper::upgrade::OnUpgrade;
 
 use crate::abi::{BodyReader, CallError, HostRequest, HostResponse};
-use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, ServeError, Target};
+use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, ServeError, StaticRoot, Target};
 
 /// Every way a request can fail before or around the module. Turned into a
 /// response in exactly one place: the `IntoResponse` impl below.
@@ -45,6 +46,11 @@ pub enum Reject {
     /// The managed transaction of a transactional route could not begin or commit.
     Transaction(ErrorKind, String),
     Failed(ServeError),
+    /// A static file path that tries to leave its directory (`..`, `%2f`,
+    /// `\`, NUL) or is not UTF-8.
+    BadPath,
+    /// A static file could not be read (logged where it happened).
+    FileError,
 }
 
 impl IntoResponse for Reject {
@@ -67,12 +73,13 @@ impl IntoResponse for Reject {
                 (StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
             }
             Reject::BadParam => (StatusCode::BAD_REQUEST, "bad path parameter"),
+            Reject::BadPath => (StatusCode::BAD_REQUEST, "bad path"),
             Reject::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
             Reject::BadBody => (StatusCode::BAD_REQUEST, "could not read request body"),
             Reject::Timeout => (StatusCode::GATEWAY_TIMEOUT, "request timed out"),
             Reject::Failed(ServeError::Cancelled) => (StatusCode::SERVICE_UNAVAILABLE, "application stopping"),
             Reject::Transaction(..) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
-            Reject::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+            Reject::Failed(_) | Reject::FileError => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Every 503 of the container's is temporary: say when to retry.
@@ -96,10 +103,27 @@ pub async fn dispatch(state: &ServerState, peer: std::net::IpAddr, request: Requ
     let access = state.access_log.as_ref().map(|log| log.capture(&request));
     // Everything up to the call is synchronous; the future only holds what
     // the call needs (every request's future is moved into a box).
+    let mut mount = None;
     let (slot, result) = match admit(state, request) {
-        Ok(call) => {
+        Ok(Admitted::Call(call)) => {
             let slot = Arc::clone(&call.slot);
             (Some(slot), call.run(state).await)
+        }
+        Ok(Admitted::AppFile {
+            slot,
+            root,
+            strip,
+            request,
+        }) => {
+            // Boxed: keeps the future of module requests as small as it was.
+            (Some(slot), Box::pin(static_files::serve(&root, strip, request)).await)
+        }
+        Ok(Admitted::MountFile { mount: m, request }) => {
+            mount = Some(m);
+            (
+                None,
+                Box::pin(static_files::serve(&m.root, m.prefix_len(), request)).await,
+            )
         }
         Err((slot, reject)) => (slot, Err(reject)),
     };
@@ -113,9 +137,35 @@ pub async fn dispatch(state: &ServerState, peer: std::net::IpAddr, request: Requ
         }
         reject.into_response()
     });
-    observe::record(state, peer, slot.as_deref(), access, &response, start.elapsed());
+    let owner = match (&slot, mount) {
+        (Some(slot), _) => Some((&slot.name, slot.metrics(&state.metrics))),
+        (None, Some(mount)) => Some((&mount.label, mount.metrics(&state.metrics))),
+        (None, None) => None,
+    };
+    observe::record(state, peer, owner, access, &response, start.elapsed());
     response
 }
+
+/// Where an admitted request goes.
+// `Call` is the large one, and the common one: boxing it would cost every
+// module request an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Admitted<'s> {
+    /// To a module's handler.
+    Call(Call),
+    /// To a file of the app's static directory (`<context path>/static/...`).
+    AppFile {
+        slot: Arc<AppSlot>,
+        root: Arc<StaticRoot>,
+        strip: usize,
+        request: Request,
+    },
+    /// To a file of a `[static]` mount.
+    MountFile { mount: &'s Mount, request: Request },
+}
+
+/// The path prefix, inside an app, of its static files.
+const APP_STATIC: &str = "/static/";
 
 /// A request routed to a handler, ready to call.
 struct Call {
@@ -140,9 +190,9 @@ struct Call {
 
 type Rejected = (Option<Arc<AppSlot>>, Reject);
 
-/// Finds the app and the route, and checks what can be checked before
-/// reading the body.
-fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
+/// Finds the app and the route (or the static file), and checks what can
+/// be checked before reading the body.
+fn admit(state: &ServerState, request: Request) -> Result<Admitted<'_>, Rejected> {
     if request
         .uri()
         .path_and_query()
@@ -151,7 +201,15 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
         return Err((None, Reject::UriTooLong));
     }
     let table = state.table.load();
-    let (slot, path_start) = match table.resolve(request.uri().path()) {
+    let path = request.uri().path();
+    let resolved = table.resolve(path);
+    if let Some(mount) = state.mounts.find(path, resolved.matched_len(path)) {
+        if mount.is_bare(path) {
+            return Err((None, Reject::AddSlash(with_slash(request.uri()))));
+        }
+        return Ok(Admitted::MountFile { mount, request });
+    }
+    let (slot, path_start) = match resolved {
         Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),
         Resolved::AddSlash => return Err((None, Reject::AddSlash(with_slash(request.uri())))),
         Resolved::NotFound => return Err((None, Reject::NotFound)),
@@ -161,6 +219,18 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
     let Some(instance) = slot.instance() else {
         return Err((Some(slot), Reject::Unavailable));
     };
+    // Only requests under `/static/` look further (a string comparison).
+    if request.uri().path()[path_start..].starts_with(APP_STATIC)
+        && let Some(root) = slot.static_root()
+    {
+        let strip = path_start + APP_STATIC.len() - 1;
+        return Ok(Admitted::AppFile {
+            slot,
+            root,
+            strip,
+            request,
+        });
+    }
     if slot.watch.stalled() > 0 {
         return Err((Some(slot), Reject::Stalled));
     }
@@ -217,7 +287,7 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
         reader: BodyReader::buffered(),
         upgrade: None,
     };
-    Ok(Call {
+    Ok(Admitted::Call(Call {
         slot,
         lease: instance.lease(),
         permit,
@@ -228,7 +298,7 @@ fn admit(state: &ServerState, request: Request) -> Result<Call, Rejected> {
         body: (!body.is_end_stream()).then_some(body),
         max_body,
         websocket,
-    })
+    }))
 }
 
 impl Call {

@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod dispatch;
 pub mod listener;
 pub mod observe;
+pub mod static_files;
 pub mod stream;
 pub mod tls;
 pub mod websocket;
@@ -52,6 +53,8 @@ pub struct ServerState {
     /// Whether the listener serves TLS (`https`): what a session manager
     /// needs to give its cookies the `Secure` attribute.
     pub tls: bool,
+    /// The `[static]` mounts: directories served with no module.
+    pub mounts: static_files::Mounts,
 }
 
 /// Makes one [`Dispatcher`] per connection, which knows its client's
@@ -60,9 +63,11 @@ pub struct ServerState {
 pub struct MakeDispatcher(Arc<ServerState>);
 
 impl MakeDispatcher {
-    /// The service for `table`, recording into `metrics` and `access_log`.
+    /// The service for `table` and `mounts`, recording into `metrics` and
+    /// `access_log`.
     pub fn new(
         table: Arc<ArcSwap<ContextTable>>,
+        mounts: static_files::Mounts,
         metrics: Arc<Metrics>,
         access_log: Option<AccessLog>,
         config: &ServerConfig,
@@ -82,6 +87,7 @@ impl MakeDispatcher {
             connection_grace: deploy.connection_grace,
             max_requests_per_connection: config.max_requests_per_connection,
             tls: config.tls.is_some(),
+            mounts,
         }))
     }
 }
