@@ -12,6 +12,7 @@
 //! nosniff`.
 
 mod path;
+mod small;
 mod validators;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,9 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use http::header::{CACHE_CONTROL, ETAG, LAST_MODIFIED, LOCATION, VARY, X_CONTENT_TYPE_OPTIONS};
+use http::header::{
+    CACHE_CONTROL, ETAG, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, LOCATION, RANGE, VARY, X_CONTENT_TYPE_OPTIONS,
+};
 use http::{HeaderValue, Method, StatusCode};
 use tower_http::services::ServeDir;
 
@@ -109,21 +112,55 @@ pub async fn serve(root: &StaticRoot, strip: usize, request: Request) -> Result<
     if parts.method != Method::GET && parts.method != Method::HEAD {
         return Err(Reject::MethodNotAllowed("GET, HEAD".to_owned()));
     }
-    let path = parts.uri.path();
+    let uri = parts.uri.clone(); // cheap: shared bytes
+    let path = uri.path();
     let (prefix, relative) = path.split_at(strip);
     let file = path::file_path(relative).ok_or(Reject::BadPath)?;
-    let candidates = path::Candidates::new(file, relative.ends_with('/'), &parts.headers);
-    if candidates.escape(&root.dir).await {
-        tracing::warn!(path, "refused: resolves outside its static directory (a symlink)");
-        return Err(Reject::NotFound);
-    }
+    let directory = relative.ends_with('/');
+    let candidates = path::Candidates::new(file, directory, &parts.headers);
+    let plain = !directory
+        && [RANGE, IF_RANGE, IF_UNMODIFIED_SINCE]
+            .iter()
+            .all(|h| !parts.headers.contains_key(h));
+    let dir = root.dir.clone();
+    let looked = tokio::task::spawn_blocking(move || (small::look(&dir, &candidates, plain), candidates)).await;
+    // A check that cannot run refuses the request.
+    let (looked, candidates) = looked.map_err(|_| Reject::FileError)?;
+    let conditions = validators::Conditions::take(&mut parts.headers);
+    let (head, body) = match looked {
+        small::Looked::Escape => {
+            tracing::warn!(path, "refused: resolves outside its static directory (a symlink)");
+            return Err(Reject::NotFound);
+        }
+        small::Looked::Small { bytes, modified } => {
+            let head = parts.method == Method::HEAD;
+            small::response(candidates.file(), bytes, modified, head).into_parts()
+        }
+        small::Looked::Other => serve_dir(root, prefix, relative, parts).await?,
+    };
+    let etag = validators::etag(&head.headers);
+    let not_modified = conditions.not_modified(etag.as_ref(), head.headers.get(LAST_MODIFIED));
+    let mut response = match not_modified && head.status != StatusCode::PRECONDITION_FAILED {
+        true => not_modified_response(&head.headers),
+        false => Response::from_parts(head, body),
+    };
+    add_headers(response.headers_mut(), etag, root.cache_control.as_ref());
+    Ok(response)
+}
+
+/// Serves the file with `ServeDir` (the request's conditional headers taken out).
+async fn serve_dir(
+    root: &StaticRoot,
+    prefix: &str,
+    relative: &str,
+    mut parts: http::request::Parts,
+) -> Result<(http::response::Parts, Body), Reject> {
     let prefix = prefix.to_owned();
     let target = match parts.uri.query() {
         Some(query) => format!("{relative}?{query}"),
         None => relative.to_owned(),
     };
     parts.uri = target.parse().map_err(|_| Reject::BadPath)?;
-    let conditions = validators::Conditions::take(&mut parts.headers);
     let request = Request::from_parts(parts, Body::empty());
     let served = ServeDir::new(&root.dir)
         .precompressed_br()
@@ -144,14 +181,7 @@ pub async fn serve(root: &StaticRoot, strip: usize, request: Request) -> Result<
         }
         _ => {}
     }
-    let etag = validators::etag(&head.headers);
-    let not_modified = conditions.not_modified(etag.as_ref(), head.headers.get(LAST_MODIFIED));
-    let mut response = match not_modified && head.status != StatusCode::PRECONDITION_FAILED {
-        true => not_modified_response(&head.headers),
-        false => Response::from_parts(head, Body::new(body)),
-    };
-    add_headers(response.headers_mut(), etag, root.cache_control.as_ref());
-    Ok(response)
+    Ok((head, Body::new(body)))
 }
 
 /// A `304` with the validators of the full response (whose file is

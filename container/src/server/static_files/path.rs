@@ -47,25 +47,28 @@ impl Candidates {
     }
 
     /// Whether any candidate that exists resolves, symlinks followed,
-    /// outside `root` (canonical). Runs on the blocking pool: it is a few
-    /// `lstat`s and `readlink`s.
-    pub async fn escape(self, root: &Path) -> bool {
-        let root = root.to_path_buf();
-        let check = move || {
-            let file = root.join(&self.file);
-            let index = self.index.then(|| file.join("index.html"));
-            let bases = std::iter::once(file).chain(index);
-            bases.into_iter().any(|base| {
-                let br = self.br.then(|| with_suffix(&base, ".br"));
-                let gzip = self.gzip.then(|| with_suffix(&base, ".gz"));
-                [Some(base), br, gzip]
-                    .into_iter()
-                    .flatten()
-                    .any(|candidate| outside(&candidate, &root))
-            })
-        };
-        // A check that cannot run refuses the request.
-        tokio::task::spawn_blocking(check).await.unwrap_or(true)
+    /// outside `root` (canonical). Blocking: a few `lstat`s and `readlink`s.
+    pub fn escape(&self, root: &Path) -> bool {
+        let file = root.join(&self.file);
+        let index = self.index.then(|| file.join("index.html"));
+        let bases = std::iter::once(file).chain(index);
+        bases.into_iter().any(|base| {
+            self.variants(&base)
+                .chain([base.clone()])
+                .any(|candidate| outside(&candidate, root))
+        })
+    }
+
+    /// The precompressed variants of `base` the client accepts.
+    pub fn variants(&self, base: &Path) -> impl Iterator<Item = PathBuf> {
+        let br = self.br.then(|| with_suffix(base, ".br"));
+        let gzip = self.gzip.then(|| with_suffix(base, ".gz"));
+        br.into_iter().chain(gzip)
+    }
+
+    /// The file, relative to the directory.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 }
 
