@@ -1,4 +1,4 @@
-# Shared by bench/run.sh, bench/ws.sh and bench/callgrind.sh; sourced from the
+# Shared by bench/run.sh, bench/ws.sh, bench/static.sh and bench/callgrind.sh; sourced from the
 # repository root.
 
 # need TOOL...: installs each tool that is missing, from Debian's packages.
@@ -47,4 +47,17 @@ databases() {
     done
     native_url="$server/$2_native"
     module_url="$server/$2_module"
+}
+
+# publish NAME: copies $work/table.md to $BENCH_RESULTS_DIR (bench/results)
+# as <date>-NAME.md and prints it.
+publish() {
+    local dir=${BENCH_RESULTS_DIR:-bench/results}
+    mkdir -p "$dir"
+    local out="$dir/$(date -u +%Y%m%d-%H%M)-$1.md"
+    cp "$work/table.md" "$out"
+    echo
+    cat "$out"
+    echo
+    echo "written to $out"
 }

@@ -237,10 +237,4 @@ reload=$(RELOAD_NO_BUILD=1 scripts/reload-memory.sh "${BENCH_RELOADS:-100}")
     echo "$reload"
     echo '```'
 } >"$work/table.md"
-results_dir=${BENCH_RESULTS_DIR:-bench/results}
-mkdir -p "$results_dir"
-out="$results_dir/$(date -u +%Y%m%d-%H%M)-$backend.md"
-cp "$work/table.md" "$out"
-cat "$out"
-echo
-echo "written to $out"
+publish "$backend"

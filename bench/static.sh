@@ -154,11 +154,4 @@ label() { case $1 in 1k) echo "1 kB" ;; 1m) echo "1 MB" ;; esac; }
     echo "Access log of the container: $access_lines lines with status 200 written."
     echo "Machine load (1-minute load average, compilers running) at the start: $load_before; at the end: $load_after."
 } >"$work/table.md"
-results_dir=${BENCH_RESULTS_DIR:-bench/results}
-mkdir -p "$results_dir"
-out="$results_dir/$(date -u +%Y%m%d-%H%M)-static.md"
-cp "$work/table.md" "$out"
-echo
-cat "$out"
-echo
-echo "written to $out"
+publish static

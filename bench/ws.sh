@@ -183,11 +183,4 @@ load_note() {
     echo "- $(load_note crabcat)"
     echo "- $(load_note native)"
 } >"$work/table.md"
-results_dir=${BENCH_RESULTS_DIR:-bench/results}
-mkdir -p "$results_dir"
-out="$results_dir/$(date -u +%Y%m%d-%H%M)-ws.md"
-cp "$work/table.md" "$out"
-echo
-cat "$out"
-echo
-echo "written to $out"
+publish ws
