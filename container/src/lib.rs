@@ -15,6 +15,7 @@
 //! * [`metrics`]: the Prometheus registry every part records into.
 //! * [`server`]: the listener and its TLS, the HTTP service (one tower `Service`, no router), the context-path table, dispatch, static files, metrics, the access log.
 //! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
+//! * [`session`]: HTTP sessions the container keeps for its apps, in a datasource.
 //! * [`watchdog`]: notices module code that runs without yielding, and reports its app.
 //!
 //! A request goes: listener → [`server::dispatch`] (timeout, body limit,
@@ -30,6 +31,7 @@ pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
 pub mod server;
+pub mod session;
 pub mod watchdog;
 
 use std::sync::Arc;
@@ -155,6 +157,10 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
     }
     if let Some(reloader) = tls_reloader {
         tokio::spawn(reloader.run(reload_tls, shutdown.clone()));
+    }
+    if let Some(store) = manager.sessions() {
+        let interval = config.sessions.sweep_interval;
+        tokio::spawn(session::sweep(Arc::clone(store), interval, shutdown.clone()));
     }
 
     let (access_log, access_log_writer) = access_log.unzip();

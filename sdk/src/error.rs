@@ -245,6 +245,11 @@ impl Error {
             if let Some(rejection) = cause.downcast_ref::<Rejection>() {
                 return Error::from_rejection(rejection, detail);
             }
+            if let Some(session) = cause.downcast_ref::<crate::SessionError>()
+                && session.status() == StatusCode::SERVICE_UNAVAILABLE
+            {
+                return Error::with_detail(session.status(), "session store unavailable", detail);
+            }
         }
         Error::internal(detail)
     }

@@ -176,6 +176,7 @@ mod logging;
 mod request;
 mod response;
 mod routing;
+pub mod session;
 pub mod sse;
 mod ws;
 
@@ -192,6 +193,7 @@ pub use log;
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response, html_escape};
 pub use routing::Routes;
+pub use session::{Session, SessionError};
 pub use sse::{Event, Sse};
 pub use ws::{Hub, Message, WebSocket, hub};
 
@@ -221,8 +223,8 @@ pub mod prelude {
     pub use crate::log;
     pub use crate::{
         App, BodyStream, DbError, DbErrorKind, Error, Event, Form, Html, InitContext, IntoResponse, Json, JsonOrForm,
-        Message, Method, Migration, Path, Query, Rejection, Request, Response, Result, Routes, Row, Sse, State,
-        StatusCode, WebSocket, blocking, body_limit, html_escape, hub, transactional,
+        Message, Method, Migration, Path, Query, Rejection, Request, Response, Result, Routes, Row, Session,
+        SessionError, Sse, State, StatusCode, WebSocket, blocking, body_limit, html_escape, hub, transactional,
     };
     pub use futures_util::{Stream, StreamExt as _};
 }

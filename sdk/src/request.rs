@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::extract::{Rejection, decode_form, text};
 use crate::ffi::host::RequestHandle;
+use crate::session::{Session, SessionError};
 
 /// One HTTP request, as the container received it.
 ///
@@ -121,6 +122,26 @@ impl Request {
         (0..)
             .map_while(|i| self.handle.header_at(i))
             .filter_map(|(k, v)| Some((std::str::from_utf8(k).ok()?, v)))
+    }
+
+    /// This request's session: the one its cookie names, or a new one
+    /// (stored, with its cookie, once something is written to it). Loaded
+    /// from the container's store on the first call; see [`crate::session`].
+    ///
+    /// # Errors
+    /// [`SessionError::Unavailable`](crate::SessionError::Unavailable) if
+    /// the store cannot be read, [`Off`](crate::SessionError::Off) if the
+    /// container runs without sessions.
+    pub async fn session(&self) -> Result<Session<'_>, SessionError> {
+        Session::load(&self.handle).await
+    }
+
+    /// [`session`](Self::session) for [`blocking`](crate::blocking) handlers.
+    ///
+    /// # Errors
+    /// As [`session`](Self::session).
+    pub fn session_blocking(&self) -> Result<Session<'_>, SessionError> {
+        futures_executor::block_on(self.session())
     }
 
     /// The app's default datasource (the first one it was granted, usually

@@ -41,6 +41,48 @@ pub struct Config {
     /// no module, by prefix.
     #[serde(rename = "static")]
     pub statics: BTreeMap<String, StaticConfig>,
+    /// `[sessions]`: HTTP sessions, kept by the container for its apps.
+    pub sessions: SessionsConfig,
+}
+
+/// `[sessions]`: the container keeps each app's HTTP sessions in a
+/// datasource, so they survive reloads and restarts (and, on a shared
+/// PostgreSQL datasource, are seen by every container).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// The datasource sessions are stored in (`default`: the embedded
+    /// SQLite file unless configured otherwise); empty turns sessions off.
+    pub datasource: String,
+    /// A session unused this long expires (`[apps.NAME]
+    /// session_idle_timeout` overrides it per app).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A session expires this long after it was created, however much it
+    /// is used (`[apps.NAME] session_max_lifetime` overrides it per app).
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Duration,
+    /// Largest session (names and serialised values), per app; a write
+    /// past it is refused with an error the app sees.
+    pub max_bytes: usize,
+    /// The session cookie's name.
+    pub cookie_name: String,
+    /// How often expired sessions are deleted.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            datasource: "default".to_owned(),
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_lifetime: Duration::from_secs(12 * 3600),
+            max_bytes: 64 * 1024,
+            cookie_name: "CRABCAT_SESSION".to_owned(),
+            sweep_interval: Duration::from_secs(5 * 60),
+        }
+    }
 }
 
 /// The `Cache-Control` of static files unless configured: caches keep
@@ -154,6 +196,10 @@ pub struct ServerConfig {
     pub websocket_ping_interval: Duration,
     /// `[server.tls]`: serve HTTPS on `listen`; unset, plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Addresses of the reverse proxies in front (e.g. `["127.0.0.1"]`):
+    /// from them, and only from them, `X-Forwarded-Proto: https` counts as
+    /// a request made over TLS (for the session cookie's `Secure`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `[server.tls]`: the listener's certificate. Both files are read at start
@@ -205,6 +251,7 @@ impl Default for ServerConfig {
             websocket_max_message_bytes: 1024 * 1024,
             websocket_ping_interval: Duration::from_secs(30),
             tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -331,6 +378,15 @@ pub struct AppConfig {
     pub static_dir: Option<PathBuf>,
     /// The `Cache-Control` header of its static files; empty for none.
     pub static_cache_control: String,
+    /// The app's session idle timeout; unset: `sessions.idle_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Option<Duration>,
+    /// The app's session lifetime; unset: `sessions.max_lifetime`.
+    #[serde(with = "humantime_serde")]
+    pub session_max_lifetime: Option<Duration>,
+    /// Mark the session cookie `Secure` on every response, not only on
+    /// requests that came over TLS (directly, or through a trusted proxy).
+    pub session_cookie_secure: bool,
     /// `[apps.NAME.config]`: handed to the app's `init` as it is.
     pub config: serde_json::Map<String, serde_json::Value>,
 }
@@ -348,6 +404,9 @@ impl Default for AppConfig {
             datasources: vec!["default".to_owned()],
             static_dir: None,
             static_cache_control: default_cache_control(),
+            session_idle_timeout: None,
+            session_max_lifetime: None,
+            session_cookie_secure: false,
             config: serde_json::Map::new(),
         }
     }

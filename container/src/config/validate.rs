@@ -105,7 +105,52 @@ impl Config {
                 return invalid(format!("apps.{name}.static_dir"), "must be a directory, not empty");
             }
         }
+        self.validate_sessions()?;
         self.validate_statics()
+    }
+
+    /// `[sessions]`: an existing datasource (or none), positive timeouts, a
+    /// cookie name that is an HTTP token.
+    fn validate_sessions(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        let sessions = &self.sessions;
+        if !sessions.datasource.is_empty() && !self.datasources.contains_key(&sessions.datasource) {
+            let reason = format!("no datasource named {} (empty turns sessions off)", sessions.datasource);
+            return invalid("sessions.datasource", reason);
+        }
+        let zero = [
+            ("sessions.idle_timeout", sessions.idle_timeout),
+            ("sessions.max_lifetime", sessions.max_lifetime),
+            ("sessions.sweep_interval", sessions.sweep_interval),
+        ];
+        if let Some((key, _)) = zero.iter().find(|(_, d)| d.is_zero()) {
+            return invalid(key, "must be greater than 0".into());
+        }
+        if sessions.max_bytes == 0 {
+            return invalid("sessions.max_bytes", "must be greater than 0".into());
+        }
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if sessions.cookie_name.is_empty() || !sessions.cookie_name.chars().all(token) {
+            return invalid(
+                "sessions.cookie_name",
+                "must be letters, digits and !#$%&'*+-.^_`|~".into(),
+            );
+        }
+        for (name, app) in &self.apps {
+            let timeouts = [
+                ("session_idle_timeout", app.session_idle_timeout),
+                ("session_max_lifetime", app.session_max_lifetime),
+            ];
+            if let Some((key, _)) = timeouts.iter().find(|(_, d)| d.is_some_and(|d| d.is_zero())) {
+                return invalid(&format!("apps.{name}.{key}"), "must be greater than 0".into());
+            }
+        }
+        Ok(())
     }
 
     /// `[static."/PREFIX"]`: valid prefixes that no configured app's

@@ -36,26 +36,38 @@ impl AppMigration {
 }
 
 /// Applies the container's schema (`migrations/` at the repository root;
-/// MySQL has a variant of its own: its keys cannot be `TEXT`).
+/// MySQL has variants of its own: its keys cannot be `TEXT`).
 pub(super) async fn container_schema(ds: &Datasource) -> Result<(), sqlx::migrate::MigrateError> {
-    let sql = match ds.backend() {
-        Backend::Mysql => include_str!("../../../migrations/mysql/0001_app_migrations.sql"),
-        Backend::Sqlite | Backend::Postgres => include_str!("../../../migrations/0001_app_migrations.sql"),
+    let scripts = match ds.backend() {
+        Backend::Mysql => [
+            include_str!("../../../migrations/mysql/0001_app_migrations.sql"),
+            include_str!("../../../migrations/mysql/0002_sessions.sql"),
+        ],
+        Backend::Sqlite | Backend::Postgres => [
+            include_str!("../../../migrations/0001_app_migrations.sql"),
+            include_str!("../../../migrations/0002_sessions.sql"),
+        ],
     };
-    let migration = Migration::new(
-        1,
-        Cow::Borrowed("app migrations"),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    );
-    let migrator = Migrator::with_migrations(vec![migration]);
+    let descriptions = ["app migrations", "sessions"];
+    let migrations = (1..)
+        .zip(descriptions)
+        .zip(scripts)
+        .map(|((version, description), sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        });
+    let migrator = Migrator::with_migrations(migrations.collect());
     on_pool!(&ds.pool, pool => migrator.run(pool).await)
 }
 
 /// The container's own `sql` for `ds`: its `$N` placeholders (numbered in
 /// order, so the values bind as they are) become `?` on MySQL.
-fn for_backend(ds: &Datasource, sql: &str) -> AssertSqlSafe<String> {
+pub(crate) fn for_backend(ds: &Datasource, sql: &str) -> AssertSqlSafe<String> {
     let rewritten = match ds.backend() {
         Backend::Mysql => super::placeholders::rewrite(sql).ok().flatten().map(|r| r.sql),
         Backend::Sqlite | Backend::Postgres => None,

@@ -17,6 +17,8 @@ mod scope;
 
 pub use error::classify;
 pub use exec::{Done, Failure, Op, RowSink};
+pub(crate) use migrate::for_backend;
 pub use migrate::{AppMigration, MigrationError, apply_app_migrations};
-pub use pool::{Backend, Datasource, Datasources, SetupError};
+pub(crate) use pool::on_pool;
+pub use pool::{Backend, Datasource, Datasources, Pool, SetupError};
 pub use scope::{AppData, RequestScope};

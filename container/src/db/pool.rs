@@ -62,9 +62,9 @@ impl Backend {
 macro_rules! on_pool {
     ($pool:expr, $p:ident => $body:expr) => {
         match $pool {
-            $crate::db::pool::Pool::Sqlite($p) => $body,
-            $crate::db::pool::Pool::Postgres($p) => $body,
-            $crate::db::pool::Pool::Mysql($p) => $body,
+            $crate::db::Pool::Sqlite($p) => $body,
+            $crate::db::Pool::Postgres($p) => $body,
+            $crate::db::Pool::Mysql($p) => $body,
         }
     };
 }

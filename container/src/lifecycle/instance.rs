@@ -156,6 +156,11 @@ impl Instance {
         }
     }
 
+    /// The host side of the instance.
+    pub fn host_app(&self) -> &'static crate::abi::HostApp {
+        self.raw.host_app()
+    }
+
     /// Its routes.
     pub fn routes(&self) -> &RouteTable {
         &self.routes

@@ -24,6 +24,7 @@ use super::status::{AppStatus, ManagerError, Outcome, chain};
 use crate::config::Config;
 use crate::db::Datasources;
 use crate::deploy::{self, Marker, StagedCopy, Staging};
+use crate::session::Store as SessionStore;
 
 /// Deploys, reloads, stops, starts and undeploys apps, and keeps their state.
 pub struct AppManager {
@@ -39,9 +40,12 @@ impl AppManager {
     /// # Errors
     /// If the staging directory cannot be created.
     pub fn new(config: Arc<Config>, datasources: Arc<Datasources>) -> Result<Self, deploy::DeployError> {
+        // Validation made sure the datasource exists, if one is named.
+        let sessions = datasources.get(&config.sessions.datasource);
         Ok(AppManager {
             pipeline: Pipeline {
                 config: Arc::clone(&config),
+                sessions: sessions.map(|ds| Arc::new(SessionStore::new(Arc::clone(ds)))),
                 datasources,
                 staging: Arc::new(Staging::create()?),
                 runtime: tokio::runtime::Handle::current(),
@@ -50,6 +54,12 @@ impl AppManager {
             registry: Registry::default(),
             retiring: TaskTracker::new(),
         })
+    }
+
+    /// The session store every app's sessions are kept in, unless
+    /// sessions are off.
+    pub fn sessions(&self) -> Option<&Arc<SessionStore>> {
+        self.pipeline.sessions.as_ref()
     }
 
     /// The context-path table the server routes with.

@@ -19,6 +19,7 @@ use crate::abi::{self, HostApp, InstanceLimits, MigrationSpec, Module, ModuleInf
 use crate::config::Config;
 use crate::db::{AppData, AppMigration, Datasources, MigrationError, apply_app_migrations};
 use crate::deploy::{DeployError, StagedCopy, Staging};
+use crate::session::{AppSessions, Settings as SessionSettings, Store as SessionStore};
 
 /// Why a library did not become a running instance.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,8 @@ pub struct Loaded {
 pub struct Pipeline {
     pub config: Arc<Config>,
     pub datasources: Arc<Datasources>,
+    /// Where apps' sessions are kept; none when sessions are off.
+    pub sessions: Option<Arc<SessionStore>>,
     pub staging: Arc<Staging>,
     pub runtime: tokio::runtime::Handle,
 }
@@ -125,7 +128,17 @@ impl Pipeline {
             0 => (self.runtime.clone(), false),
             threads => (own_runtime(name, threads).map_err(PipelineError::Runtime)?, true),
         };
-        let host_app = HostApp::leak(name.into(), runtime, own, limits);
+        let sessions = self.sessions.as_ref().map(|store| {
+            let settings = SessionSettings::of(&self.config.sessions, &app);
+            let context_path = self.config.context_path(name);
+            Arc::new(AppSessions::new(
+                name.into(),
+                &context_path,
+                Arc::clone(store),
+                settings,
+            ))
+        });
+        let host_app = HostApp::leak(name.into(), runtime, own, limits, sessions);
         let (raw, routes) = blocking("init", move || RawInstance::init(module, host_app, &document))
             .await?
             .map_err(PipelineError::Init)?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, Method, StatusCode};
 
 use std::time::Instant;
@@ -104,7 +104,7 @@ pub async fn dispatch(state: &ServerState, peer: std::net::IpAddr, request: Requ
     // Everything up to the call is synchronous; the future only holds what
     // the call needs (every request's future is moved into a box).
     let mut mount = None;
-    let (slot, result) = match admit(state, request) {
+    let (slot, result) = match admit(state, peer, request) {
         Ok(Admitted::Call(call)) => {
             let slot = Arc::clone(&call.slot);
             (Some(slot), call.run(state).await)
@@ -192,7 +192,7 @@ type Rejected = (Option<Arc<AppSlot>>, Reject);
 
 /// Finds the app and the route (or the static file), and checks what can
 /// be checked before reading the body.
-fn admit(state: &ServerState, request: Request) -> Result<Admitted<'_>, Rejected> {
+fn admit(state: &ServerState, peer: std::net::IpAddr, request: Request) -> Result<Admitted<'_>, Rejected> {
     if request
         .uri()
         .path_and_query()
@@ -275,7 +275,11 @@ fn admit(state: &ServerState, request: Request) -> Result<Admitted<'_>, Rejected
         // are slices of it), 16 KiB per idle WebSocket.
         websocket::detach(&mut parts.uri, &mut parts.headers);
     }
+    let secure = state.tls || forwarded_https(state, peer, &parts.headers);
     let request = HostRequest {
+        host_app: instance.host_app(),
+        secure,
+        session: Default::default(),
         method: parts.method,
         uri: parts.uri,
         path_start,
@@ -394,9 +398,39 @@ async fn serve(
         }
     }
     scope.close().await;
-    let (response, lease) = result?;
+    let (mut response, lease) = result?;
+    if held.session.initialized()
+        && let Some(cookie) = save_session(&held).await
+    {
+        response.headers.append(SET_COOKIE, cookie);
+    }
     let keep = response.stream.is_some().then_some((lease, permit));
     Ok(Served { response, keep })
+}
+
+/// Whether a trusted proxy says the client's request came over TLS.
+fn forwarded_https(state: &ServerState, peer: std::net::IpAddr, headers: &http::HeaderMap) -> bool {
+    !state.trusted_proxies.is_empty()
+        && state.trusted_proxies.contains(&peer)
+        && headers
+            .get("x-forwarded-proto")
+            .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// Stores the session the handler changed; the cookie the response must
+/// set, if any. A store that fails is logged, and the handler's response
+/// goes out all the same (its other effects are done; refusing it would
+/// only invite a retry): that request's session changes are lost.
+async fn save_session(request: &HostRequest) -> Option<HeaderValue> {
+    let session = request.session_to_save()?;
+    let sessions = request.host_app.sessions()?;
+    match Box::pin(sessions.save(&session, request.secure)).await {
+        Ok(cookie) => cookie,
+        Err(error) => {
+            tracing::error!(app = request.host_app.name(), %error, "could not store a session; its changes are lost");
+            None
+        }
+    }
 }
 
 fn declared_length(headers: &http::HeaderMap) -> Option<usize> {

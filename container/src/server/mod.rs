@@ -53,6 +53,8 @@ pub struct ServerState {
     /// Whether the listener serves TLS (`https`): what a session manager
     /// needs to give its cookies the `Secure` attribute.
     pub tls: bool,
+    /// Proxies whose `X-Forwarded-Proto: https` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The `[static]` mounts: directories served with no module.
     pub mounts: static_files::Mounts,
 }
@@ -87,6 +89,7 @@ impl MakeDispatcher {
             connection_grace: deploy.connection_grace,
             max_requests_per_connection: config.max_requests_per_connection,
             tls: config.tls.is_some(),
+            trusted_proxies: config.trusted_proxies.clone(),
             mounts,
         }))
     }

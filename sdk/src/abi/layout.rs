@@ -134,6 +134,11 @@ pub const CONTRACT: &[TypeLayout] = &[
         hub_subscribe: unsafe extern "C" fn(*mut super::HostSocket, RawSlice, u32) -> bool,
         hub_unsubscribe: unsafe extern "C" fn(*mut super::HostSocket, RawSlice),
         hub_publish: unsafe extern "C" fn(*const super::HostApp, RawSlice, RawSlice) -> u64,
+        session_load: unsafe extern "C" fn(*const super::HostRequest) -> FfiFuture<u32>,
+        session_get: unsafe extern "C" fn(*const super::HostRequest, RawSlice) -> BufferHandle,
+        session_set: unsafe extern "C" fn(*const super::HostRequest, RawSlice, RawSlice) -> u32,
+        session_renew: unsafe extern "C" fn(*const super::HostRequest) -> u32,
+        session_invalidate: unsafe extern "C" fn(*const super::HostRequest) -> u32,
     }),
     crate::__type_layout!(FfiBodyStream {
         stream: *mut core::ffi::c_void,

@@ -109,6 +109,18 @@ pub const DB_COMMIT: u32 = 4;
 /// [`HostVtable::db`] operation: roll back transaction `tx`, reply `DONE`.
 pub const DB_ROLLBACK: u32 = 5;
 
+/// [`HostVtable::session_load`] and the other session calls: done.
+pub const SESSION_OK: u32 = 0;
+/// The session store could not be read (the container logged why).
+pub const SESSION_UNAVAILABLE: u32 = 1;
+/// Sessions are turned off (`sessions.datasource` is empty).
+pub const SESSION_OFF: u32 = 2;
+/// [`HostVtable::session_set`]: the session would be larger than
+/// `sessions.max_bytes`; nothing changed.
+pub const SESSION_TOO_LARGE: u32 = 3;
+/// The request's session was not loaded with [`HostVtable::session_load`].
+pub const SESSION_NOT_LOADED: u32 = 4;
+
 /// [`HostVtable::request_part`]: the HTTP method, e.g. `GET`.
 pub const PART_METHOD: u32 = 0;
 /// [`HostVtable::request_part`]: the path inside the app, always starting with `/`.
@@ -488,4 +500,22 @@ pub struct HostVtable {
     /// app's connections, on every instance of the app; never blocks.
     /// Returns how many subscribers it was queued for.
     pub hub_publish: unsafe extern "C" fn(app: *const HostApp, topic: RawSlice, payload: RawSlice) -> u64,
+    /// Loads the session of `request`: the one its cookie names, or a new,
+    /// empty one (an unknown, expired or tampered cookie starts a new one).
+    /// Yields a `SESSION_*` code; loading again is free. The container
+    /// stores what changed, and sets the cookie, when the handler returns.
+    /// The future keeps the request alive.
+    pub session_load: unsafe extern "C" fn(request: *const HostRequest) -> FfiFuture<u32>,
+    /// Attribute `name` of the loaded session (the bytes the module set), in
+    /// a buffer the module owns; a null `ptr` if absent or not loaded.
+    pub session_get: unsafe extern "C" fn(request: *const HostRequest, name: RawSlice) -> BufferHandle,
+    /// Sets attribute `name` to `value` (both copied), or removes it if
+    /// `value` is [`RawSlice::NULL`]. A `SESSION_*` code.
+    pub session_set: unsafe extern "C" fn(request: *const HostRequest, name: RawSlice, value: RawSlice) -> u32,
+    /// Gives the loaded session a new id, keeping its attributes (against
+    /// session fixation: call it at login). A `SESSION_*` code.
+    pub session_renew: unsafe extern "C" fn(request: *const HostRequest) -> u32,
+    /// Invalidates the loaded session: it is deleted, and what is set
+    /// afterwards starts a new one. A `SESSION_*` code.
+    pub session_invalidate: unsafe extern "C" fn(request: *const HostRequest) -> u32,
 }

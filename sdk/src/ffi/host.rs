@@ -254,6 +254,46 @@ impl RequestHandle {
         NonNull::new(raw).map(|raw| SocketHandle { host: self.host, raw })
     }
 
+    /// Loads this request's session; a `SESSION_*` code.
+    pub(crate) async fn session_load(&self) -> u32 {
+        // SAFETY: the request is live while `self` is borrowed, and the
+        // host's future holds a reference of its own.
+        unsafe { (self.host.session_load)(self.raw.as_ptr()) }.await
+    }
+
+    /// Attribute `name` of the loaded session, copied out.
+    pub(crate) fn session_get(&self, name: &str) -> Option<Vec<u8>> {
+        // SAFETY: the request is live; `name` is borrowed for the call.
+        let buffer = unsafe { (self.host.session_get)(self.raw.as_ptr(), RawSlice::from_str(name)) };
+        if buffer.ptr.is_null() {
+            return None;
+        }
+        // SAFETY: a buffer the host handed us, valid for `len` bytes until
+        // released; copied before the release.
+        let value = unsafe { core::slice::from_raw_parts(buffer.ptr, buffer.len) }.to_vec();
+        // SAFETY: released exactly once, unchanged.
+        unsafe { (self.host.buffer_release)(buffer) };
+        Some(value)
+    }
+
+    /// Sets (`Some`) or removes (`None`) attribute `name`; a `SESSION_*` code.
+    pub(crate) fn session_set(&self, name: &str, value: Option<&[u8]>) -> u32 {
+        let value = value.map_or(RawSlice::NULL, RawSlice::new);
+        // SAFETY: the request is live; the host copies both slices.
+        unsafe { (self.host.session_set)(self.raw.as_ptr(), RawSlice::from_str(name), value) }
+    }
+
+    /// Renews (`true`) or invalidates the loaded session; a `SESSION_*` code.
+    pub(crate) fn session_end(&self, renew: bool) -> u32 {
+        let call = if renew {
+            self.host.session_renew
+        } else {
+            self.host.session_invalidate
+        };
+        // SAFETY: the request is live; the call does not block.
+        unsafe { call(self.raw.as_ptr()) }
+    }
+
     /// Rolls back transaction `tx` if still open (a dropped transaction).
     pub(crate) fn release_transaction(&self, tx: u64) {
         // SAFETY: the request is live; the call does not block.

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::stream::FfiBodyStream;
 use crate::abi::{
     BodyChunk, BufferHandle, FfiFuture, HostApp, HostRequest, HostResponse, HostSocket, HostVtable, InitSink,
-    MigrationSink, PART_BODY, PART_CONTEXT_PATH, PART_METHOD, PART_PATH, PART_QUERY, RawSlice, WsEvent,
+    MigrationSink, PART_BODY, PART_CONTEXT_PATH, PART_METHOD, PART_PATH, PART_QUERY, RawSlice, SESSION_NOT_LOADED,
+    SESSION_OFF, WsEvent,
 };
 use crate::handler::HandlerFn;
 use crate::request::Request;
@@ -149,6 +150,11 @@ static TEST_HOST: HostVtable = HostVtable {
     hub_subscribe,
     hub_unsubscribe,
     hub_publish,
+    session_load,
+    session_get,
+    session_set,
+    session_renew,
+    session_invalidate,
 };
 
 /// # Safety
@@ -317,6 +323,31 @@ unsafe extern "C" fn hub_unsubscribe(_: *mut HostSocket, _: RawSlice) {}
 
 unsafe extern "C" fn hub_publish(_: *const HostApp, _: RawSlice, _: RawSlice) -> u64 {
     0
+}
+
+/// No sessions: the stand-in host has them turned off.
+unsafe extern "C" fn session_load(_: *const HostRequest) -> FfiFuture<u32> {
+    FfiFuture::new(async { SESSION_OFF })
+}
+
+unsafe extern "C" fn session_get(_: *const HostRequest, _: RawSlice) -> BufferHandle {
+    BufferHandle {
+        ptr: null_mut(),
+        len: 0,
+        capacity: 0,
+    }
+}
+
+unsafe extern "C" fn session_set(_: *const HostRequest, _: RawSlice, _: RawSlice) -> u32 {
+    SESSION_NOT_LOADED
+}
+
+unsafe extern "C" fn session_renew(_: *const HostRequest) -> u32 {
+    SESSION_NOT_LOADED
+}
+
+unsafe extern "C" fn session_invalidate(_: *const HostRequest) -> u32 {
+    SESSION_NOT_LOADED
 }
 
 unsafe extern "C" fn init_error(_: *mut InitSink, _: RawSlice) {}

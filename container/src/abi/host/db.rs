@@ -19,7 +19,7 @@ fn db_failure(message: &'static str) -> FfiFuture<abi::BufferHandle> {
 }
 
 /// Hands `reply` to the module as a buffer; `buffer_release` takes it back.
-fn buffer(reply: Vec<u8>) -> abi::BufferHandle {
+pub(super) fn buffer(reply: Vec<u8>) -> abi::BufferHandle {
     let mut reply = std::mem::ManuallyDrop::new(reply);
     abi::BufferHandle {
         ptr: reply.as_mut_ptr(),

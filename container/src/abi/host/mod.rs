@@ -8,6 +8,7 @@
 //! * `db`: database calls, translated between the wire format and `db`.
 //! * `init`: what `init` and `migrations` report (routes, migrations).
 //! * `runtime`: log, sleep, spawn (`HostApp`).
+//! * `session`: the request's HTTP session.
 
 use std::borrow::Cow;
 
@@ -61,6 +62,7 @@ mod init;
 mod request;
 mod response;
 mod runtime;
+mod session;
 mod socket;
 
 pub(super) use init::{InitSink, MigrationSink};
@@ -68,6 +70,7 @@ pub use init::{MigrationSpec, RouteSpec};
 pub use request::{BodyReader, HostRequest, Upgrade};
 pub use response::{HostResponse, MAX_RESPONSE_HEADER_BYTES, MAX_RESPONSE_HEADERS};
 pub use runtime::{HostApp, InstanceLimits};
+pub use session::SessionCell;
 pub use socket::{Accepted, Inbound, Outbound, Socket, open_sockets};
 
 /// The vtable handed to every module; a static, valid for the process.
@@ -100,6 +103,11 @@ pub(super) static VTABLE: HostVtable = HostVtable {
     hub_subscribe: socket::hub_subscribe,
     hub_unsubscribe: socket::hub_unsubscribe,
     hub_publish: socket::hub_publish,
+    session_load: session::session_load,
+    session_get: session::session_get,
+    session_set: session::session_set,
+    session_renew: session::session_renew,
+    session_invalidate: session::session_invalidate,
 };
 
 /// A reference of the host's own to an object it lent a module as an
@@ -190,6 +198,10 @@ mod tests {
             (VTABLE.tx_release)(null(), 1);
             (VTABLE.request_release)(null_mut());
             (VTABLE.log)(null(), LOG_INFO, name, name);
+            assert!((VTABLE.session_get)(null(), name).ptr.is_null());
+            assert_eq!((VTABLE.session_set)(null(), name, name), abi::SESSION_NOT_LOADED);
+            assert_eq!((VTABLE.session_renew)(null()), abi::SESSION_NOT_LOADED);
+            assert_eq!((VTABLE.session_invalidate)(null()), abi::SESSION_NOT_LOADED);
         }
     }
 

@@ -34,6 +34,12 @@ pub struct HostRequest {
     pub reader: BodyReader,
     /// On a WebSocket route: the handshake, until the module accepts it.
     pub upgrade: Option<Box<Upgrade>>,
+    /// The instance's host side (its app's sessions, among others).
+    pub host_app: &'static super::HostApp,
+    /// The request came over TLS (directly, or through a trusted proxy).
+    pub secure: bool,
+    /// Its session, once the module loaded it.
+    pub session: super::SessionCell,
 }
 
 /// The body of a request, read chunk by chunk: from the client on a

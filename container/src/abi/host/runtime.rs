@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{null_argument, text};
+use crate::session::AppSessions;
 use crate::watchdog::AppWatch;
 
 /// The host's side of one app instance: what `log` and `spawn` need.
@@ -30,6 +31,8 @@ pub struct HostApp {
     refusing: AtomicBool,
     /// The app's stall record: every poll of its code is marked with it.
     watch: &'static AppWatch,
+    /// The app's HTTP sessions (none when sessions are off).
+    sessions: Option<Arc<AppSessions>>,
 }
 
 /// What one instance may use of the host: tasks alive at once, bytes of a
@@ -51,6 +54,7 @@ impl HostApp {
         runtime: tokio::runtime::Handle,
         own_runtime: bool,
         limits: InstanceLimits,
+        sessions: Option<Arc<AppSessions>>,
     ) -> &'static HostApp {
         Box::leak(Box::new(HostApp {
             tasks: TaskTracker::new(),
@@ -60,8 +64,14 @@ impl HostApp {
             limits,
             refusing: AtomicBool::new(false),
             watch: AppWatch::of(&name),
+            sessions,
             name,
         }))
+    }
+
+    /// The app's sessions, unless they are off.
+    pub fn sessions(&self) -> Option<&Arc<AppSessions>> {
+        self.sessions.as_ref()
     }
 
     /// The app's name.
