@@ -219,34 +219,81 @@ async fn guestbook_escapes_validates_and_pages_on_mysql() {
     guestbook_escapes_validates_and_pages(Some(&db.url)).await;
 }
 
+/// A browser on the guestbook: keeps its session cookie, and posts the
+/// form with the CSRF token of the page it last loaded.
+struct Guest<'c> {
+    c: &'c Container,
+    cookie: Option<String>,
+    csrf: String,
+}
+
+impl<'c> Guest<'c> {
+    fn new(c: &'c Container) -> Self {
+        Guest {
+            c,
+            cookie: None,
+            csrf: String::new(),
+        }
+    }
+
+    fn keep_cookie(&mut self, response: &reqwest::Response) {
+        if let Some(set) = response.headers().get("set-cookie") {
+            self.cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_owned());
+        }
+    }
+
+    /// Loads the page (and its form's token).
+    async fn page(&mut self, path: &str) -> (u16, String) {
+        let mut request = self.c.client().get(self.c.url(path));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        self.keep_cookie(&response);
+        let status = response.status().as_u16();
+        let page = response.text().await.unwrap();
+        if let Some(rest) = page.split("name=\"csrf\" value=\"").nth(1) {
+            self.csrf = rest.split('"').next().unwrap().to_owned();
+        }
+        (status, page)
+    }
+
+    async fn sign(&mut self, name: &str, message: &str) -> reqwest::Response {
+        let form = [("name", name), ("message", message), ("csrf", &self.csrf)];
+        let mut request = self.c.client().post(self.c.url("/guestbook/entries")).form(&form);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        self.keep_cookie(&response);
+        response
+    }
+}
+
 async fn guestbook_escapes_validates_and_pages(url: Option<&str>) {
     let mut builder = Container::builder().deploy(&module("guestbook"), "guestbook.so");
     if let Some(url) = url {
         builder = builder.datasource(url);
     }
     let c = builder.start();
-    let post = |name: &str, message: &str| {
-        c.client()
-            .post(c.url("/guestbook/entries"))
-            .form(&[("name", name), ("message", message)])
-            .send()
-    };
-    let response = post("<script>alert(1)</script>", "a & b \"quoted\"").await.unwrap();
+    let mut guest = Guest::new(&c);
+    guest.page("/guestbook/").await;
+    let response = guest.sign("<script>alert(1)</script>", "a & b \"quoted\"").await;
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()["location"], "/guestbook/");
-    let (status, page) = c.get("/guestbook/").await;
+    let (status, page) = guest.page("/guestbook/").await;
     assert_eq!(status, 200);
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
     assert!(!page.contains("<script>alert"), "user input reached the page unescaped");
     assert!(page.contains("a &amp; b &quot;quoted&quot;"));
 
-    let response = post("", "<b>kept</b>").await.unwrap();
+    let response = guest.sign("", "<b>kept</b>").await;
     assert_eq!(response.status(), 422);
     let page = response.text().await.unwrap();
     assert!(page.contains("&lt;b&gt;kept&lt;/b&gt;"), "the input is kept, escaped");
 
     for i in 0..11 {
-        assert_eq!(post(&format!("writer {i}"), "hello").await.unwrap().status(), 303);
+        assert_eq!(guest.sign(&format!("writer {i}"), "hello").await.status(), 303);
     }
     let (_, json) = c.get("/guestbook/entries.json?page=1").await;
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -263,6 +310,70 @@ async fn guestbook_escapes_validates_and_pages(url: Option<&str>) {
     assert_eq!(c.get("/guestbook/entries.json?page=x").await.0, 400);
     assert_eq!(c.get("/guestbook/entries.json?page=0").await.0, 400);
     assert_eq!(c.get("/guestbook/?page=").await.0, 200, "an empty page is the first");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guestbook_remembers_the_name_flashes_once_and_refuses_posts_without_the_token() {
+    let static_dir = crabcat_tests::repo_root().join("apps/guestbook/static");
+    let config = format!(
+        "[apps.guestbook]\nstatic_dir = {:?}\n",
+        static_dir.display().to_string()
+    );
+    let c = Container::builder()
+        .deploy(&module("guestbook"), "guestbook.so")
+        .config(&config)
+        .start();
+    let mut guest = Guest::new(&c);
+    let (_, page) = guest.page("/guestbook/").await;
+    assert!(
+        page.contains("<link rel=\"stylesheet\" href=\"/guestbook/static/style.css\">"),
+        "{page}"
+    );
+    let (status, css) = c.get("/guestbook/static/style.css").await;
+    assert_eq!(status, 200);
+    assert!(css.contains(".flash"), "{css}");
+    assert_eq!(guest.csrf.len(), 64, "the form carries the session's token");
+
+    // No token, a wrong token, another visitor's token, no cookie: 403,
+    // and nothing stored.
+    let good = guest.csrf.clone();
+    for csrf in ["", "0".repeat(64).as_str()] {
+        guest.csrf = csrf.to_owned();
+        assert_eq!(guest.sign("Mallory", "forged").await.status(), 403, "token {csrf:?}");
+    }
+    let mut other = Guest::new(&c);
+    other.page("/guestbook/").await;
+    other.csrf = good.clone();
+    assert_eq!(other.sign("Mallory", "stolen token").await.status(), 403);
+    let mut no_cookie = Guest::new(&c);
+    no_cookie.csrf = good.clone();
+    assert_eq!(no_cookie.sign("Mallory", "no session").await.status(), 403);
+    assert!(
+        !c.get("/guestbook/entries.json").await.1.contains("Mallory"),
+        "nothing forged was stored"
+    );
+
+    guest.csrf = good;
+    assert_eq!(guest.sign("Ferris", "Hello!").await.status(), 303);
+    let (_, page) = guest.page("/guestbook/").await;
+    assert!(
+        page.contains("<p class=\"flash\" role=\"status\">Thank you for signing, Ferris!</p>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"name\" maxlength=\"80\" required value=\"Ferris\""),
+        "name remembered: {page}"
+    );
+    let (_, page) = guest.page("/guestbook/").await;
+    assert!(!page.contains("class=\"flash\""), "a flash shows once");
+
+    // The name is still remembered after the app is reloaded.
+    let (status, body) = c
+        .admin_call(c.admin(reqwest::Method::POST, "/apps/guestbook/reload"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, page) = guest.page("/guestbook/").await;
+    assert!(page.contains("required value=\"Ferris\""), "after a reload: {page}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -44,6 +44,19 @@ pub enum Command {
     Start(NamedArgs),
     /// Undeploy an app and remove its file.
     Undeploy(NamedArgs),
+    /// Show an app's live HTTP sessions, or expire them.
+    Sessions {
+        /// The app name.
+        name: String,
+        /// Expire the app's sessions (all of them, or those idle `--idle` minutes).
+        #[arg(long)]
+        expire: bool,
+        /// With `--expire`: only sessions idle at least this many minutes.
+        #[arg(long, requires = "expire", value_name = "MINUTES")]
+        idle: Option<u64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 /// `crabcat serve` flags.

@@ -98,6 +98,12 @@ async fn run_admin(command: Command) -> Result<String, ClientError> {
         Command::Stop(n) => client(&n.admin)?.action(&n.name, "stop").await,
         Command::Start(n) => client(&n.admin)?.action(&n.name, "start").await,
         Command::Undeploy(n) => client(&n.admin)?.undeploy(&n.name).await,
+        Command::Sessions {
+            name,
+            expire,
+            idle,
+            admin,
+        } => client(&admin)?.sessions(&name, expire, idle).await,
         Command::Serve(_) => Err(ClientError::Failed("serve is not an admin command".into())),
     }
 }

@@ -60,6 +60,9 @@ impl Listing {
 pub struct EntryInput {
     pub name: String,
     pub message: String,
+    /// The form's CSRF token (the HTML form sends it; the JSON API, which
+    /// a page of another site cannot call without CORS, does not need it).
+    pub csrf: String,
 }
 
 /// A validated entry, ready to store.

@@ -49,6 +49,14 @@
 //! `400`, JSON of the wrong shape (`"name": 1`) a `422`. Errors
 //! are problem documents (`application/problem+json`); failed validation
 //! lists every problem in `errors`. `created_at` is Unix seconds (UTC).
+//!
+//! The HTML side uses what the container keeps per visitor: its stylesheet
+//! is a static file (`static/style.css`, served by the container at
+//! `/guestbook/static/style.css`), and the visitor's session remembers the
+//! name they signed with (the form is filled in next time, even after the
+//! app is reloaded), carries a flash message to the page after a post
+//! ("Thank you for signing…", shown once), and holds the CSRF token every
+//! form carries: a post without the session's token gets `403`.
 
 #![forbid(unsafe_code)]
 
@@ -61,7 +69,12 @@ use crabcat_sdk::prelude::*;
 use serde::Deserialize;
 
 use entries::{Entry, EntryInput, Listing};
-use page::FormState;
+use page::{FormState, Visitor};
+
+/// Session attribute: the name the visitor last signed with.
+const NAME: &str = "name";
+/// Session attribute: a message for the next page, shown once.
+const FLASH: &str = "flash";
 
 struct Guestbook;
 
@@ -106,18 +119,40 @@ impl Paging {
 }
 
 impl Guestbook {
-    /// `GET /?page=N`: the page with an empty form.
+    /// `GET /?page=N`: the page, with the form filled in with the name
+    /// the visitor signed with before, and the flash message if one waits.
     async fn index(Query(paging): Query<Paging>, req: Request) -> Result<Html<String>> {
+        let session = req.session().await?;
+        let remembered = session.get::<String>(NAME)?.unwrap_or_default();
+        let visitor = Visitor {
+            flash: session.take(FLASH)?,
+            csrf: session.csrf_token()?,
+        };
+        let form = FormState {
+            name: &remembered,
+            ..FormState::default()
+        };
         let listing = entries::load_page(&req, paging.number()).await?;
-        Ok(Html(page::render(req.context_path(), &listing, &FormState::default())))
+        Ok(Html(page::render(req.context_path(), &listing, &form, &visitor)))
     }
 
-    /// `POST /entries` (form): stores the entry and redirects to the first
-    /// page, or shows the first page again with the errors and the input.
+    /// `POST /entries` (form): checks the CSRF token (`403` without the
+    /// session's), stores the entry, remembers the name and redirects to
+    /// the first page with a flash message; or shows the first page again
+    /// with the errors and the input.
     async fn create(Form(input): Form<EntryInput>, req: Request) -> Result<Response> {
+        let session = req.session().await?;
+        if !session.verify_csrf(&input.csrf) {
+            return Err(Error::new(
+                StatusCode::FORBIDDEN,
+                "this form has expired or did not come from this site: reload the page and sign again",
+            ));
+        }
         let errors = match input.validate() {
             Ok(entry) => {
-                entries::insert(&req, entry).await?;
+                let stored = entries::insert(&req, entry).await?;
+                session.insert(NAME, &stored.name)?;
+                session.insert(FLASH, &format!("Thank you for signing, {}!", stored.name))?;
                 return Ok(Response::redirect(format!("{}/", req.context_path())));
             }
             Err(errors) => errors,
@@ -128,7 +163,11 @@ impl Guestbook {
             message: &input.message,
             errors: &errors,
         };
-        let html = page::render(req.context_path(), &listing, &form);
+        let visitor = Visitor {
+            flash: None,
+            csrf: session.csrf_token()?,
+        };
+        let html = page::render(req.context_path(), &listing, &form, &visitor);
         Ok(Response::html(html).with_status(StatusCode::UNPROCESSABLE_ENTITY))
     }
 

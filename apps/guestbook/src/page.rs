@@ -7,19 +7,6 @@ use crabcat_sdk::html_escape;
 
 use crate::entries::{Entry, Listing, MESSAGE_MAX, NAME_MAX};
 
-const STYLE: &str = "\
-body{margin:0;font-family:system-ui,sans-serif;line-height:1.4;background:#f6f5f1;color:#222}\
-main{max-width:40rem;margin:0 auto;padding:1rem}\
-h1 a{color:inherit;text-decoration:none}\
-form,article{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1rem;margin:1rem 0}\
-label{display:block;font-weight:600;margin:.5rem 0 .25rem}\
-input,textarea{box-sizing:border-box;width:100%;padding:.4rem;font:inherit}\
-button{margin-top:.75rem;padding:.4rem 1rem;font:inherit}\
-.errors{color:#a00;margin:0 0 .5rem}\
-article p{margin:.5rem 0 0;white-space:pre-wrap;overflow-wrap:anywhere}\
-time,.empty{color:#666}\
-nav{display:flex;justify-content:space-between;gap:1rem}";
-
 /// What the form shows: the visitor's input as typed, and the problems
 /// with it (empty on a fresh page).
 #[derive(Debug, Default)]
@@ -29,32 +16,46 @@ pub struct FormState<'a> {
     pub errors: &'a [String],
 }
 
+/// What the page knows of the visitor, from the session.
+#[derive(Debug, Default)]
+pub struct Visitor {
+    /// A message left by the previous request, shown once.
+    pub flash: Option<String>,
+    /// The session's CSRF token, sent back by the form.
+    pub csrf: String,
+}
+
 /// The whole page for app mounted at `context_path`.
-pub fn render(context_path: &str, listing: &Listing, form: &FormState<'_>) -> String {
+pub fn render(context_path: &str, listing: &Listing, form: &FormState<'_>, visitor: &Visitor) -> String {
     let base = html_escape(context_path);
+    let flash = visitor.flash.as_deref().map_or_else(String::new, |text| {
+        format!("<p class=\"flash\" role=\"status\">{}</p>\n", html_escape(text))
+    });
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>Guestbook</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
-         <h1><a href=\"{base}/\">Guestbook</a></h1>\n{form}{entries}{pager}</main>\n</body>\n</html>\n",
-        form = form_html(&base, form),
+         <title>Guestbook</title>\n<link rel=\"stylesheet\" href=\"{base}/static/style.css\">\n</head>\n<body>\n<main>\n\
+         <h1><a href=\"{base}/\">Guestbook</a></h1>\n{flash}{form}{entries}{pager}</main>\n</body>\n</html>\n",
+        form = form_html(&base, form, &visitor.csrf),
         entries = entries_html(listing),
         pager = pager_html(&base, listing),
     )
 }
 
 /// The sign-in form; `base` is the escaped context path.
-fn form_html(base: &str, form: &FormState<'_>) -> String {
+fn form_html(base: &str, form: &FormState<'_>, csrf: &str) -> String {
     // The newline after <textarea> is eaten by the HTML parser, so a
     // message that starts with one keeps it.
     format!(
         "<form method=\"post\" action=\"{base}/entries\">\n<h2>Sign the guestbook</h2>\n{errors}\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
          <label for=\"name\">Name</label>\n\
          <input id=\"name\" name=\"name\" maxlength=\"{NAME_MAX}\" required value=\"{name}\">\n\
          <label for=\"message\">Message</label>\n\
          <textarea id=\"message\" name=\"message\" rows=\"4\" maxlength=\"{MESSAGE_MAX}\" required>\n{message}</textarea>\n\
          <button type=\"submit\">Sign</button>\n</form>\n",
         errors = errors_html(form.errors),
+        csrf = html_escape(csrf),
         name = html_escape(form.name),
         message = html_escape(form.message),
     )

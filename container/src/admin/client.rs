@@ -139,6 +139,31 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    /// `GET /apps/{name}` for its session count, or with `expire`,
+    /// `POST /apps/{name}/sessions/expire[?idle=MINUTES]`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn sessions(&self, name: &str, expire: bool, idle: Option<u64>) -> Result<String, ClientError> {
+        if expire {
+            let query = idle.map_or_else(String::new, |minutes| format!("?idle={minutes}"));
+            let path = format!("/apps/{name}/sessions/expire{query}");
+            let done = self.call(reqwest::Method::POST, &path, None).await?;
+            let expired = done["expired"].as_u64().unwrap_or(0);
+            let left = done["sessions"].as_u64().unwrap_or(0);
+            return Ok(format!("{name}: {expired} sessions expired, {left} left"));
+        }
+        let app = self.call(reqwest::Method::GET, &format!("/apps/{name}"), None).await?;
+        match app["sessions"].as_u64() {
+            Some(count) => Ok(format!("{name}: {count} live sessions")),
+            None => Err(ClientError::Failed(format!(
+                "{name}: no session count (sessions are off, or the store could not be read: see the container's log)"
+            ))),
+        }
+    }
+}
+
 fn describe(name: &str, done: &Value) -> String {
     let outcome = done["outcome"].as_str().unwrap_or("done");
     let app = &done["app"];

@@ -11,9 +11,12 @@ use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
 use super::{AdminState, MAX_CONCURRENT_UPLOADS};
+use std::collections::BTreeMap;
+
 use crate::deploy;
 use crate::lifecycle::{AppState, AppStatus, ManagerError, Outcome, chain};
 use crate::metrics::AppFigures;
+use crate::session;
 
 /// An admin call that did not succeed.
 pub enum AdminError {
@@ -25,6 +28,10 @@ pub enum AdminError {
     UploadsBusy,
     /// The upload's body could not be read.
     UploadBroken(axum::Error),
+    /// Sessions are off (`sessions.datasource` is empty).
+    SessionsOff,
+    /// The session store failed.
+    Sessions(String),
 }
 
 impl From<ManagerError> for AdminError {
@@ -46,6 +53,11 @@ impl IntoResponse for AdminError {
                 format!("{MAX_CONCURRENT_UPLOADS} uploads are being received; retry shortly"),
             ),
             AdminError::UploadBroken(error) => (StatusCode::BAD_REQUEST, format!("reading the upload failed: {error}")),
+            AdminError::SessionsOff => (
+                StatusCode::NOT_FOUND,
+                "sessions are off in this container (sessions.datasource is empty)".to_owned(),
+            ),
+            AdminError::Sessions(error) => (StatusCode::SERVICE_UNAVAILABLE, error.clone()),
         };
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -79,9 +91,29 @@ pub struct AppView {
     stalled_threads: usize,
     /// Images loaded for this app that are not the running one.
     images_kept_by_reloads: u64,
+    /// Its live HTTP sessions (absent when sessions are off, or the
+    /// store could not be read, or in the answer to a change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessions: Option<u64>,
+}
+
+/// Live sessions per app, if sessions are on and the store answers.
+async fn session_counts(state: &AdminState) -> Option<BTreeMap<String, u64>> {
+    let store = state.manager.sessions()?;
+    match store.counts(session::now_millis()).await {
+        Ok(counts) => Some(counts),
+        Err(error) => {
+            tracing::warn!(%error, "could not count sessions");
+            None
+        }
+    }
 }
 
 fn view(state: &AdminState, status: AppStatus) -> AppView {
+    view_with(state, status, None)
+}
+
+fn view_with(state: &AdminState, status: AppStatus, sessions: Option<&BTreeMap<String, u64>>) -> AppView {
     let slot = state.manager.slot(&status.name);
     let running = u64::from(status.state == AppState::Running);
     AppView {
@@ -90,6 +122,7 @@ fn view(state: &AdminState, status: AppStatus) -> AppView {
         requests_in_flight: slot.as_ref().map_or(0, |s| s.in_flight()),
         stalled_threads: slot.as_ref().map_or(0, |s| s.watch.stalled()),
         images_kept_by_reloads: status.images.saturating_sub(running),
+        sessions: sessions.map(|counts| counts.get(&status.name).copied().unwrap_or(0)),
         status,
     }
 }
@@ -131,7 +164,9 @@ pub async fn not_found() -> Response {
 
 /// `GET /apps`
 pub async fn list(State(state): State<Arc<AdminState>>) -> Json<Vec<AppView>> {
-    Json(state.manager.apps().into_values().map(|s| view(&state, s)).collect())
+    let sessions = session_counts(&state).await;
+    let apps = state.manager.apps().into_values();
+    Json(apps.map(|s| view_with(&state, s, sessions.as_ref())).collect())
 }
 
 /// `GET /apps/{name}`
@@ -145,7 +180,43 @@ pub async fn show(
         .apps()
         .remove(&name)
         .ok_or(ManagerError::UnknownApp(name))?;
-    Ok(Json(view(&state, status)))
+    let sessions = session_counts(&state).await;
+    Ok(Json(view_with(&state, status, sessions.as_ref())))
+}
+
+/// `?idle=MINUTES` of a session expiry, as Tomcat's manager takes it.
+#[derive(Debug, serde::Deserialize)]
+pub struct Idle {
+    /// Expire the sessions idle at least this many minutes; every one
+    /// when absent.
+    idle: Option<u64>,
+}
+
+/// `POST /apps/{name}/sessions/expire?idle=MINUTES`: expires the app's
+/// sessions idle at least that long (all of them without `idle`).
+pub async fn expire_sessions(
+    State(state): State<Arc<AdminState>>,
+    UrlPath(name): UrlPath<String>,
+    axum::extract::Query(Idle { idle }): axum::extract::Query<Idle>,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    valid_name(&name)?;
+    let store = state.manager.sessions().ok_or(AdminError::SessionsOff)?;
+    let idle_millis = idle.map_or(0, |minutes| {
+        i64::try_from(minutes.saturating_mul(60_000)).unwrap_or(i64::MAX)
+    });
+    let expired = store
+        .expire(&name, session::now_millis(), idle_millis)
+        .await
+        .map_err(|e| AdminError::Sessions(e.to_string()))?;
+    tracing::info!(app = %name, expired, idle_minutes = idle, "sessions expired through the admin API");
+    let left = store
+        .counts(session::now_millis())
+        .await
+        .ok()
+        .and_then(|c| c.get(&name).copied());
+    Ok(Json(
+        serde_json::json!({ "app": name, "expired": expired, "sessions": left.unwrap_or(0) }),
+    ))
 }
 
 /// `PUT /apps/{name}` with the library as the body: streamed to a hidden

@@ -72,6 +72,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/apps/{name}/reload", post(handlers::reload))
         .route("/apps/{name}/stop", post(handlers::stop))
         .route("/apps/{name}/start", post(handlers::start))
+        .route("/apps/{name}/sessions/expire", post(handlers::expire_sessions))
         .route("/metrics", get(handlers::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

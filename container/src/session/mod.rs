@@ -80,8 +80,8 @@ pub struct AppSessions {
     settings: Settings,
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_millis() -> i64 {
+/// Milliseconds since the Unix epoch: the store's clock.
+pub fn now_millis() -> i64 {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }

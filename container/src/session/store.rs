@@ -195,7 +195,7 @@ impl Store {
         let sql = |s: &str| for_backend(ds, s).0;
         let insert = sql(
             "INSERT INTO crabcat_sessions (id_hash, app, created_at, accessed_at, expires_at) \
-                          VALUES ($1, $2, $3, $3, $4)",
+                          VALUES ($1, $2, $3, $4, $5)",
         );
         let update =
             sql("UPDATE crabcat_sessions SET id_hash = $1, accessed_at = $2, expires_at = $3 WHERE id_hash = $4");
@@ -210,7 +210,7 @@ impl Store {
             let mut tx = pool.begin().await.map_err(&fail)?;
             match head {
                 Head::Insert { app } => {
-                    let query = sqlx::query(AssertSqlSafe(insert)).bind(hash).bind(app).bind(now).bind(expires);
+                    let query = sqlx::query(AssertSqlSafe(insert)).bind(hash).bind(app).bind(now).bind(now).bind(expires);
                     query.execute(&mut *tx).await.map_err(&fail)?;
                 }
                 Head::Update { old } => {
