@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The chat sample app in a real browser: starts the container with chat
-# deployed (free ports, a temporary deploy and data directory) and
+# The chat and guestbook sample apps in a real browser: starts the
+# container with both deployed (free ports, a temporary deploy and data directory) and
 # ChromeDriver, then runs tests/browser/chat_test.py, which drives two
-# headless Chromium windows through the W3C WebDriver API. Screenshots go
+# headless Chromium windows through the W3C WebDriver API, and
+# tests/browser/guestbook_test.py (sessions, CSRF, a static stylesheet). Screenshots go
 # to target/browser/. Installs Debian's chromium and chromium-driver if
 # they are missing. Stops everything it started, and fails on any error.
 set -euo pipefail
@@ -16,8 +17,8 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
 fi
 
-echo "==> building crabcat and chat"
-cargo build -p crabcat -p chat
+echo "==> building crabcat, chat and guestbook"
+cargo build -p crabcat -p chat -p guestbook
 target=${CARGO_TARGET_DIR:-target}
 crabcat=$(cd "$target/debug" && pwd)/crabcat
 screenshots="$target/browser"
@@ -59,14 +60,17 @@ wait_for_line() {
     return 1
 }
 
-echo "==> starting the container (chat deployed) in $work"
+echo "==> starting the container (chat and guestbook deployed) in $work"
 mkdir -p "$work/deploy" "$work/data" "$work/profiles"
 cp "$target/debug/libchat.so" "$work/deploy/chat.so"
+cp "$target/debug/libguestbook.so" "$work/deploy/guestbook.so"
+guestbook_static=$(pwd)/apps/guestbook/static
 admin_token="browser-test-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 (
     cd "$work"
     exec env RUST_LOG=info CRABCAT_ADMIN_TOKEN="$admin_token" \
         CRABCAT__DATASOURCES__DEFAULT__URL="sqlite://$work/data/chat.db" \
+        CRABCAT__APPS__GUESTBOOK__STATIC_DIR="$guestbook_static" \
         setsid "$crabcat" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
         --deploy-dir "$work/deploy" >"$work/crabcat.log" 2>&1
 ) &
@@ -79,6 +83,7 @@ admin=${admin##*addr=}
 base_url="http://${listen%% *}"
 admin_url="http://${admin%% *}"
 wait_for_line "$work/crabcat.log" 'deployed app="chat"' >/dev/null
+wait_for_line "$work/crabcat.log" 'deployed app="guestbook"' >/dev/null
 curl -fsS -o /dev/null "$base_url/chat/"
 echo "    container at $base_url, admin API at $admin_url"
 
@@ -97,4 +102,7 @@ echo "    ChromeDriver $(/usr/bin/chromedriver --version | cut -d' ' -f2) on por
 echo "==> tests/browser/chat_test.py"
 python3 tests/browser/chat_test.py --base-url "$base_url" --admin-url "$admin_url" --admin-token "$admin_token" \
     --webdriver "http://127.0.0.1:$driver_port" --screenshots "$screenshots" --profiles "$work/profiles"
-echo "==> the chat app works in a real browser; screenshots in $screenshots/"
+echo "==> tests/browser/guestbook_test.py"
+python3 tests/browser/guestbook_test.py --base-url "$base_url" --admin-url "$admin_url" --admin-token "$admin_token" \
+    --webdriver "http://127.0.0.1:$driver_port" --screenshots "$screenshots" --profiles "$work/profiles"
+echo "==> the chat and guestbook apps work in a real browser; screenshots in $screenshots/"

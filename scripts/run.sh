@@ -29,4 +29,7 @@ for app in "${apps[@]}"; do
     echo "==> deployed ${app} -> deploy/${app}.${ext}"
 done
 
+# The guestbook's stylesheet is a static file of its own (a bundle would
+# carry it; here the directory is configured).
+export CRABCAT__APPS__GUESTBOOK__STATIC_DIR=${CRABCAT__APPS__GUESTBOOK__STATIC_DIR:-apps/guestbook/static}
 exec target/release/crabcat serve "$@"

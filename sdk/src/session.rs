@@ -5,7 +5,7 @@
 //! # use crabcat_sdk::prelude::*;
 //! async fn visit(req: Request) -> Result<String> {
 //!     let session = req.session().await?;
-//!     let visits: u32 = session.get("visits")?.unwrap_or(0) + 1;
+//!     let visits = session.get::<u32>("visits")?.unwrap_or(0) + 1;
 //!     session.insert("visits", &visits)?;
 //!     Ok(format!("visit number {visits}"))
 //! }

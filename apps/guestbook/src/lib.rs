@@ -143,10 +143,8 @@ impl Guestbook {
     async fn create(Form(input): Form<EntryInput>, req: Request) -> Result<Response> {
         let session = req.session().await?;
         if !session.verify_csrf(&input.csrf) {
-            return Err(Error::new(
-                StatusCode::FORBIDDEN,
-                "this form has expired or did not come from this site: reload the page and sign again",
-            ));
+            let html = page::forbidden(req.context_path());
+            return Ok(Response::html(html).with_status(StatusCode::FORBIDDEN));
         }
         let errors = match input.validate() {
             Ok(entry) => {

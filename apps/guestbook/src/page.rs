@@ -42,6 +42,19 @@ pub fn render(context_path: &str, listing: &Listing, form: &FormState<'_>, visit
     )
 }
 
+/// The `403` page for a post without the session's CSRF token.
+pub fn forbidden(context_path: &str) -> String {
+    let base = html_escape(context_path);
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Guestbook: form refused</title>\n<link rel=\"stylesheet\" href=\"{base}/static/style.css\">\n</head>\n\
+         <body>\n<main>\n<h1>Form refused</h1>\n<p class=\"errors\" role=\"alert\">This form has expired or did not come \
+         from this site, so nothing was stored.</p>\n<p><a href=\"{base}/\">Back to the guestbook</a>: reload the page \
+         and sign again.</p>\n</main>\n</body>\n</html>\n"
+    )
+}
+
 /// The sign-in form; `base` is the escaped context path.
 fn form_html(base: &str, form: &FormState<'_>, csrf: &str) -> String {
     // The newline after <textarea> is eaten by the HTML parser, so a
