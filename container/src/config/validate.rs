@@ -119,7 +119,9 @@ impl Config {
             })
         };
         let sessions = &self.sessions;
-        if !sessions.datasource.is_empty() && !self.datasources.contains_key(&sessions.datasource) {
+        // `default` always exists once loaded (`Config::load` adds it).
+        let known = |name: &str| name == "default" || self.datasources.contains_key(name);
+        if !sessions.datasource.is_empty() && !known(&sessions.datasource) {
             let reason = format!("no datasource named {} (empty turns sessions off)", sessions.datasource);
             return invalid("sessions.datasource", reason);
         }
