@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The chat sample app in a real browser: starts the container with chat
-# deployed (free ports, a temporary deploy and data directory) and
-# ChromeDriver, then runs tests/browser/chat_test.py, which drives two
-# headless Chromium windows through the W3C WebDriver API. Screenshots go
-# to target/browser/. Installs Debian's chromium and chromium-driver if
+# The chat sample app and the operations console in a real browser: starts
+# the container with chat and hello deployed, and the probe fixture as
+# "evil" (its init fails with an error made of HTML), on free ports with a
+# temporary deploy and data directory, and ChromeDriver; then runs
+# tests/browser/chat_test.py, which drives two headless Chromium windows
+# through the W3C WebDriver API, and tests/browser/console_test.py, which
+# drives the console at /console on the admin listener (and uploads the
+# versioned-a fixture through its file picker). Screenshots go to
+# target/browser/. Installs Debian's chromium and chromium-driver if
 # they are missing. Stops everything it started, and fails on any error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +20,8 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
 fi
 
-echo "==> building crabcat and chat"
-cargo build -p crabcat -p chat
+echo "==> building crabcat, chat, hello and the probe and versioned-a fixtures"
+cargo build -p crabcat -p chat -p hello -p probe -p versioned-a
 target=${CARGO_TARGET_DIR:-target}
 crabcat=$(cd "$target/debug" && pwd)/crabcat
 screenshots="$target/browser"
@@ -59,14 +63,18 @@ wait_for_line() {
     return 1
 }
 
-echo "==> starting the container (chat deployed) in $work"
+echo "==> starting the container (chat, hello and evil deployed) in $work"
 mkdir -p "$work/deploy" "$work/data" "$work/profiles"
 cp "$target/debug/libchat.so" "$work/deploy/chat.so"
+cp "$target/debug/libhello.so" "$work/deploy/hello.so"
+cp "$target/debug/libprobe.so" "$work/deploy/evil.so"
 admin_token="browser-test-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 (
     cd "$work"
     exec env RUST_LOG=info CRABCAT_ADMIN_TOKEN="$admin_token" \
         CRABCAT__DATASOURCES__DEFAULT__URL="sqlite://$work/data/chat.db" \
+        CRABCAT__APPS__EVIL__CONFIG__INIT=error \
+        CRABCAT__APPS__EVIL__CONFIG__ERROR='<img src=x onerror=alert(1)>' \
         setsid "$crabcat" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
         --deploy-dir "$work/deploy" >"$work/crabcat.log" 2>&1
 ) &
@@ -97,4 +105,11 @@ echo "    ChromeDriver $(/usr/bin/chromedriver --version | cut -d' ' -f2) on por
 echo "==> tests/browser/chat_test.py"
 python3 tests/browser/chat_test.py --base-url "$base_url" --admin-url "$admin_url" --admin-token "$admin_token" \
     --webdriver "http://127.0.0.1:$driver_port" --screenshots "$screenshots" --profiles "$work/profiles"
-echo "==> the chat app works in a real browser; screenshots in $screenshots/"
+echo "==> the chat app works in a real browser"
+
+echo "==> tests/browser/console_test.py"
+wait_for_line "$work/crabcat.log" 'app="evil"' >/dev/null
+python3 tests/browser/console_test.py --base-url "$base_url" --admin-url "$admin_url" --admin-token "$admin_token" \
+    --module "$target/debug/libversioned_a.so" \
+    --webdriver "http://127.0.0.1:$driver_port" --screenshots "$screenshots" --profiles "$work/profiles"
+echo "==> the console works in a real browser; screenshots in $screenshots/"
