@@ -117,22 +117,24 @@ def the_right_token_shows_the_apps(args, page):
 
 
 def the_charts_show_real_traffic(args, page):
-    """Requests to hello for a while, until its charts have a point."""
+    """Requests to hello, faster and slower by turns, until its charts have
+    four points (20 s or so)."""
     stop = threading.Event()
 
     def traffic():
+        started = time.monotonic()
         while not stop.is_set():
             for path in ("/hello/", "/hello/", "/hello/", "/hello/panic"):
                 http("GET", f"{args.base_url}{path}")
-            time.sleep(0.02)
+            time.sleep(0.01 if int(time.monotonic() - started) % 10 < 5 else 0.06)
 
     worker = threading.Thread(target=traffic, daemon=True)
     worker.start()
     try:
         wait_for("hello's request rate", lambda: "– req/s" not in page.cell("hello", ".chart"), timeout=30)
-        wait_for("a second point", lambda: page.script(
+        wait_for("four points", lambda: page.script(
             "return document.querySelectorAll(\"tr[data-app='hello'] .spark polyline.rate\")[0]"
-            ".getAttribute('points').split(' ').length") >= 2, timeout=30)
+            ".getAttribute('points').split(' ').length") >= 4, timeout=45)
     finally:
         stop.set()
         worker.join()
@@ -141,6 +143,10 @@ def the_charts_show_real_traffic(args, page):
     if not 0 < errors < requests:
         raise Failure(f"hello shows {requests} requests and {errors} errors")
     check(f"hello's charts: {page.cell('hello', '.chart')!r}; {requests} requests, {errors} errors (its /panic)")
+    sideways = page.script("const s = document.querySelector('.table-scroll'); return s.scrollWidth - s.clientWidth")
+    if sideways > 0:
+        raise Failure(f"the table is {sideways} px too wide for {page.script('return window.innerWidth')} px")
+    check("the table fits 1280 px")
     page.screenshot(f"{args.screenshots}/console-1-apps.png")
 
 
@@ -209,12 +215,13 @@ def it_fits_a_phone(args, page):
     width, height = PHONE
     page.cdp("Emulation.setDeviceMetricsOverride",
              {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True})
+    page.script("window.scrollTo(0, 0)")
     try:
         wait_for("the narrow layout", lambda: page.script(
             "return getComputedStyle(document.querySelector('#apps thead')).display") == "none")
-        overflow = page.script("return document.documentElement.scrollWidth")
-        if overflow > width:
-            raise Failure(f"the page is {overflow} px wide on a {width} px screen")
+        overflow = page.script("return [document.documentElement.scrollWidth, window.scrollX]")
+        if overflow[0] > width or overflow[1] != 0:
+            raise Failure(f"the page is {overflow[0]} px wide on a {width} px screen (scrolled by {overflow[1]})")
         page.sized_screenshot(f"{args.screenshots}/console-4-phone.png", PHONE)
         page.script("document.querySelector(\"tr.app[data-app='hello']\").scrollIntoView()")
         page.sized_screenshot(f"{args.screenshots}/console-5-phone-hello.png", PHONE)

@@ -262,7 +262,7 @@
     const figure = document.createElement("figure");
     figure.className = "spark";
     const svg = document.createElementNS(SVG, "svg");
-    svg.setAttribute("viewBox", "0 0 120 32");
+    svg.setAttribute("viewBox", "0 0 100 32");
     svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("role", "img");
     const caption = document.createElement("figcaption");
@@ -271,11 +271,13 @@
   }
 
   // Rate (area) in the first chart, p50 and p99 latency (lines) in the
-  // second, over the window ending now; a gap where no point was taken.
+  // second, over the history there is (at least a minute, at most the
+  // window), ending now; a gap where no point was taken.
   function drawCharts(row, history, container) {
     const [rateFigure, latencyFigure] = row.chart.children;
     const end = Date.now();
-    const span = container.window_seconds * 1000;
+    const first = history.length ? history[0].t - container.sample_seconds * 1000 : end;
+    const span = Math.min(container.window_seconds * 1000, Math.max(60000, end - first));
     const gap = container.sample_seconds * 1000 * 2.5;
     const last = history.length ? history[history.length - 1] : null;
     const recent = last && end - last.t < gap;
@@ -297,7 +299,7 @@
 
   function plot(svg, history, end, span, gap, series, max) {
     svg.replaceChildren();
-    const x = (t) => 120 - ((end - t) / span) * 120;
+    const x = (t) => 100 - ((end - t) / span) * 100;
     const y = (v) => 31 - (v / max) * 29;
     for (const s of series) {
       // Split into runs of points without gaps between them.
@@ -470,7 +472,8 @@
   }
 
   function minutes(ms) {
-    return `${Math.round(ms / 60000)} minutes`;
+    const n = Math.round(ms / 60000);
+    return n === 1 ? "minute" : `${n} minutes`;
   }
 
   // ---- start --------------------------------------------------------------------
