@@ -55,9 +55,18 @@ async fn the_page_and_its_assets_need_no_token_and_carry_a_strict_policy() {
     assert!(html.contains(r#"<script src="/console/console.js" defer></script>"#));
     assert_eq!(html.matches("<script").count(), 1, "no inline script");
     assert!(!html.contains("style="), "no inline style");
-    assert!(!html.contains("http://") && !html.contains("https://"), "nothing from elsewhere");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from elsewhere"
+    );
     let js = admin_text(&c, "/console/console.js").await;
-    for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+    ] {
         assert!(!js.contains(sink), "the script never uses {sink}");
     }
     assert!(!js.contains("localStorage"), "the token stays in sessionStorage");
@@ -91,11 +100,7 @@ async fn the_console_data_needs_the_token() {
 
 /// Polls `GET /console/data` (each call may take a reading) until `ready`
 /// holds for it, for at most `timeout`.
-async fn data_until(
-    c: &Container,
-    timeout: Duration,
-    ready: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
+async fn data_until(c: &Container, timeout: Duration, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = Instant::now() + timeout;
     loop {
         let (status, json) = c.admin_call(c.admin(Method::GET, "/console/data")).await;
@@ -158,7 +163,10 @@ async fn the_history_counts_requests_errors_and_latency_of_each_app() {
     let probe = &data["apps"]["probe"]["history"][0];
     assert_eq!(probe["requests"], 1, "{probe}");
     let p50 = probe["p50_ms"].as_f64().unwrap();
-    assert!((25.6..=60.0).contains(&p50), "30 ms lies in the 25.6-51.2 ms bucket: {probe}");
+    assert!(
+        (25.6..=60.0).contains(&p50),
+        "30 ms lies in the 25.6-51.2 ms bucket: {probe}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -177,9 +185,16 @@ async fn crabcat_status_shows_the_consoles_columns() {
         .output()
         .expect("run crabcat status");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines[0].starts_with("crabcat ") && lines[0].contains("memory (RSS, whole process) "), "{stdout}");
+    assert!(
+        lines[0].starts_with("crabcat ") && lines[0].contains("memory (RSS, whole process) "),
+        "{stdout}"
+    );
     let cells = |line: &str| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
     assert_eq!(
         cells(lines[1]),

@@ -295,7 +295,10 @@ impl Metrics {
     /// request, by name, read now.
     pub fn tallies(&self) -> HashMap<String, TallySnapshot> {
         let tallies = self.tallies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        tallies.iter().map(|(app, tally)| (app.clone(), tally.snapshot())).collect()
+        tallies
+            .iter()
+            .map(|(app, tally)| (app.clone(), tally.snapshot()))
+            .collect()
     }
 
     /// The counters the deploy-directory watcher counts its scans into.

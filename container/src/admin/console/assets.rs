@@ -10,8 +10,8 @@ use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
@@ -57,7 +57,10 @@ const ASSETS: &[Asset] = &[
 pub fn routes() -> Router<Arc<AdminState>> {
     let mut router = Router::new();
     for (i, asset) in ASSETS.iter().enumerate() {
-        router = router.route(asset.path, get(move |headers: HeaderMap| async move { serve(i, &headers) }));
+        router = router.route(
+            asset.path,
+            get(move |headers: HeaderMap| async move { serve(i, &headers) }),
+        );
     }
     router.route("/console/", get(|headers: HeaderMap| async move { serve(0, &headers) }))
 }

@@ -91,7 +91,11 @@ impl History {
     /// The points of `app`, oldest first.
     pub fn points(&self, app: &str) -> Vec<Point> {
         let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        inner.points.get(app).map(|p| p.iter().cloned().collect()).unwrap_or_default()
+        inner
+            .points
+            .get(app)
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -166,7 +170,10 @@ mod tests {
         assert!(close(quantile(&buckets, 0.5).unwrap(), 0.00005));
         buckets[0] = 50;
         buckets[3] = 50; // (0.4 ms, 0.8 ms]
-        assert!(close(quantile(&buckets, 0.5).unwrap(), 0.0001), "the median is the top of the first half");
+        assert!(
+            close(quantile(&buckets, 0.5).unwrap(), 0.0001),
+            "the median is the top of the first half"
+        );
         assert!(close(quantile(&buckets, 0.99).unwrap(), 0.0004 + 0.0004 * 0.98));
         buckets[TALLY_BUCKETS - 1] = 1000; // slower than the last bound
         assert!(close(quantile(&buckets, 0.99).unwrap(), TALLY_BOUNDS[15]));
