@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The chat and guestbook sample apps in a real browser: starts the
-# container with both deployed (free ports, a temporary deploy and data directory) and
-# ChromeDriver, then runs tests/browser/chat_test.py, which drives two
-# headless Chromium windows through the W3C WebDriver API, and
-# tests/browser/guestbook_test.py (sessions, CSRF, a static stylesheet). Screenshots go
-# to target/browser/. Installs Debian's chromium and chromium-driver if
+# The chat and guestbook sample apps and the operations console in a real
+# browser: starts the container with chat, guestbook and hello deployed,
+# and the probe fixture as "evil" (its init fails with an error made of
+# HTML), on free ports with a temporary deploy and data directory, and
+# ChromeDriver; then runs tests/browser/chat_test.py, which drives two
+# headless Chromium windows through the W3C WebDriver API,
+# tests/browser/guestbook_test.py (sessions, CSRF, a static stylesheet),
+# and tests/browser/console_test.py, which drives the console at /console
+# on the admin listener (and uploads the versioned-a fixture through its
+# file picker). Screenshots go to target/browser/. Installs Debian's
+# chromium and chromium-driver if
 # they are missing. Stops everything it started, and fails on any error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +22,8 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
 fi
 
-echo "==> building crabcat, chat and guestbook"
-cargo build -p crabcat -p chat -p guestbook
+echo "==> building crabcat, chat, guestbook, hello and the probe and versioned-a fixtures"
+cargo build -p crabcat -p chat -p guestbook -p hello -p probe -p versioned-a
 target=${CARGO_TARGET_DIR:-target}
 crabcat=$(cd "$target/debug" && pwd)/crabcat
 screenshots="$target/browser"
@@ -60,10 +65,12 @@ wait_for_line() {
     return 1
 }
 
-echo "==> starting the container (chat and guestbook deployed) in $work"
+echo "==> starting the container (chat, guestbook, hello and evil deployed) in $work"
 mkdir -p "$work/deploy" "$work/data" "$work/profiles"
 cp "$target/debug/libchat.so" "$work/deploy/chat.so"
 cp "$target/debug/libguestbook.so" "$work/deploy/guestbook.so"
+cp "$target/debug/libhello.so" "$work/deploy/hello.so"
+cp "$target/debug/libprobe.so" "$work/deploy/evil.so"
 guestbook_static=$(pwd)/apps/guestbook/static
 admin_token="browser-test-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 (
@@ -71,6 +78,8 @@ admin_token="browser-test-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
     exec env RUST_LOG=info CRABCAT_ADMIN_TOKEN="$admin_token" \
         CRABCAT__DATASOURCES__DEFAULT__URL="sqlite://$work/data/chat.db" \
         CRABCAT__APPS__GUESTBOOK__STATIC_DIR="$guestbook_static" \
+        CRABCAT__APPS__EVIL__CONFIG__INIT=error \
+        CRABCAT__APPS__EVIL__CONFIG__ERROR='<img src=x onerror=alert(1)>' \
         setsid "$crabcat" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
         --deploy-dir "$work/deploy" >"$work/crabcat.log" 2>&1
 ) &
@@ -105,4 +114,11 @@ python3 tests/browser/chat_test.py --base-url "$base_url" --admin-url "$admin_ur
 echo "==> tests/browser/guestbook_test.py"
 python3 tests/browser/guestbook_test.py --base-url "$base_url" --admin-url "$admin_url" --admin-token "$admin_token" \
     --webdriver "http://127.0.0.1:$driver_port" --screenshots "$screenshots" --profiles "$work/profiles"
-echo "==> the chat and guestbook apps work in a real browser; screenshots in $screenshots/"
+echo "==> the chat and guestbook apps work in a real browser"
+
+echo "==> tests/browser/console_test.py"
+wait_for_line "$work/crabcat.log" 'app="evil"' >/dev/null
+python3 tests/browser/console_test.py --base-url "$base_url" --admin-url "$admin_url" --admin-token "$admin_token" \
+    --module "$target/debug/libversioned_a.so" \
+    --webdriver "http://127.0.0.1:$driver_port" --screenshots "$screenshots" --profiles "$work/profiles"
+echo "==> the console works in a real browser; screenshots in $screenshots/"

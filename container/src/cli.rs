@@ -26,6 +26,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// List the deployed apps.
     Apps(AdminArgs),
+    /// What the console shows: each app's state, version, context path,
+    /// requests, in-flight, errors, sessions, images kept and last error,
+    /// and the container's memory.
+    Status(AdminArgs),
     /// Upload a module and deploy it (or reload the running version).
     Deploy {
         /// The library to upload.

@@ -14,7 +14,8 @@
 //! * [`lifecycle`]: the app state machine, instances and their draining, the manager, the routing tables.
 //! * [`metrics`]: the Prometheus registry every part records into.
 //! * [`server`]: the listener and its TLS, the HTTP service (one tower `Service`, no router), the context-path table, dispatch, static files, metrics, the access log.
-//! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
+//! * [`admin`]: the admin API (its own listener, token auth), the operations
+//!   console it serves at `/console`, and its CLI client.
 //! * [`session`]: HTTP sessions the container keeps for its apps, in a datasource.
 //! * [`watchdog`]: notices module code that runs without yielding, and reports its app.
 //!

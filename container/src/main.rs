@@ -93,6 +93,7 @@ async fn admin(command: Command) -> ExitCode {
 async fn run_admin(command: Command) -> Result<String, ClientError> {
     match command {
         Command::Apps(args) => client(&args)?.apps().await,
+        Command::Status(args) => client(&args)?.status().await,
         Command::Deploy { file, name, admin } => client(&admin)?.deploy(&file, name.as_deref()).await,
         Command::Reload(n) => client(&n.admin)?.action(&n.name, "reload").await,
         Command::Stop(n) => client(&n.admin)?.action(&n.name, "stop").await,

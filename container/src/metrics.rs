@@ -1,6 +1,10 @@
 //! Prometheus metrics: requests by app and status, latency, in-flight
-//! requests, reloads, loaded images and their memory.
+//! requests, reloads, loaded images and their memory; and a plain tally per
+//! app ([`Tally`]) that the console's history samples.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -45,6 +49,7 @@ pub struct AppMetrics {
     ok: Counter,
     latency: Histogram,
     requests: Family<RequestLabels, Counter>,
+    tally: Arc<Tally>,
 }
 
 impl AppMetrics {
@@ -60,6 +65,68 @@ impl AppMetrics {
             self.requests.get_or_create(&labels).inc();
         }
         self.latency.observe(latency.as_secs_f64());
+        self.tally.count(status, latency);
+    }
+}
+
+/// Upper bounds of the tally's latency buckets, in seconds: 100 µs
+/// doubling to ~3.3 s (the Prometheus histogram's), then one for the rest.
+pub const TALLY_BOUNDS: [f64; 16] = {
+    let mut bounds = [0.0; 16];
+    let mut i = 0;
+    let mut bound = 0.0001;
+    while i < 16 {
+        bounds[i] = bound;
+        bound *= 2.0;
+        i += 1;
+    }
+    bounds
+};
+
+/// Buckets of a [`Tally`]: one per bound, and one above the last.
+pub const TALLY_BUCKETS: usize = TALLY_BOUNDS.len() + 1;
+
+/// An app's requests in plain atomics, read without the Prometheus
+/// encoder: per latency bucket, and the server errors (`5xx`) among them.
+/// Counting costs two relaxed atomic adds (three for an error) and no lock.
+#[derive(Default)]
+pub struct Tally {
+    buckets: [AtomicU64; TALLY_BUCKETS],
+    errors: AtomicU64,
+}
+
+/// A [`Tally`] read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TallySnapshot {
+    /// Requests per latency bucket (see [`TALLY_BOUNDS`]), since the start.
+    pub buckets: [u64; TALLY_BUCKETS],
+    /// Responses with a `5xx` status, since the start.
+    pub errors: u64,
+}
+
+impl TallySnapshot {
+    /// Requests counted, since the start.
+    pub fn requests(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
+impl Tally {
+    fn count(&self, status: u16, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        let bucket = TALLY_BOUNDS.partition_point(|&bound| bound < seconds);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> TallySnapshot {
+        TallySnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -97,6 +164,7 @@ pub struct Metrics {
     access_log_dropped: Counter,
     websockets: Gauge,
     hub: Family<HubLabels, Gauge>,
+    tallies: Mutex<HashMap<String, Arc<Tally>>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -128,6 +196,7 @@ impl Default for Metrics {
             access_log_dropped: Counter::default(),
             websockets: Gauge::default(),
             hub: Family::default(),
+            tallies: Mutex::default(),
         };
         let r = &mut metrics.registry;
         r.register("requests", "HTTP requests by app and status", metrics.requests.clone());
@@ -206,12 +275,30 @@ impl Metrics {
             status: 200,
         };
         let latency = AppLabels { app: app.to_owned() };
+        let tally = Arc::clone(
+            self.tallies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(app.to_owned())
+                .or_default(),
+        );
         AppMetrics {
             app: app.to_owned(),
             ok: self.requests.get_or_create(&ok).clone(),
             latency: self.latency.get_or_create(&latency).clone(),
             requests: self.requests.clone(),
+            tally,
         }
+    }
+
+    /// The tally of every app (and static mount) that has counted a
+    /// request, by name, read now.
+    pub fn tallies(&self) -> HashMap<String, TallySnapshot> {
+        let tallies = self.tallies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tallies
+            .iter()
+            .map(|(app, tally)| (app.clone(), tally.snapshot()))
+            .collect()
     }
 
     /// The counters the deploy-directory watcher counts its scans into.
@@ -310,4 +397,34 @@ pub fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_counts_by_latency_bucket_and_server_errors() {
+        let tally = Tally::default();
+        tally.count(200, Duration::from_micros(50)); // below the first bound
+        tally.count(200, Duration::from_micros(100)); // on it: still the first
+        tally.count(503, Duration::from_millis(3)); // 1.6 ms < 3 ms <= 3.2 ms
+        tally.count(404, Duration::from_secs(60)); // above the last bound
+        let snapshot = tally.snapshot();
+        assert_eq!(snapshot.buckets[0], 2);
+        assert_eq!(snapshot.buckets[5], 1, "{:?}", snapshot.buckets);
+        assert_eq!(snapshot.buckets[TALLY_BUCKETS - 1], 1);
+        assert_eq!(snapshot.requests(), 4);
+        assert_eq!(snapshot.errors, 1, "only 5xx are errors");
+    }
+
+    #[test]
+    fn every_slot_of_an_app_shares_its_tally() {
+        let metrics = Metrics::default();
+        metrics.app("a").observe(200, Duration::from_millis(1));
+        metrics.app("a").observe(500, Duration::from_millis(1));
+        let tallies = metrics.tallies();
+        assert_eq!(tallies["a"].requests(), 2);
+        assert_eq!(tallies["a"].errors, 1);
+    }
 }

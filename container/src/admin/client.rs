@@ -1,5 +1,5 @@
-//! The client behind `crabcat apps | deploy | reload | stop | start |
-//! undeploy`: talks to the admin API and prints what happened.
+//! The client behind `crabcat apps | status | deploy | reload | stop |
+//! start | undeploy`: talks to the admin API and prints what happened.
 
 use std::path::Path;
 
@@ -98,6 +98,19 @@ impl AdminClient {
     pub async fn apps(&self) -> Result<String, ClientError> {
         let apps = self.call(reqwest::Method::GET, "/apps", None).await?;
         Ok(apps_table(apps.as_array().map(Vec::as_slice).unwrap_or_default()))
+    }
+
+    /// `GET /apps` and `GET /console/data`: the console's columns, as a table.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn status(&self) -> Result<String, ClientError> {
+        let apps = self.call(reqwest::Method::GET, "/apps", None).await?;
+        let data = self.call(reqwest::Method::GET, "/console/data", None).await?;
+        Ok(super::console::status_table(
+            apps.as_array().map(Vec::as_slice).unwrap_or_default(),
+            &data,
+        ))
     }
 
     /// `PUT /apps/{name}` with the library at `file`.

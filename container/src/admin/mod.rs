@@ -1,10 +1,12 @@
 //! The admin API: a separate listener (loopback by default) speaking JSON,
-//! with bearer-token authentication on everything but `/health`; and the
+//! with bearer-token authentication on everything but `/health` and the
+//! console's page (`/console`, which holds no data); and the
 //! client the admin subcommands use.
 
 mod auth;
 mod backoff;
 pub mod client;
+mod console;
 mod handlers;
 
 use std::sync::Arc;
@@ -74,12 +76,14 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/apps/{name}/start", post(handlers::start))
         .route("/apps/{name}/sessions/expire", post(handlers::expire_sessions))
         .route("/metrics", get(handlers::metrics))
+        .merge(console::data_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_token,
         ));
     Router::new()
         .route("/health", get(handlers::health))
+        .merge(console::pages())
         .merge(authenticated)
         .fallback(handlers::not_found)
         // The upload handler streams to disk and enforces its own limit.
