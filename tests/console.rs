@@ -219,5 +219,5 @@ async fn crabcat_status_shows_the_consoles_columns() {
     assert_eq!(hello[0], "hello", "{stdout}");
     assert_eq!(hello[1], "running", "{stdout}");
     assert_eq!(hello[3], "/hello", "{stdout}");
-    assert_eq!(hello[4..], ["2", "0", "1", "-", "0"], "{stdout}");
+    assert_eq!(hello[4..], ["2", "0", "1", "0", "0"], "{stdout}");
 }

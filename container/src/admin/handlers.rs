@@ -97,15 +97,57 @@ pub struct AppView {
     sessions: Option<u64>,
 }
 
-/// Live sessions per app, if sessions are on and the store answers.
+/// Live sessions per app, if sessions are on and the store answers
+/// within [`SESSION_COUNT_TIMEOUT`]: the admin API must answer when the
+/// session database is slow or gone. Counted at most once a second.
 async fn session_counts(state: &AdminState) -> Option<BTreeMap<String, u64>> {
     let store = state.manager.sessions()?;
-    match store.counts(session::now_millis()).await {
-        Ok(counts) => Some(counts),
-        Err(error) => {
+    if let Some(fresh) = state.session_counts.fresh() {
+        return Some(fresh);
+    }
+    let counted = tokio::time::timeout(SESSION_COUNT_TIMEOUT, store.counts(session::now_millis())).await;
+    match counted {
+        Ok(Ok(counts)) => {
+            state.session_counts.keep(&counts);
+            Some(counts)
+        }
+        Ok(Err(error)) => {
             tracing::warn!(%error, "could not count sessions");
             None
         }
+        Err(_) => {
+            tracing::warn!(store = store.datasource(), "counting sessions took too long; left out");
+            None
+        }
+    }
+}
+
+/// The longest an admin call waits for the session store.
+const SESSION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The last session counts, kept a second.
+#[derive(Default)]
+pub struct CountCache(std::sync::Mutex<Option<(std::time::Instant, BTreeMap<String, u64>)>>);
+
+impl CountCache {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn fresh(&self) -> Option<BTreeMap<String, u64>> {
+        let cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cached
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < Self::FRESH)
+            .map(|(_, counts)| counts.clone())
+    }
+
+    fn keep(&self, counts: &BTreeMap<String, u64>) {
+        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *cached = Some((std::time::Instant::now(), counts.clone()));
+    }
+
+    /// Forgets the counts (after sessions were expired).
+    fn clear(&self) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
 
@@ -208,6 +250,7 @@ pub async fn expire_sessions(
         .expire(&name, session::now_millis(), idle_millis)
         .await
         .map_err(|e| AdminError::Sessions(e.to_string()))?;
+    state.session_counts.clear();
     tracing::info!(app = %name, expired, idle_minutes = idle, "sessions expired through the admin API");
     let left = store
         .counts(session::now_millis())

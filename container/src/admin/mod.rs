@@ -39,6 +39,8 @@ pub struct AdminState {
     pub uploads: tokio::sync::Semaphore,
     /// Largest module upload.
     pub max_upload_bytes: usize,
+    /// The last session counts per app.
+    pub session_counts: handlers::CountCache,
 }
 
 impl AdminState {
@@ -59,6 +61,7 @@ impl AdminState {
             backoff: backoff::Backoff::default(),
             uploads: tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS),
             max_upload_bytes,
+            session_counts: handlers::CountCache::default(),
         }
     }
 }

@@ -308,6 +308,11 @@ impl Session {
 /// earliest expiry the last sweep left has passed (and once after start).
 /// An idle container runs one cheap timer and no query.
 pub async fn sweep(store: Arc<Store>, interval: Duration, shutdown: tokio_util::sync::CancellationToken) {
+    // The schema, once, in the background: the first session (and the
+    // first admin count) need not wait for it.
+    if let Err(error) = store.prepare().await {
+        tracing::warn!(%error, "the session store is not ready; will retry on first use");
+    }
     // The earliest expiry of a session left by the last sweep; `Some(0)`:
     // unknown, sweep at the first look.
     let mut next_expiry = Some(0);

@@ -84,6 +84,14 @@ impl Store {
         }
     }
 
+    /// Applies the schema if it is not yet.
+    ///
+    /// # Errors
+    /// The schema could not be applied.
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        self.ready().await
+    }
+
     async fn ready(&self) -> Result<(), StoreError> {
         self.ds.ensure_schema().await.map_err(|source| StoreError::Schema {
             datasource: self.ds.name.clone(),
