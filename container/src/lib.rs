@@ -50,6 +50,9 @@ pub enum RunError {
     /// No admin token could be set up.
     #[error(transparent)]
     Token(#[from] admin::TokenError),
+    /// The manager text API's password file cannot be read.
+    #[error(transparent)]
+    ManagerPassword(#[from] admin::manager::PasswordError),
     /// A datasource could not be set up.
     #[error(transparent)]
     Datasource(#[from] db::SetupError),
@@ -108,6 +111,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
     let listener = bind(config.server.listen).await?;
     let admin_listener = bind(config.admin.listen).await?;
     let token = admin::AdminToken::resolve(&config.admin)?;
+    let manager_credentials = admin::manager::Credentials::resolve(&config.admin.manager, &token)?;
     let datasources = Arc::new(db::Datasources::from_config(&config.datasources)?);
     let manager = Arc::new(AppManager::new(Arc::clone(&config), Arc::clone(&datasources))?);
     // The watcher's snapshot is taken before the first scan, so a file
@@ -141,7 +145,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
         datasources,
         token,
         config.admin.max_upload_bytes,
-    ));
+    )
+    .with_manager_text(admin::manager::TextApi::new(Arc::clone(&config), manager_credentials)));
     let admin_router = admin::router(admin_state);
     let admin_shutdown = shutdown.clone();
     let admin_task = tokio::spawn(async move {

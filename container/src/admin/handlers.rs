@@ -33,9 +33,10 @@ impl From<ManagerError> for AdminError {
     }
 }
 
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        let (status, message) = match &self {
+impl AdminError {
+    /// The status and the message the client gets.
+    pub(super) fn status_and_message(&self) -> (StatusCode, String) {
+        match self {
             AdminError::Manager(error) => (manager_status(error), chain(error)),
             AdminError::UploadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -46,7 +47,13 @@ impl IntoResponse for AdminError {
                 format!("{MAX_CONCURRENT_UPLOADS} uploads are being received; retry shortly"),
             ),
             AdminError::UploadBroken(error) => (StatusCode::BAD_REQUEST, format!("reading the upload failed: {error}")),
-        };
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.status_and_message();
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
@@ -185,7 +192,7 @@ pub async fn upload(
 }
 
 /// Writes `body` to `path` as it arrives, up to `limit` bytes.
-async fn receive(body: Body, path: &std::path::Path, limit: usize) -> Result<(), AdminError> {
+pub(super) async fn receive(body: Body, path: &std::path::Path, limit: usize) -> Result<(), AdminError> {
     use tokio::io::AsyncWriteExt;
     let io = |source| {
         AdminError::Manager(ManagerError::Io {

@@ -6,6 +6,7 @@ mod auth;
 mod backoff;
 pub mod client;
 mod handlers;
+pub mod manager;
 
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ pub struct AdminState {
     pub uploads: tokio::sync::Semaphore,
     /// Largest module upload.
     pub max_upload_bytes: usize,
+    /// Tomcat's manager text API; `None`: every call to it gets `401`.
+    pub manager_text: Option<manager::TextApi>,
 }
 
 impl AdminState {
@@ -57,7 +60,14 @@ impl AdminState {
             backoff: backoff::Backoff::default(),
             uploads: tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS),
             max_upload_bytes,
+            manager_text: None,
         }
+    }
+
+    /// The same state, serving Tomcat's manager text API as `text_api` says.
+    pub fn with_manager_text(mut self, text_api: manager::TextApi) -> Self {
+        self.manager_text = Some(text_api);
+        self
     }
 }
 
@@ -80,6 +90,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/health", get(handlers::health))
         .merge(authenticated)
+        .merge(manager::router(&state))
         .fallback(handlers::not_found)
         // The upload handler streams to disk and enforces its own limit.
         .layer(DefaultBodyLimit::disable())
