@@ -115,7 +115,10 @@ async fn deploy_list_reload_stop_start_undeploy_as_tomcat_words_them() {
         "OK - Listed applications for virtual host [localhost]\n"
     );
     // managerServlet.findleaksNone=OK - No memory leaks found
-    assert_eq!(get(&c, "/findleaks?statusLine=true").await, "OK - No memory leaks found\n");
+    assert_eq!(
+        get(&c, "/findleaks?statusLine=true").await,
+        "OK - No memory leaks found\n"
+    );
     assert_eq!(get(&c, "/findleaks").await, "");
 }
 
@@ -212,14 +215,20 @@ async fn failures_are_worded_as_tomcat_words_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serverinfo_resources_and_sessions() {
-    let c = Container::builder().config(MANAGER).deploy(&module("hello"), "hello.so").start();
+    let c = Container::builder()
+        .config(MANAGER)
+        .deploy(&module("hello"), "hello.so")
+        .start();
     // managerServlet.serverInfo=OK - Server info\nTomcat Version: [{0}]\nOS Name: [{1}]
     // \nOS Version: [{2}]\nOS Architecture: [{3}]\nJVM Version: [{4}]\nJVM Vendor: [{5}]
     let body = get(&c, "/serverinfo").await;
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines.len(), 7, "{body}");
     assert_eq!(lines[0], "OK - Server info");
-    assert_eq!(lines[1], format!("Tomcat Version: [Crabcat/{}]", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        lines[1],
+        format!("Tomcat Version: [Crabcat/{}]", env!("CARGO_PKG_VERSION"))
+    );
     assert!(lines[2].starts_with("OS Name: [") && lines[2].ends_with(']'), "{body}");
     assert!(lines[3].starts_with("OS Version: ["), "{body}");
     assert_eq!(lines[4], format!("OS Architecture: [{}]", std::env::consts::ARCH));
@@ -273,21 +282,39 @@ async fn tags_war_files_and_the_root_context() {
     // managerServlet.copyFail=FAIL - Unable to copy [{0}] to [{1}], details of the error may be in the server logs
     let body = get(&c, "/deploy?path=/demo&tag=v9").await;
     assert!(body.starts_with("FAIL - Unable to copy ["), "{body}");
-    assert!(body.ends_with("], details of the error may be in the server logs\n"), "{body}");
+    assert!(
+        body.ends_with("], details of the error may be in the server logs\n"),
+        "{body}"
+    );
     // managerServlet.pathCheckFail=FAIL - Unable to use [{0}] as that is outside the expected directory [{1}]
     let body = get(&c, "/deploy?path=/demo&tag=..").await;
-    assert!(body.starts_with("FAIL - Unable to use [..] as that is outside the expected directory ["), "{body}");
+    assert!(
+        body.starts_with("FAIL - Unable to use [..] as that is outside the expected directory ["),
+        "{body}"
+    );
 
     // war= names a module file on the server.
     let war = format!("/deploy?path=/fromwar&war=file:{}", b.display());
-    assert_eq!(get(&c, &war).await, "OK - Deployed application at context path [/fromwar]\n");
+    assert_eq!(
+        get(&c, &war).await,
+        "OK - Deployed application at context path [/fromwar]\n"
+    );
     assert_eq!(c.get("/fromwar/").await, (200, "version b\n".into()));
-    assert_eq!(get(&c, &war).await, "FAIL - Application already exists at path [/fromwar]\n");
+    assert_eq!(
+        get(&c, &war).await,
+        "FAIL - Application already exists at path [/fromwar]\n"
+    );
     // Without path=, the path comes from the file name (libversioned_a.so → /versioned_a).
     let war = format!("/deploy?war={}", a.display());
-    assert_eq!(get(&c, &war).await, "OK - Deployed application at context path [/versioned_a]\n");
+    assert_eq!(
+        get(&c, &war).await,
+        "OK - Deployed application at context path [/versioned_a]\n"
+    );
     let body = get(&c, "/deploy?path=/x&war=../../etc/passwd").await;
-    assert!(body.starts_with("FAIL - Unable to use [../../etc/passwd] as that is outside"), "{body}");
+    assert!(
+        body.starts_with("FAIL - Unable to use [../../etc/passwd] as that is outside"),
+        "{body}"
+    );
 
     // / is ROOT, as in Tomcat; /ROOT means / too.
     let body = put(&c, "/deploy?path=/", &a).await;
@@ -316,11 +343,23 @@ async fn basic_authentication_as_tomcat_asks_for_it() {
     let response = c.client().get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(response.status(), 401);
     for _ in 0..5 {
-        let response = c.client().get(&url).basic_auth(USER, Some("wrong")).send().await.unwrap();
+        let response = c
+            .client()
+            .get(&url)
+            .basic_auth(USER, Some("wrong"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401);
     }
     // The admin API's backoff: blocked now, even with the right password.
-    let response = c.client().get(&url).basic_auth(USER, Some(PASSWORD)).send().await.unwrap();
+    let response = c
+        .client()
+        .get(&url)
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
 }
@@ -329,18 +368,39 @@ async fn basic_authentication_as_tomcat_asks_for_it() {
 async fn the_admin_token_is_the_default_password_and_no_user_means_off() {
     let c = Container::builder().config("[admin.manager]\nuser = \"ci\"\n").start();
     let url = c.admin_url("/manager/text/list");
-    let response = c.client().get(&url).basic_auth("ci", Some(ADMIN_TOKEN)).send().await.unwrap();
+    let response = c
+        .client()
+        .get(&url)
+        .basic_auth("ci", Some(ADMIN_TOKEN))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    let response = c.client().get(&url).basic_auth("admin", Some(ADMIN_TOKEN)).send().await.unwrap();
+    let response = c
+        .client()
+        .get(&url)
+        .basic_auth("admin", Some(ADMIN_TOKEN))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401, "the user must match too");
 
     let off = Container::builder().start();
     let url = off.admin_url("/manager/text/list");
-    let response = off.client().get(&url).basic_auth("admin", Some(ADMIN_TOKEN)).send().await.unwrap();
+    let response = off
+        .client()
+        .get(&url)
+        .basic_auth("admin", Some(ADMIN_TOKEN))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401, "no [admin.manager] user: nobody logs in");
     assert!(
-        off.wait_for_log("admin.manager.user is not configured", std::time::Duration::from_secs(5))
-            .is_some()
+        off.wait_for_log(
+            "admin.manager.user is not configured",
+            std::time::Duration::from_secs(5)
+        )
+        .is_some()
     );
 }
 

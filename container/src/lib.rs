@@ -14,7 +14,7 @@
 //! * [`lifecycle`]: the app state machine, instances and their draining, the manager, the routing tables.
 //! * [`metrics`]: the Prometheus registry every part records into.
 //! * [`server`]: the listener and its TLS, the HTTP service (one tower `Service`, no router), the context-path table, dispatch, static files, metrics, the access log.
-//! * [`admin`]: the admin API (its own listener, token auth) and its CLI client.
+//! * [`admin`]: the admin API (its own listener, token auth), its CLI client, and Tomcat's manager text API.
 //! * [`watchdog`]: notices module code that runs without yielding, and reports its app.
 //!
 //! A request goes: listener → [`server::dispatch`] (timeout, body limit,
@@ -139,14 +139,16 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, %scheme, "listening");
     tracing::info!(addr = %admin_listener.local_addr().map_err(RunError::Serve)?, "admin API listening");
 
-    let admin_state = Arc::new(admin::AdminState::new(
-        Arc::clone(&manager),
-        Arc::clone(&metrics),
-        datasources,
-        token,
-        config.admin.max_upload_bytes,
-    )
-    .with_manager_text(admin::manager::TextApi::new(Arc::clone(&config), manager_credentials)));
+    let admin_state = Arc::new(
+        admin::AdminState::new(
+            Arc::clone(&manager),
+            Arc::clone(&metrics),
+            datasources,
+            token,
+            config.admin.max_upload_bytes,
+        )
+        .with_manager_text(admin::manager::TextApi::new(Arc::clone(&config), manager_credentials)),
+    );
     let admin_router = admin::router(admin_state);
     let admin_shutdown = shutdown.clone();
     let admin_task = tokio::spawn(async move {

@@ -184,3 +184,32 @@ fn datasource_urls_name_a_supported_backend() {
         "{err}"
     );
 }
+
+#[test]
+fn the_manager_user_and_password_are_checked() {
+    let check = |toml: &str| {
+        let config: Config = toml::from_str(toml).expect("parses");
+        config.validate().map_err(|e| e.to_string())
+    };
+    assert!(check("[admin.manager]\nuser = \"deployer\"\n").is_ok());
+    assert!(check("[admin.manager]\nuser = \"deployer\"\npassword = \"0123456789abcdef\"\n").is_ok());
+    let err = check("[admin.manager]\nuser = \"a:b\"\n").unwrap_err();
+    assert!(err.contains("admin.manager.user"), "{err}");
+    let err = check("[admin.manager]\nuser = \"\"\n").unwrap_err();
+    assert!(err.contains("admin.manager.user"), "{err}");
+    let err = check("[admin.manager]\nuser = \"u\"\npassword = \"short\"\n").unwrap_err();
+    assert!(err.contains("admin.manager.password") && err.contains("16"), "{err}");
+    let both = "[admin.manager]\nuser = \"u\"\npassword = \"0123456789abcdef\"\npassword_file = \"p\"\n";
+    assert!(check(both).unwrap_err().contains("not both"));
+    let err = toml::from_str::<Config>("[admin.manager]\nusr = \"u\"\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
+
+#[test]
+fn root_is_mounted_at_the_root() {
+    let config = Config::default();
+    assert_eq!(config.context_path("ROOT"), "/");
+    assert_eq!(config.context_path("shop"), "/shop");
+    let config: Config = toml::from_str("[apps.ROOT]\ncontext_path = \"/legacy\"\n").unwrap();
+    assert_eq!(config.context_path("ROOT"), "/legacy");
+}

@@ -97,7 +97,12 @@ pub async fn require_basic(
         tracing::debug!(%client, "manager call refused: address blocked after failed logins");
         let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
         let body = format!("too many failed logins from this address; retry in {seconds} s\n");
-        return (StatusCode::TOO_MANY_REQUESTS, [(RETRY_AFTER, seconds.to_string())], body).into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, seconds.to_string())],
+            body,
+        )
+            .into_response();
     }
     let credentials = state.manager_text.as_ref().and_then(|t| t.credentials.as_ref());
     let presented = basic(&request);
@@ -169,7 +174,10 @@ mod tests {
         // "tomcat:s3cret:x" — the password may contain ':'.
         let request = with_auth("Basic dG9tY2F0OnMzY3JldDp4");
         assert_eq!(basic(&request), Some(("tomcat".into(), "s3cret:x".into())));
-        assert_eq!(basic(&with_auth("basic dG9tY2F0OnM=")), Some(("tomcat".into(), "s".into())));
+        assert_eq!(
+            basic(&with_auth("basic dG9tY2F0OnM=")),
+            Some(("tomcat".into(), "s".into()))
+        );
         assert_eq!(basic(&with_auth("Bearer dG9tY2F0OnM=")), None);
         assert_eq!(basic(&with_auth("Basic !!!")), None);
         assert_eq!(basic(&with_auth("Basic dG9tY2F0")), None, "no ':'");

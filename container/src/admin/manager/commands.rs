@@ -27,7 +27,11 @@ pub(super) fn find_app(state: &AdminState, params: &Params) -> Result<(ContextNa
 /// `running` if the app serves requests; every other Crabcat state
 /// (loading, initializing, draining, stopped, failed) is Tomcat's `stopped`.
 fn tomcat_state(state: &AppState) -> &'static str {
-    if *state == AppState::Running { "running" } else { "stopped" }
+    if *state == AppState::Running {
+        "running"
+    } else {
+        "stopped"
+    }
 }
 
 /// `list`: `OK - Listed applications for virtual host [localhost]`, then
@@ -42,10 +46,10 @@ pub fn list(state: &AdminState) -> Lines {
         } else {
             0
         };
-        let doc_base = app.file.file_name().map_or_else(
-            || app.file.display().to_string(),
-            |f| f.to_string_lossy().into_owned(),
-        );
+        let doc_base = app
+            .file
+            .file_name()
+            .map_or_else(|| app.file.display().to_string(), |f| f.to_string_lossy().into_owned());
         lines.push(format!(
             "{}:{}:{sessions}:{doc_base}",
             app.context_path,

@@ -12,8 +12,8 @@ use axum::body::Body;
 
 use super::path::ContextName;
 use super::{Lines, Params, TextApi, messages};
-use crate::admin::handlers::{AdminError, receive};
 use crate::admin::AdminState;
+use crate::admin::handlers::{AdminError, receive};
 use crate::config::ROOT_APP;
 use crate::deploy;
 use crate::lifecycle::chain;
@@ -112,7 +112,10 @@ async fn from_tag(state: &AdminState, api: &TextApi, params: &Params, tag: &str)
     if let Err(error) = std::fs::copy(&tagged, &upload) {
         tracing::warn!(app, file = %tagged.display(), "no tagged upload to deploy: {error}");
         let _ = std::fs::remove_file(&upload);
-        return Lines::one(messages::copy_fail(&tagged, &state.manager.deploy_dir().join(deploy::file_name(&app))));
+        return Lines::one(messages::copy_fail(
+            &tagged,
+            &state.manager.deploy_dir().join(deploy::file_name(&app)),
+        ));
     }
     install(state, &name, &app, &upload).await
 }
@@ -143,7 +146,11 @@ fn target_of_file(
     file: &Path,
 ) -> Result<(ContextName, String), Lines> {
     let app = deploy::app_name(file).map_err(|error| Lines::one(messages::exception(&chain(&error))))?;
-    let path = if app == ROOT_APP { "/".to_owned() } else { format!("/{app}") };
+    let path = if app == ROOT_APP {
+        "/".to_owned()
+    } else {
+        format!("/{app}")
+    };
     let name = ContextName::parse(Some(&path), params.get("version")).map_err(Lines::one)?;
     resolve(state, api, name, params.get("update") == Some("true"))
 }
@@ -191,7 +198,9 @@ fn tag_file(state: &AdminState, tag: &str, app: &str) -> Result<PathBuf, String>
     let plain = !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with('.')
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     if !plain {
         return Err(messages::path_check_fail(tag, &tags));
     }
@@ -210,7 +219,9 @@ fn keep_tagged(upload: &Path, tagged: &Path) -> std::io::Result<()> {
 /// in the deploy directory and must stay there (Tomcat's `pathCheck`).
 fn war_file(state: &AdminState, war: &str) -> Result<PathBuf, String> {
     let path = war.strip_prefix("file:").unwrap_or(war);
-    let scheme = path.split_once(':').is_some_and(|(s, _)| !s.contains('/') && s.len() > 1);
+    let scheme = path
+        .split_once(':')
+        .is_some_and(|(s, _)| !s.contains('/') && s.len() > 1);
     if scheme {
         return Err(messages::exception(&format!(
             "{war}: only file: URLs and paths on the server can be deployed"

@@ -124,7 +124,11 @@ mod tests {
             ContextName::parse(None, None),
             Err("FAIL - Invalid context path [null] was specified".into())
         );
-        assert!(ContextName::parse(Some("/x"), Some("2")).unwrap_err().starts_with("FAIL - "));
+        assert!(
+            ContextName::parse(Some("/x"), Some("2"))
+                .unwrap_err()
+                .starts_with("FAIL - ")
+        );
     }
 
     #[test]
@@ -134,8 +138,15 @@ mod tests {
         assert_eq!(name("/"), Ok("ROOT".into()));
         assert_eq!(name("/hello"), Ok("hello".into()));
         assert_eq!(name("/store"), Ok("shop".into()));
-        assert_eq!(name("/a/b"), Err("FAIL - Invalid context path [/a/b] was specified".into()));
+        assert_eq!(
+            name("/a/b"),
+            Err("FAIL - Invalid context path [/a/b] was specified".into())
+        );
         assert!(name("/shop").unwrap_err().contains("configured at context path /store"));
-        assert!(name("/a.b").unwrap_err().starts_with("FAIL - Encountered exception [invalid app name"));
+        assert!(
+            name("/a.b")
+                .unwrap_err()
+                .starts_with("FAIL - Encountered exception [invalid app name")
+        );
     }
 }

@@ -16,8 +16,9 @@ pub struct SessionProfile {
     /// The app's session timeout in minutes (`Default maximum session
     /// inactive interval`); `0` or less: sessions never time out.
     pub max_inactive_minutes: i64,
-    /// How long each live session has been idle, in seconds; negative for
-    /// a session that never expires.
+    /// How long each live session has been idle, in seconds. Tomcat's
+    /// integer arithmetic is kept: a value of minus one bucket or less
+    /// (e.g. `-3600`) is counted as `Unlimited time`.
     pub idle_seconds: Vec<i64>,
     /// Sessions expired by this call (those idle at least the `idle=`
     /// minutes asked for).
@@ -76,10 +77,7 @@ fn render(path: &str, profile: &SessionProfile, idle: Option<i64>) -> Vec<String
             max_count += 1;
         }
     }
-    let mut lines = vec![
-        messages::sessions(path),
-        messages::session_default_max(max_inactive),
-    ];
+    let mut lines = vec![messages::sessions(path), messages::session_default_max(max_inactive)];
     let mut timeout = vec![0_u64; usize::try_from(max_count).unwrap_or(0) + 1];
     let mut unlimited = 0;
     for &seconds in &profile.idle_seconds {
@@ -119,7 +117,7 @@ mod tests {
         // A 30-minute timeout: Tomcat computes buckets of 1 minute, 30 of them.
         let profile = SessionProfile {
             max_inactive_minutes: 30,
-            idle_seconds: vec![5, 59, 61, 150, 45 * 60, -1],
+            idle_seconds: vec![5, 59, 61, 150, 45 * 60, -3600],
             expired: 1,
         };
         assert_eq!(
