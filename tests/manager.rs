@@ -428,3 +428,64 @@ async fn curl_deploys_as_the_tomcat_docs_show() {
     );
     assert_eq!(c.get("/hello/").await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_modules_fail_as_tomcat_and_leave_the_running_version() {
+    // No watcher: the test replaces a deployed file behind the manager's back.
+    let config = format!("{MANAGER}[deploy]\nwatch = false\n");
+    let c = Container::builder().config(&config).start();
+    let body = put(&c, "/deploy?path=/demo", &module("versioned-a")).await;
+    assert_eq!(body, "OK - Deployed application at context path [/demo]\n");
+
+    // update=true with a module that does not load: managerServlet.deployFailed
+    // then managerServlet.exception; version a keeps serving.
+    let body = call(
+        &c,
+        Method::PUT,
+        "/deploy?path=/demo&update=true",
+        Some(b"garbage".to_vec()),
+    )
+    .await;
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert_eq!(lines[0], "FAIL - Failed to deploy application at context path [/demo]");
+    assert!(lines[1].starts_with("FAIL - Encountered exception ["), "{body}");
+    assert_eq!(c.get("/demo/").await, (200, "version a\n".into()));
+
+    // A reload from a broken file: managerServlet.exception; a still serves.
+    std::fs::write(c.deploy_dir().join("demo.so"), b"broken").unwrap();
+    let body = get(&c, "/reload?path=/demo").await;
+    assert!(body.starts_with("FAIL - Encountered exception ["), "{body}");
+    assert_eq!(body.lines().count(), 1, "{body}");
+    assert_eq!(c.get("/demo/").await, (200, "version a\n".into()));
+
+    // A start from the broken file: managerServlet.startFailed, then
+    // managerServlet.exception (ManagerServlet.start's catch block).
+    assert_eq!(
+        get(&c, "/stop?path=/demo").await,
+        "OK - Stopped application at context path [/demo]\n"
+    );
+    let body = get(&c, "/start?path=/demo").await;
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert_eq!(
+        lines[0],
+        "FAIL - Application at context path [/demo] could not be started"
+    );
+    assert!(lines[1].starts_with("FAIL - Encountered exception ["), "{body}");
+    assert_eq!(
+        get(&c, "/list").await,
+        "OK - Listed applications for virtual host [localhost]\n/demo:stopped:0:demo.so\n",
+        "a failed app is listed as stopped"
+    );
+
+    // Tomcat's servlet has no doPost.
+    let response = c
+        .client()
+        .post(c.admin_url("/manager/text/list"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+}
