@@ -213,3 +213,24 @@ fn root_is_mounted_at_the_root() {
     let config: Config = toml::from_str("[apps.ROOT]\ncontext_path = \"/legacy\"\n").unwrap();
     assert_eq!(config.context_path("ROOT"), "/legacy");
 }
+
+/// The commented `[admin.manager]` keys, uncommented (one password source),
+/// are valid.
+#[test]
+fn the_example_manager_section_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crabcat.example.toml");
+    let text = std::fs::read_to_string(&path).expect("crabcat.example.toml at the repository root");
+    let keys: String = text
+        .lines()
+        .skip_while(|line| *line != "[admin.manager]")
+        .skip(1)
+        .take_while(|line| line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| line.starts_with("user =") || line.starts_with("password ="))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let parsed: Config = toml::from_str(&format!("[admin.manager]\n{keys}")).expect("parses");
+    parsed.validate().expect("valid");
+    assert_eq!(parsed.admin.manager.user.as_deref(), Some("deployer"));
+    assert!(parsed.admin.manager.password.is_some());
+}
