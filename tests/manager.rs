@@ -489,3 +489,54 @@ async fn refused_modules_fail_as_tomcat_and_leave_the_running_version() {
         .unwrap();
     assert_eq!(response.status(), 405);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_deploy_of_an_app_being_deployed_fails_as_tomcat() {
+    let c = Container::builder().config(MANAGER).start();
+    let library = std::fs::read(module("versioned-a")).unwrap();
+    // The first upload sends half its body, then waits for the test.
+    let (more, rest) = tokio::sync::oneshot::channel::<()>();
+    let half = library.len() / 2;
+    let (first, second) = (library[..half].to_vec(), library[half..].to_vec());
+    let chunks = futures_util::stream::unfold((Some(first), Some((rest, second))), |state| async move {
+        match state {
+            (Some(first), later) => Some((Ok::<_, std::io::Error>(first), (None, later))),
+            (None, Some((rest, second))) => {
+                rest.await.ok()?;
+                Some((Ok(second), (None, None)))
+            }
+            (None, None) => None,
+        }
+    });
+    let slow = c
+        .client()
+        .put(c.admin_url("/manager/text/deploy?path=/demo"))
+        .basic_auth(USER, Some(PASSWORD))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send();
+    let slow = tokio::spawn(slow);
+    // The upload file appears once the first deploy holds the app.
+    let receiving = || {
+        std::fs::read_dir(c.deploy_dir()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".demo.so.manager-")
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !receiving() {
+        assert!(std::time::Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // managerServlet.inService=FAIL - The application [{0}] is already being serviced
+    let body = put(&c, "/deploy?path=/demo", &module("versioned-b")).await;
+    assert_eq!(body, "FAIL - The application [/demo] is already being serviced\n");
+    more.send(()).unwrap();
+    let response = slow.await.unwrap().unwrap();
+    assert_eq!(
+        response.text().await.unwrap(),
+        "OK - Deployed application at context path [/demo]\n"
+    );
+    assert_eq!(c.get("/demo/").await, (200, "version a\n".into()));
+}

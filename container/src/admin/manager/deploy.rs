@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use axum::body::Body;
 
 use super::path::ContextName;
-use super::{Lines, Params, TextApi, messages};
+use super::{Lines, Params, ServicedGuard, TextApi, messages};
 use crate::admin::AdminState;
 use crate::admin::handlers::{AdminError, receive};
 use crate::config::ROOT_APP;
@@ -25,18 +25,15 @@ const TAGS_DIR: &str = ".manager-tags";
 /// `PUT /manager/text/deploy?path=/x[&update=true][&tag=T]`: the body is
 /// the module.
 pub async fn upload(state: &AdminState, api: &TextApi, params: &Params, body: Body) -> Lines {
-    if params.non_empty("config").is_some() {
-        return Lines::one(config_refused());
-    }
-    let (name, app) = match target(state, api, params) {
-        Ok(found) => found,
-        Err(fail) => return fail,
-    };
-    let tag = match params.get("tag").map(|t| tag_file(state, t, &app)).transpose() {
-        Ok(tag) => tag,
-        Err(fail) => return Lines::one(fail),
+    let (name, app, _serviced, tag) = match prepare_upload(state, api, params) {
+        Ok(prepared) => prepared,
+        Err(fail) => {
+            swallow(body, state.max_upload_bytes).await;
+            return fail;
+        }
     };
     let Ok(_receiving) = state.uploads.try_acquire() else {
+        swallow(body, state.max_upload_bytes).await;
         return Lines::one(messages::exception(&AdminError::UploadsBusy.status_and_message().1));
     };
     let upload = upload_path(state, &app);
@@ -45,13 +42,47 @@ pub async fn upload(state: &AdminState, api: &TextApi, params: &Params, body: Bo
         return Lines::one(messages::exception(&error.status_and_message().1));
     }
     if let Some(tagged) = tag
-        && let Err(error) = keep_tagged(&upload, &tagged)
+        && let Err(error) = keep_tagged(&upload, &tagged).await
     {
         tracing::error!(app, file = %tagged.display(), "cannot keep the tagged upload: {error}");
         let _ = std::fs::remove_file(&upload);
         return Lines::one(messages::copy_fail(&upload, &tagged));
     }
     install(state, &name, &app, &upload).await
+}
+
+/// The checks before an upload is received: the target, and the tag's
+/// file if `tag=` is given.
+fn prepare_upload<'a>(
+    state: &AdminState,
+    api: &'a TextApi,
+    params: &Params,
+) -> Result<(ContextName, String, ServicedGuard<'a>, Option<PathBuf>), Lines> {
+    if params.non_empty("config").is_some() {
+        return Err(Lines::one(config_refused()));
+    }
+    let (name, app, serviced) = target(state, api, params)?;
+    let tag = params
+        .get("tag")
+        .map(|t| tag_file(state, t, &app))
+        .transpose()
+        .map_err(Lines::one)?;
+    Ok((name, app, serviced, tag))
+}
+
+/// Reads and drops the body of a refused upload (at most `limit` bytes),
+/// so that a client still sending it gets the answer rather than a broken
+/// connection, as Tomcat's connector swallows an unread body.
+async fn swallow(body: Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, bytes::Buf::remaining);
+        if seen > limit {
+            break;
+        }
+    }
 }
 
 /// `GET /manager/text/deploy?…`: `war=` (a module file on the server) or,
@@ -84,12 +115,12 @@ async fn from_file(state: &AdminState, api: &TextApi, params: &Params, war: &str
         Some(_) => target(state, api, params),
         None => target_of_file(state, api, params, &source),
     };
-    let (name, app) = match found {
+    let (name, app, _serviced) = match found {
         Ok(found) => found,
         Err(fail) => return fail,
     };
     let upload = upload_path(state, &app);
-    if let Err(error) = std::fs::copy(&source, &upload) {
+    if let Err(error) = tokio::fs::copy(&source, &upload).await {
         tracing::error!(app, file = %source.display(), "cannot copy the module: {error}");
         let _ = std::fs::remove_file(&upload);
         return Lines::one(messages::copy_fail(&source, &upload));
@@ -100,7 +131,7 @@ async fn from_file(state: &AdminState, api: &TextApi, params: &Params, war: &str
 /// `deploy?path=/x&tag=T`: the upload kept under tag `T` replaces (or
 /// becomes) the app at `/x`; Tomcat always updates here.
 async fn from_tag(state: &AdminState, api: &TextApi, params: &Params, tag: &str) -> Lines {
-    let (name, app) = match target_updating(state, api, params, true) {
+    let (name, app, _serviced) = match target_updating(state, api, params, true) {
         Ok(found) => found,
         Err(fail) => return fail,
     };
@@ -109,7 +140,7 @@ async fn from_tag(state: &AdminState, api: &TextApi, params: &Params, tag: &str)
         Err(fail) => return Lines::one(fail),
     };
     let upload = upload_path(state, &app);
-    if let Err(error) = std::fs::copy(&tagged, &upload) {
+    if let Err(error) = tokio::fs::copy(&tagged, &upload).await {
         tracing::warn!(app, file = %tagged.display(), "no tagged upload to deploy: {error}");
         let _ = std::fs::remove_file(&upload);
         return Lines::one(messages::copy_fail(
@@ -120,31 +151,30 @@ async fn from_tag(state: &AdminState, api: &TextApi, params: &Params, tag: &str)
     install(state, &name, &app, &upload).await
 }
 
-/// The context path and app name a deploy targets, refused as Tomcat
-/// refuses it: a bad path, or an existing app without `update=true`.
-fn target(state: &AdminState, api: &TextApi, params: &Params) -> Result<(ContextName, String), Lines> {
+/// The context path and app name a deploy targets, marked as being
+/// deployed; or the `FAIL` line, as Tomcat refuses: a bad path, an
+/// existing app without `update=true`, a deploy of it under way.
+fn target<'a>(state: &AdminState, api: &'a TextApi, params: &Params) -> Result<Target<'a>, Lines> {
     target_updating(state, api, params, params.get("update") == Some("true"))
 }
 
-fn target_updating(
+/// What a deploy works on: the path, the app name, the mark.
+type Target<'a> = (ContextName, String, ServicedGuard<'a>);
+
+fn target_updating<'a>(
     state: &AdminState,
-    api: &TextApi,
+    api: &'a TextApi,
     params: &Params,
     update: bool,
-) -> Result<(ContextName, String), Lines> {
+) -> Result<Target<'a>, Lines> {
     let name = ContextName::parse(params.get("path"), params.get("version")).map_err(Lines::one)?;
-    resolve(state, api, name, update)
+    claim(state, api, &name, update)
 }
 
 /// `war=` without `path=`: the path comes from the file's name, as
 /// Tomcat's `ContextName.extractFromPath` (`/srv/libshop.so` → `/shop`,
 /// `ROOT.so` → `/`).
-fn target_of_file(
-    state: &AdminState,
-    api: &TextApi,
-    params: &Params,
-    file: &Path,
-) -> Result<(ContextName, String), Lines> {
+fn target_of_file<'a>(state: &AdminState, api: &'a TextApi, params: &Params, file: &Path) -> Result<Target<'a>, Lines> {
     let app = deploy::app_name(file).map_err(|error| Lines::one(messages::exception(&chain(&error))))?;
     let path = if app == ROOT_APP {
         "/".to_owned()
@@ -152,17 +182,32 @@ fn target_of_file(
         format!("/{app}")
     };
     let name = ContextName::parse(Some(&path), params.get("version")).map_err(Lines::one)?;
-    resolve(state, api, name, params.get("update") == Some("true"))
+    claim(state, api, &name, params.get("update") == Some("true"))
 }
 
-fn resolve(state: &AdminState, api: &TextApi, name: ContextName, update: bool) -> Result<(ContextName, String), Lines> {
+/// The app a deploy at `name` targets, marked as being deployed (Tomcat's
+/// `tryAddServiced`). Checked before and again under the mark, so that of
+/// two deploys of a new path without `update=true`, the second fails.
+fn claim<'a>(state: &AdminState, api: &'a TextApi, name: &ContextName, update: bool) -> Result<Target<'a>, Lines> {
+    let app = resolve(state, api, name, update)?;
+    let guard = api
+        .try_service(&app)
+        .ok_or_else(|| Lines::one(messages::in_service(name.display())))?;
+    if resolve(state, api, name, update)? != app {
+        return Err(Lines::one(messages::in_service(name.display())));
+    }
+    Ok((name.clone(), app, guard))
+}
+
+/// The app name at `name`: the existing app (an error without `update`),
+/// or the name a new app gets.
+fn resolve(state: &AdminState, api: &TextApi, name: &ContextName, update: bool) -> Result<String, Lines> {
     let apps = state.manager.apps();
-    let app = match name.find(&apps) {
-        Some(_) if !update => return Err(Lines::one(messages::already_context(name.display()))),
-        Some(existing) => existing.name.clone(),
-        None => name.new_app_name(&api.config).map_err(Lines::one)?,
-    };
-    Ok((name, app))
+    match name.find(&apps) {
+        Some(_) if !update => Err(Lines::one(messages::already_context(name.display()))),
+        Some(existing) => Ok(existing.name.clone()),
+        None => name.new_app_name(&api.config).map_err(Lines::one),
+    }
 }
 
 /// Installs `upload` as app `app` and reports as Tomcat's
@@ -208,11 +253,11 @@ fn tag_file(state: &AdminState, tag: &str, app: &str) -> Result<PathBuf, String>
 }
 
 /// Copies the upload to its tag's place (replacing an older one).
-fn keep_tagged(upload: &Path, tagged: &Path) -> std::io::Result<()> {
+async fn keep_tagged(upload: &Path, tagged: &Path) -> std::io::Result<()> {
     if let Some(dir) = tagged.parent() {
-        std::fs::create_dir_all(dir)?;
+        tokio::fs::create_dir_all(dir).await?;
     }
-    std::fs::copy(upload, tagged).map(|_| ())
+    tokio::fs::copy(upload, tagged).await.map(|_| ())
 }
 
 /// The file `war=` names: `file:` URLs and plain paths; a relative path is

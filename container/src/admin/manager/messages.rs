@@ -155,3 +155,8 @@ pub fn delete_fail(file: &std::path::Path) -> String {
         file.display()
     )
 }
+
+/// `managerServlet.inService=FAIL - The application [{0}] is already being serviced`
+pub fn in_service(path: &str) -> String {
+    format!("FAIL - The application [{path}] is already being serviced")
+}

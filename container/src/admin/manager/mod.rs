@@ -20,8 +20,8 @@ mod messages;
 mod path;
 mod sessions;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -42,13 +42,42 @@ pub struct TextApi {
     credentials: Option<Credentials>,
     /// The configuration, for the context paths of new apps.
     config: Arc<Config>,
+    /// Apps a deploy is working on (Tomcat's "serviced" set): a second
+    /// deploy of the same app meanwhile fails at once.
+    serviced: Mutex<HashSet<String>>,
 }
 
 impl TextApi {
     /// The text API of a container configured by `config`, with the
     /// resolved `credentials` (`None`: every call gets `401`).
     pub fn new(config: Arc<Config>, credentials: Option<Credentials>) -> Self {
-        TextApi { credentials, config }
+        TextApi {
+            credentials,
+            config,
+            serviced: Mutex::default(),
+        }
+    }
+
+    /// Marks `app` as being deployed, unless it already is (Tomcat's
+    /// `tryAddServiced`); dropping the guard clears the mark.
+    fn try_service(&self, app: &str) -> Option<ServicedGuard<'_>> {
+        let fresh = self.serviced.lock().expect("serviced lock").insert(app.to_owned());
+        fresh.then(|| ServicedGuard {
+            api: self,
+            app: app.to_owned(),
+        })
+    }
+}
+
+/// An app marked as being deployed; dropping it clears the mark.
+struct ServicedGuard<'a> {
+    api: &'a TextApi,
+    app: String,
+}
+
+impl Drop for ServicedGuard<'_> {
+    fn drop(&mut self) {
+        self.api.serviced.lock().expect("serviced lock").remove(&self.app);
     }
 }
 
