@@ -15,7 +15,7 @@
 //! * [`metrics`]: the Prometheus registry every part records into.
 //! * [`server`]: the listener and its TLS, the HTTP service (one tower `Service`, no router), the context-path table, dispatch, static files, metrics, the access log.
 //! * [`admin`]: the admin API (its own listener, token auth), the operations
-//!   console it serves at `/console`, and its CLI client.
+//!   console it serves at `/console`, Tomcat's manager text API, and its CLI client.
 //! * [`session`]: HTTP sessions the container keeps for its apps, in a datasource.
 //! * [`watchdog`]: notices module code that runs without yielding, and reports its app.
 //!
@@ -53,6 +53,9 @@ pub enum RunError {
     /// No admin token could be set up.
     #[error(transparent)]
     Token(#[from] admin::TokenError),
+    /// The manager text API's password file cannot be read.
+    #[error(transparent)]
+    ManagerPassword(#[from] admin::manager::PasswordError),
     /// A datasource could not be set up.
     #[error(transparent)]
     Datasource(#[from] db::SetupError),
@@ -111,6 +114,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
     let listener = bind(config.server.listen).await?;
     let admin_listener = bind(config.admin.listen).await?;
     let token = admin::AdminToken::resolve(&config.admin)?;
+    let manager_credentials = admin::manager::Credentials::resolve(&config.admin.manager, &token)?;
     let datasources = Arc::new(db::Datasources::from_config(&config.datasources)?);
     let manager = Arc::new(AppManager::new(Arc::clone(&config), Arc::clone(&datasources))?);
     // The watcher's snapshot is taken before the first scan, so a file
@@ -138,13 +142,16 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, %scheme, "listening");
     tracing::info!(addr = %admin_listener.local_addr().map_err(RunError::Serve)?, "admin API listening");
 
-    let admin_state = Arc::new(admin::AdminState::new(
-        Arc::clone(&manager),
-        Arc::clone(&metrics),
-        datasources,
-        token,
-        config.admin.max_upload_bytes,
-    ));
+    let admin_state = Arc::new(
+        admin::AdminState::new(
+            Arc::clone(&manager),
+            Arc::clone(&metrics),
+            datasources,
+            token,
+            config.admin.max_upload_bytes,
+        )
+        .with_manager_text(admin::manager::TextApi::new(Arc::clone(&config), manager_credentials)),
+    );
     let admin_router = admin::router(admin_state);
     let admin_shutdown = shutdown.clone();
     let admin_task = tokio::spawn(async move {

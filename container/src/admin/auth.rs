@@ -51,6 +51,11 @@ impl AdminToken {
         Ok(AdminToken(token.into()))
     }
 
+    /// The token itself (the manager text API's default password).
+    pub(super) fn secret(&self) -> &str {
+        &self.0
+    }
+
     /// `true` if `candidate` is the token (constant time in its content).
     pub fn matches(&self, candidate: &str) -> bool {
         self.0.as_bytes().ct_eq(candidate.as_bytes()).into()

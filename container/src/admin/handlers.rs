@@ -40,9 +40,10 @@ impl From<ManagerError> for AdminError {
     }
 }
 
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        let (status, message) = match &self {
+impl AdminError {
+    /// The status and the message the client gets.
+    pub(super) fn status_and_message(&self) -> (StatusCode, String) {
+        match self {
             AdminError::Manager(error) => (manager_status(error), chain(error)),
             AdminError::UploadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -58,7 +59,13 @@ impl IntoResponse for AdminError {
                 "sessions are off in this container (sessions.datasource is empty)".to_owned(),
             ),
             AdminError::Sessions(error) => (StatusCode::SERVICE_UNAVAILABLE, error.clone()),
-        };
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.status_and_message();
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
@@ -100,7 +107,7 @@ pub struct AppView {
 /// Live sessions per app, if sessions are on and the store answers
 /// within [`SESSION_COUNT_TIMEOUT`]: the admin API must answer when the
 /// session database is slow or gone. Counted at most once a second.
-async fn session_counts(state: &AdminState) -> Option<BTreeMap<String, u64>> {
+pub(super) async fn session_counts(state: &AdminState) -> Option<BTreeMap<String, u64>> {
     let store = state.manager.sessions()?;
     if let Some(fresh) = state.session_counts.fresh() {
         return Some(fresh);
@@ -146,7 +153,7 @@ impl CountCache {
     }
 
     /// Forgets the counts (after sessions were expired).
-    fn clear(&self) {
+    pub(super) fn clear(&self) {
         *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
@@ -299,7 +306,7 @@ pub async fn upload(
 }
 
 /// Writes `body` to `path` as it arrives, up to `limit` bytes.
-async fn receive(body: Body, path: &std::path::Path, limit: usize) -> Result<(), AdminError> {
+pub(super) async fn receive(body: Body, path: &std::path::Path, limit: usize) -> Result<(), AdminError> {
     use tokio::io::AsyncWriteExt;
     let io = |source| {
         AdminError::Manager(ManagerError::Io {

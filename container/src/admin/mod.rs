@@ -8,6 +8,7 @@ mod backoff;
 pub mod client;
 mod console;
 mod handlers;
+pub mod manager;
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub struct AdminState {
     pub max_upload_bytes: usize,
     /// The last session counts per app.
     pub session_counts: handlers::CountCache,
+    /// Tomcat's manager text API; `None`: every call to it gets `401`.
+    pub manager_text: Option<manager::TextApi>,
 }
 
 impl AdminState {
@@ -62,7 +65,14 @@ impl AdminState {
             uploads: tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS),
             max_upload_bytes,
             session_counts: handlers::CountCache::default(),
+            manager_text: None,
         }
+    }
+
+    /// The same state, serving Tomcat's manager text API as `text_api` says.
+    pub fn with_manager_text(mut self, text_api: manager::TextApi) -> Self {
+        self.manager_text = Some(text_api);
+        self
     }
 }
 
@@ -88,6 +98,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/health", get(handlers::health))
         .merge(console::pages())
         .merge(authenticated)
+        .merge(manager::router(&state))
         .fallback(handlers::not_found)
         // The upload handler streams to disk and enforces its own limit.
         .layer(DefaultBodyLimit::disable())

@@ -310,6 +310,24 @@ pub struct AdminConfig {
     pub token_file: PathBuf,
     /// Largest module upload (`PUT /apps/NAME`); larger gets `413`.
     pub max_upload_bytes: usize,
+    /// `[admin.manager]`: Tomcat's manager text API at `/manager/text/`.
+    pub manager: ManagerConfig,
+}
+
+/// `[admin.manager]`: HTTP Basic credentials of Tomcat's manager text API
+/// (`/manager/text/` on the admin listener). The API refuses every call
+/// (`401`) while `user` is unset, as a Tomcat with no manager user does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagerConfig {
+    /// The Basic user name; unset: the text API is off.
+    pub user: Option<String>,
+    /// Its password (at least 16 characters). Neither this nor
+    /// `password_file` set: the admin token is the password.
+    pub password: Option<String>,
+    /// A file whose first line is the password; relative to the working
+    /// directory, as `admin.token_file`.
+    pub password_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -319,6 +337,7 @@ impl Default for AdminConfig {
             token: None,
             token_file: "data/admin.token".into(),
             max_upload_bytes: 512 * 1024 * 1024,
+            manager: ManagerConfig::default(),
         }
     }
 }
@@ -486,16 +505,33 @@ impl Config {
             .map_or_else(|| vec!["default".to_owned()], |a| a.datasources.clone())
     }
 
-    /// The context path of app `name`: configured, or `/name`.
+    /// The context path of app `name`: configured, or `/name` (`/` for
+    /// `ROOT`).
     pub fn context_path(&self, name: &str) -> String {
         self.apps
             .get(name)
             .and_then(|a| a.context_path.clone())
-            .unwrap_or_else(|| format!("/{name}"))
+            .unwrap_or_else(|| default_context_path(name))
     }
 }
 
+/// The context path of app `name` when its section sets none: `/NAME`,
+/// and `/` for `ROOT` (Tomcat's name for the root context).
+pub fn default_context_path(name: &str) -> String {
+    if name == ROOT_APP {
+        "/".to_owned()
+    } else {
+        format!("/{name}")
+    }
+}
+
+/// The app name mounted at `/` unless configured otherwise, as Tomcat's
+/// `ROOT`.
+pub const ROOT_APP: &str = "ROOT";
+
 mod validate;
+
+pub use validate::is_valid_context_path;
 
 #[cfg(test)]
 mod tests;

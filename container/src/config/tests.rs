@@ -184,3 +184,53 @@ fn datasource_urls_name_a_supported_backend() {
         "{err}"
     );
 }
+
+#[test]
+fn the_manager_user_and_password_are_checked() {
+    let check = |toml: &str| {
+        let config: Config = toml::from_str(toml).expect("parses");
+        config.validate().map_err(|e| e.to_string())
+    };
+    assert!(check("[admin.manager]\nuser = \"deployer\"\n").is_ok());
+    assert!(check("[admin.manager]\nuser = \"deployer\"\npassword = \"0123456789abcdef\"\n").is_ok());
+    let err = check("[admin.manager]\nuser = \"a:b\"\n").unwrap_err();
+    assert!(err.contains("admin.manager.user"), "{err}");
+    let err = check("[admin.manager]\nuser = \"\"\n").unwrap_err();
+    assert!(err.contains("admin.manager.user"), "{err}");
+    let err = check("[admin.manager]\nuser = \"u\"\npassword = \"short\"\n").unwrap_err();
+    assert!(err.contains("admin.manager.password") && err.contains("16"), "{err}");
+    let both = "[admin.manager]\nuser = \"u\"\npassword = \"0123456789abcdef\"\npassword_file = \"p\"\n";
+    assert!(check(both).unwrap_err().contains("not both"));
+    let err = toml::from_str::<Config>("[admin.manager]\nusr = \"u\"\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
+
+#[test]
+fn root_is_mounted_at_the_root() {
+    let config = Config::default();
+    assert_eq!(config.context_path("ROOT"), "/");
+    assert_eq!(config.context_path("shop"), "/shop");
+    let config: Config = toml::from_str("[apps.ROOT]\ncontext_path = \"/legacy\"\n").unwrap();
+    assert_eq!(config.context_path("ROOT"), "/legacy");
+}
+
+/// The commented `[admin.manager]` keys, uncommented (one password source),
+/// are valid.
+#[test]
+fn the_example_manager_section_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crabcat.example.toml");
+    let text = std::fs::read_to_string(&path).expect("crabcat.example.toml at the repository root");
+    let keys: String = text
+        .lines()
+        .skip_while(|line| *line != "[admin.manager]")
+        .skip(1)
+        .take_while(|line| line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| line.starts_with("user =") || line.starts_with("password ="))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let parsed: Config = toml::from_str(&format!("[admin.manager]\n{keys}")).expect("parses");
+    parsed.validate().expect("valid");
+    assert_eq!(parsed.admin.manager.user.as_deref(), Some("deployer"));
+    assert!(parsed.admin.manager.password.is_some());
+}

@@ -51,6 +51,7 @@ impl Config {
                 "a non-loopback admin address needs a configured token (admin.token or CRABCAT_ADMIN_TOKEN)",
             );
         }
+        validate_manager(&self.admin.manager)?;
         for (name, ds) in &self.datasources {
             let supported = ["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"];
             if !supported.iter().any(|scheme| ds.url.starts_with(scheme)) {
@@ -207,10 +208,39 @@ pub(super) fn is_valid_static_prefix(prefix: &str) -> bool {
     })
 }
 
+/// `[admin.manager]`: a user that HTTP Basic can carry, one password source.
+fn validate_manager(manager: &super::ManagerConfig) -> Result<(), ConfigError> {
+    let invalid = |key: &str, reason: &str| {
+        Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if let Some(user) = &manager.user
+        && (user.is_empty() || user.contains(':') || user.chars().any(char::is_control))
+    {
+        return invalid(
+            "admin.manager.user",
+            "must be a non-empty name without ':' or control characters",
+        );
+    }
+    if manager.password.is_some() && manager.password_file.is_some() {
+        return invalid("admin.manager.password", "set password or password_file, not both");
+    }
+    if let Some(password) = &manager.password
+        && password.len() < 16
+    {
+        return invalid("admin.manager.password", "must be at least 16 characters long");
+    }
+    Ok(())
+}
+
 /// The most worker threads an app may have of its own.
 const MAX_APP_THREADS: usize = 256;
 
-pub(super) fn is_valid_context_path(path: &str) -> bool {
+/// `true` for a context path Crabcat can mount: `/` or `/` and one
+/// segment of `[A-Za-z0-9._-]` (not only dots).
+pub fn is_valid_context_path(path: &str) -> bool {
     match path.strip_prefix('/') {
         Some("") => true,
         Some(segment) => {

@@ -62,6 +62,13 @@ impl AppManager {
         self.pipeline.sessions.as_ref()
     }
 
+    /// The session idle timeout of app `name`'s running instance, if it
+    /// runs and sessions are on.
+    pub fn session_idle_timeout(&self, name: &str) -> Option<std::time::Duration> {
+        let instance = self.slot(name)?.instance()?;
+        Some(instance.host_app().sessions()?.settings().idle_timeout)
+    }
+
     /// The context-path table the server routes with.
     pub fn table(&self) -> Arc<ArcSwap<ContextTable>> {
         self.registry.table()

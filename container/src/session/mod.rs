@@ -163,6 +163,11 @@ impl AppSessions {
         Ok(cookie.map(|id| self.cookie(&id, secure, false)))
     }
 
+    /// The app's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     fn expiry(&self, created_at: i64, now: i64) -> i64 {
         let idle = now.saturating_add(millis(self.settings.idle_timeout));
         let lifetime = created_at.saturating_add(millis(self.settings.max_lifetime));

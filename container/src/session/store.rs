@@ -345,6 +345,23 @@ impl Store {
         Ok(deleted)
     }
 
+    /// When each live session of app `app` was last written back.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub async fn accessed_times(&self, app: &str, now: i64) -> Result<Vec<i64>, StoreError> {
+        self.ready().await?;
+        let ds = &self.ds;
+        let sql = for_backend(
+            ds,
+            "SELECT accessed_at FROM crabcat_sessions WHERE app = $1 AND expires_at > $2",
+        );
+        let times = on_pool!(&ds.pool, pool => {
+            sqlx::query_scalar(sql).bind(app).bind(now).fetch_all(pool).await.map_err(self.query_error())?
+        });
+        Ok(times)
+    }
+
     /// Live sessions per app at `now`.
     ///
     /// # Errors
