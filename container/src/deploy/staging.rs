@@ -59,6 +59,13 @@ impl Staging {
             path: file.to_path_buf(),
             source,
         })?;
+        if !is_bundle && super::is_bundle_name(file) {
+            return Err(bundle::BundleError::NotZip {
+                file: file.to_path_buf(),
+                reason: "it does not start like one".into(),
+            }
+            .into());
+        }
         let extension = if is_bundle {
             bundle::EXTENSION
         } else {

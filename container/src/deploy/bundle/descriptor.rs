@@ -54,7 +54,7 @@ impl Descriptor {
     /// name, an empty version, a bad context path or datasource list, a
     /// zero session duration.
     pub fn parse(text: &str) -> Result<Descriptor, String> {
-        let descriptor: Descriptor = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let descriptor: Descriptor = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         descriptor.check()?;
         Ok(descriptor)
     }
@@ -90,6 +90,16 @@ impl Descriptor {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a descriptor serialises")
     }
+}
+
+/// A TOML error in one line: the message and the line it is about.
+pub(crate) fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else {
+        return error.message().to_owned();
+    };
+    let number = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let line = text.lines().nth(number - 1).unwrap_or_default().trim();
+    format!("{} (line {number}: {line})", error.message())
 }
 
 /// The rule of `[apps.NAME] context_path` (the config checks its own).

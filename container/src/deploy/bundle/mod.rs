@@ -39,7 +39,7 @@ pub enum BundleError {
         reason: &'static str,
     },
     /// The archive unpacks to more than the configured caps.
-    #[error("bundle {file}: {what} over the limit of {limit} (deploy.{key})")]
+    #[error("bundle {file}: {what}: over the limit of {limit} (deploy.{key})")]
     TooLarge {
         file: PathBuf,
         what: String,

@@ -143,7 +143,7 @@ fn extract_all<R: Read + std::io::Seek>(
             CopyError::Io(source) => io(&target)(source),
             CopyError::OverBudget => BundleError::TooLarge {
                 file: file.to_path_buf(),
-                what: "its unpacked size".into(),
+                what: "unpacked size".into(),
                 limit: limits.max_bytes,
                 key: "max_bundle_bytes",
             },
