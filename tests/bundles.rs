@@ -50,13 +50,22 @@ async fn status(c: &Container, app: &str) -> serde_json::Value {
 /// The running version's unpacked directory, from the admin API.
 async fn bundle_dir(c: &Container, app: &str) -> PathBuf {
     let json = status(c, app).await;
-    PathBuf::from(json["bundle"]["dir"].as_str().unwrap_or_else(|| panic!("no bundle dir: {json}")))
+    PathBuf::from(
+        json["bundle"]["dir"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no bundle dir: {json}")),
+    )
 }
 
 async fn wait_until_gone(c: &Container, dir: &Path) {
     let deadline = Instant::now() + WAIT;
     while dir.exists() {
-        assert!(Instant::now() < deadline, "{} is still there\n{}", dir.display(), c.logs());
+        assert!(
+            Instant::now() < deadline,
+            "{} is still there\n{}",
+            dir.display(),
+            c.logs()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -80,7 +89,11 @@ async fn a_bundle_dropped_in_deploys_with_its_static_files_and_undeploys_cleanly
     assert_eq!(json["bundle"]["version"], "1.0.0", "{json}");
     assert_eq!(json["module"]["crate_name"], "versioned-a", "{json}");
     let dir = bundle_dir(&c, "app").await;
-    assert!(dir.join("static/index.html").is_file(), "unpacked into {}", dir.display());
+    assert!(
+        dir.join("static/index.html").is_file(),
+        "unpacked into {}",
+        dir.display()
+    );
     assert!(
         !dir.join("lib").read_dir().unwrap().any(|_| true),
         "the library file is deleted once loaded"
@@ -108,7 +121,10 @@ async fn a_reload_swaps_code_and_static_files_and_removes_the_old_files_after_th
         "name = \"app\"\nversion = \"2.0.0\"",
         &[("index.html", "page b\n")],
     );
-    let c = Container::builder().config(FAST_WATCH).deploy(&a, "app.crabcat").start();
+    let c = Container::builder()
+        .config(FAST_WATCH)
+        .deploy(&a, "app.crabcat")
+        .start();
     assert_eq!(c.get("/app/").await, (200, "version a\n".into()));
     let old = bundle_dir(&c, "app").await;
 
@@ -124,7 +140,11 @@ async fn a_reload_swaps_code_and_static_files_and_removes_the_old_files_after_th
     c.wait_for_answer("/app/", WAIT, |s, b| s == 200 && b == "version b\n")
         .await;
     assert_eq!(c.get("/app/static/index.html").await, (200, "page b\n".into()));
-    assert_eq!(c.get("/app/static/only-a.txt").await.0, 404, "the old static files went with the old code");
+    assert_eq!(
+        c.get("/app/static/only-a.txt").await.0,
+        404,
+        "the old static files went with the old code"
+    );
     let new = bundle_dir(&c, "app").await;
     assert_ne!(new, old);
     assert_eq!(status(&c, "app").await["bundle"]["version"], "2.0.0");
@@ -158,7 +178,10 @@ async fn an_uploaded_bundle_deploys_where_its_descriptor_says_unless_configured(
         .await;
     assert_eq!((code, json["outcome"].as_str()), (201, Some("deployed")), "{json}");
     assert_eq!(json["app"]["context_path"], "/store", "{json}");
-    assert!(c.deploy_dir().join("shop.crabcat").is_file(), "installed as shop.crabcat");
+    assert!(
+        c.deploy_dir().join("shop.crabcat").is_file(),
+        "installed as shop.crabcat"
+    );
     assert_eq!(c.get("/store/").await, (200, "version a\n".into()));
     assert_eq!(c.get("/store/static/index.html").await, (200, "the shop\n".into()));
 
@@ -203,17 +226,28 @@ async fn garbage_bundles_are_refused_with_the_reason_and_the_previous_version_se
     let zeros = vec![0u8; 40 << 20];
     let s = scratch.path();
     let cases: Vec<(&str, PathBuf, &str)> = vec![
-        ("truncated", write(s, "truncated", b"PK\x03\x04 and then nothing"), "not a readable zip archive"),
+        (
+            "truncated",
+            write(s, "truncated", b"PK\x03\x04 and then nothing"),
+            "not a readable zip archive",
+        ),
         (
             "no library",
-            raw_zip(&s.join("nolib"), &[("crabcat-app.toml", descriptor), ("static/a.txt", b"a")]),
+            raw_zip(
+                &s.join("nolib"),
+                &[("crabcat-app.toml", descriptor), ("static/a.txt", b"a")],
+            ),
             "no library under lib/",
         ),
         (
             "two libraries",
             raw_zip(
                 &s.join("twolibs"),
-                &[("crabcat-app.toml", descriptor), ("lib/a.so", &library), ("lib/b.so", &library)],
+                &[
+                    ("crabcat-app.toml", descriptor),
+                    ("lib/a.so", &library),
+                    ("lib/b.so", &library),
+                ],
             ),
             "2 libraries under lib/",
         ),
@@ -237,14 +271,20 @@ async fn garbage_bundles_are_refused_with_the_reason_and_the_previous_version_se
         ),
         (
             "invalid descriptor",
-            raw_zip(&s.join("baddesc"), &[("crabcat-app.toml", b"name = 3\n"), ("lib/a.so", &library)]),
+            raw_zip(
+                &s.join("baddesc"),
+                &[("crabcat-app.toml", b"name = 3\n"), ("lib/a.so", &library)],
+            ),
             "crabcat-app.toml: invalid type",
         ),
         (
             "another app's",
             raw_zip(
                 &s.join("other"),
-                &[("crabcat-app.toml", b"name = \"other\"\nversion = \"1\"\n"), ("lib/a.so", &library)],
+                &[
+                    ("crabcat-app.toml", b"name = \"other\"\nversion = \"1\"\n"),
+                    ("lib/a.so", &library),
+                ],
             ),
             "its descriptor names app \"other\", but it is deployed as \"app\"",
         ),
@@ -252,7 +292,11 @@ async fn garbage_bundles_are_refused_with_the_reason_and_the_previous_version_se
             "zip bomb",
             raw_zip(
                 &s.join("bomb"),
-                &[("crabcat-app.toml", descriptor), ("lib/a.so", &library), ("static/zeros", &zeros)],
+                &[
+                    ("crabcat-app.toml", descriptor),
+                    ("lib/a.so", &library),
+                    ("static/zeros", &zeros),
+                ],
             ),
             "unpacked size: over the limit of 41943040 (deploy.max_bundle_bytes)",
         ),
@@ -271,10 +315,17 @@ async fn garbage_bundles_are_refused_with_the_reason_and_the_previous_version_se
         assert_eq!(code, 400, "{what}: {json}");
         assert!(error.contains("bundle") && error.contains(reason), "{what}: {error}");
         assert_eq!(c.get("/app/").await, (200, "version a\n".into()), "{what}");
-        assert_eq!(c.get("/app/static/index.html").await, (200, "page a\n".into()), "{what}");
+        assert_eq!(
+            c.get("/app/static/index.html").await,
+            (200, "page a\n".into()),
+            "{what}"
+        );
         let app = status(&c, "app").await;
         assert_eq!(app["state"], "running", "{what}: {app}");
-        assert!(app["last_error"].as_str().unwrap_or_default().contains(reason), "{what}: {app}");
+        assert!(
+            app["last_error"].as_str().unwrap_or_default().contains(reason),
+            "{what}: {app}"
+        );
     }
     assert_eq!(status(&c, "app").await["reloads"], 0);
 
@@ -286,7 +337,11 @@ async fn garbage_bundles_are_refused_with_the_reason_and_the_previous_version_se
     let deadline = Instant::now() + WAIT;
     let reason = "app.crabcat: not a readable zip archive";
     while !std::fs::read_to_string(&failed).unwrap_or_default().contains(reason) {
-        assert!(Instant::now() < deadline, "no .failed marker saying {reason:?}\n{}", c.logs());
+        assert!(
+            Instant::now() < deadline,
+            "no .failed marker saying {reason:?}\n{}",
+            c.logs()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let text = std::fs::read_to_string(&failed).unwrap();

@@ -54,7 +54,13 @@ async fn new_test_package_deploy_edit_redeploy() {
     let scratch = tempfile::tempdir().unwrap();
     let app = scratch.path().join("demo-app");
     run(crabcat().args(["new", "demo-app", "--path"]).arg(&app));
-    for file in ["Cargo.toml", "src/lib.rs", "static/index.html", "crabcat-app.toml", "tests/app.rs"] {
+    for file in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "static/index.html",
+        "crabcat-app.toml",
+        "tests/app.rs",
+    ] {
         assert!(app.join(file).is_file(), "crabcat new wrote {file}");
     }
 
@@ -88,5 +94,9 @@ async fn new_test_package_deploy_edit_redeploy() {
         s == 200 && b == "Howdy from demo-app!\n"
     })
     .await;
-    assert_eq!(c.get("/demo-app/visits").await, (200, "{\"visits\":2}".into()), "the data stays");
+    assert_eq!(
+        c.get("/demo-app/visits").await,
+        (200, "{\"visits\":2}".into()),
+        "the data stays"
+    );
 }

@@ -84,7 +84,10 @@ pub fn package(manifest: Option<&Path>, out: Option<&Path>) -> Result<PathBuf, P
         std::env::consts::DLL_SUFFIX
     ));
     if !library.is_file() {
-        return Err(crate_error(&manifest, &format!("the build made no {}", library.display())));
+        return Err(crate_error(
+            &manifest,
+            &format!("the build made no {}", library.display()),
+        ));
     }
     let crate_dir = manifest.parent().unwrap_or(Path::new("."));
     let descriptor = descriptor(crate_dir, package)?;
@@ -126,7 +129,10 @@ fn metadata(manifest: &Path) -> Result<Metadata, PackageError> {
         .output()
         .map_err(|e| cargo_error("metadata", e.to_string()))?;
     if !output.status.success() {
-        return Err(cargo_error("metadata", String::from_utf8_lossy(&output.stderr).into_owned()));
+        return Err(cargo_error(
+            "metadata",
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ));
     }
     serde_json::from_slice(&output.stdout).map_err(|e| cargo_error("metadata", e.to_string()))
 }
@@ -165,9 +171,7 @@ fn descriptor(crate_dir: &Path, package: &Package) -> Result<Descriptor, Package
         Err(e) => return Err(bad(e.to_string())),
     };
     for (key, value) in [("name", &package.name), ("version", &package.version)] {
-        table
-            .entry(key)
-            .or_insert_with(|| toml::Value::String(value.clone()));
+        table.entry(key).or_insert_with(|| toml::Value::String(value.clone()));
     }
     Descriptor::parse(&table.to_string()).map_err(bad)
 }

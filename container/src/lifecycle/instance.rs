@@ -11,9 +11,9 @@ use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use super::context::StaticRoot;
 use super::routes::{RouteTable, Target};
-use crate::deploy::bundle::BundleDir;
 use crate::abi::{CallError, HostRequest, HostResponse, RawInstance};
 use crate::db::{AppData, RequestScope};
+use crate::deploy::bundle::BundleDir;
 
 /// Why a request to an instance produced no response.
 #[derive(Debug, thiserror::Error)]

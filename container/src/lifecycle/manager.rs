@@ -110,7 +110,8 @@ impl AppManager {
             return Err(conflict.into());
         }
         self.attach_static_root(name);
-        self.load_and_mount(name, staged, file, &context_path, "deployed").await?;
+        self.load_and_mount(name, staged, file, &context_path, "deployed")
+            .await?;
         Ok(Outcome::Deployed)
     }
 

@@ -12,14 +12,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::context::StaticRoot;
 use super::instance::Instance;
 use super::routes::{RouteError, RouteTable};
 use super::runtimes::own_runtime;
+use super::status::BundleStatus;
 use crate::abi::{self, HostApp, InstanceLimits, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
 use crate::config::Config;
 use crate::db::{AppData, AppMigration, Datasources, MigrationError, apply_app_migrations};
-use super::context::StaticRoot;
-use super::status::BundleStatus;
 use crate::deploy::bundle::{BundleError, Descriptor, Unpacked};
 use crate::deploy::{DeployError, StagedCopy, Staging};
 
@@ -205,7 +205,10 @@ impl Pipeline {
     /// The datasources app `name` is granted: its `[apps.NAME]`
     /// `datasources`; without such a section, its bundle's, else `default`.
     fn app_data(&self, name: &str, descriptor: Option<&Descriptor>) -> Result<AppData, PipelineError> {
-        let wanted = match (self.config.apps.contains_key(name), descriptor.and_then(|d| d.datasources.clone())) {
+        let wanted = match (
+            self.config.apps.contains_key(name),
+            descriptor.and_then(|d| d.datasources.clone()),
+        ) {
             (false, Some(datasources)) => datasources,
             _ => self.config.app_datasources(name),
         };

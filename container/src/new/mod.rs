@@ -35,7 +35,10 @@ const BUILT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk");
 const FILES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("template/Cargo.toml.tmpl")),
     ("src/lib.rs", include_str!("template/lib.rs.tmpl")),
-    ("migrations/0001_create_visits.sql", include_str!("template/migration.sql.tmpl")),
+    (
+        "migrations/0001_create_visits.sql",
+        include_str!("template/migration.sql.tmpl"),
+    ),
     ("static/index.html", include_str!("template/index.html.tmpl")),
     ("static/style.css", include_str!("template/style.css.tmpl")),
     ("crabcat-app.toml", include_str!("template/crabcat-app.toml.tmpl")),
@@ -73,7 +76,9 @@ pub fn scaffold(name: &str, dir: Option<&Path>, sdk: Option<&Path>) -> Result<Pa
         ("{{crabcat_bin}}", escaped(&crabcat)),
     ];
     for (path, template) in FILES {
-        let text = values.iter().fold((*template).to_owned(), |text, (key, value)| text.replace(key, value));
+        let text = values
+            .iter()
+            .fold((*template).to_owned(), |text, (key, value)| text.replace(key, value));
         write(&dir.join(path), &text)?;
     }
     Ok(dir)
@@ -114,7 +119,10 @@ mod tests {
         assert!(Path::new(sdk).join("Cargo.toml").is_file(), "{sdk}");
         let lib = std::fs::read_to_string(app.join("src/lib.rs")).unwrap();
         assert!(lib.contains("my_shop_visits"), "the table is named after the crate");
-        assert!(matches!(scaffold("my-shop", Some(&app), None), Err(NewError::Exists(_))));
+        assert!(matches!(
+            scaffold("my-shop", Some(&app), None),
+            Err(NewError::Exists(_))
+        ));
         assert!(matches!(scaffold("a b", None, None), Err(NewError::BadName { .. })));
     }
 }

@@ -71,7 +71,11 @@ impl Descriptor {
                 "context_path {path:?} must be \"/\" or \"/\" followed by one path segment of letters, digits, '-', '_' or '.'"
             ));
         }
-        if self.datasources.as_ref().is_some_and(|d| d.iter().any(String::is_empty)) {
+        if self
+            .datasources
+            .as_ref()
+            .is_some_and(|d| d.iter().any(String::is_empty))
+        {
             return Err("datasources must be names, not empty".into());
         }
         let zero = [
@@ -146,8 +150,14 @@ mod tests {
             ("name = \"a\"\nversion = \"\"", "version"),
             ("name = \"a\"\nversion = \"1\"\ncontext_path = \"x\"", "context_path"),
             ("name = \"a\"\nversion = \"1\"\ncolour = \"red\"", "unknown field"),
-            ("name = \"a\"\nversion = \"1\"\n[session]\nidle_timeout = \"soon\"", "idle_timeout"),
-            ("name = \"a\"\nversion = \"1\"\n[session]\nmax_lifetime = \"0s\"", "max_lifetime"),
+            (
+                "name = \"a\"\nversion = \"1\"\n[session]\nidle_timeout = \"soon\"",
+                "idle_timeout",
+            ),
+            (
+                "name = \"a\"\nversion = \"1\"\n[session]\nmax_lifetime = \"0s\"",
+                "max_lifetime",
+            ),
         ];
         for (text, needle) in cases {
             let error = Descriptor::parse(text).unwrap_err();

@@ -135,7 +135,10 @@ mod tests {
     fn versioned_file_names_give_the_app_name() {
         assert_eq!(split_versioned_stem("hello"), ("hello", None));
         assert_eq!(split_versioned_stem("hello-0.2.0"), ("hello", Some("0.2.0")));
-        assert_eq!(split_versioned_stem("my-app-1.0.0-rc.1"), ("my-app", Some("1.0.0-rc.1")));
+        assert_eq!(
+            split_versioned_stem("my-app-1.0.0-rc.1"),
+            ("my-app", Some("1.0.0-rc.1"))
+        );
         assert_eq!(split_versioned_stem("my-app-2"), ("my-app-2", None));
         assert_eq!(split_versioned_stem("a.b"), ("a.b", None));
     }

@@ -261,7 +261,9 @@ fn find_library(file: &Path, dest: &Path) -> Result<PathBuf, BundleError> {
     found.sort();
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(refuse("no library under lib/ (one .so, .dylib or .dll is required)".into())),
+        0 => Err(refuse(
+            "no library under lib/ (one .so, .dylib or .dll is required)".into(),
+        )),
         n => Err(refuse(format!(
             "{n} libraries under lib/ ({}); a bundle holds exactly one",
             found

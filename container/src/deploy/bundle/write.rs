@@ -60,7 +60,13 @@ fn write_to(contents: &BundleContents, tmp: &Path, out: &Path) -> Result<(), Bun
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| io(out, &contents.library)(std::io::Error::other("not a file name")))?;
-    add_file(&mut zip, &contents.library, &format!("lib/{library_name}"), options, out)?;
+    add_file(
+        &mut zip,
+        &contents.library,
+        &format!("lib/{library_name}"),
+        options,
+        out,
+    )?;
     if let Some(dir) = &contents.static_dir {
         add_tree(&mut zip, dir, "static", options, out)?;
     }
@@ -80,7 +86,13 @@ fn add_file(zip: &mut Zip, from: &Path, name: &str, options: SimpleFileOptions, 
 }
 
 /// Adds every file under `dir` as `prefix/...`, in a stable order.
-fn add_tree(zip: &mut Zip, dir: &Path, prefix: &str, options: SimpleFileOptions, out: &Path) -> Result<(), BundleError> {
+fn add_tree(
+    zip: &mut Zip,
+    dir: &Path,
+    prefix: &str,
+    options: SimpleFileOptions,
+    out: &Path,
+) -> Result<(), BundleError> {
     let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
         .map_err(io(out, dir))?
         .collect::<Result<_, _>>()
@@ -144,8 +156,14 @@ mod tests {
         assert_eq!(css, b"h1 {}");
         let error = unpack(&out, "other", &dir.path().join("again"), limits).unwrap_err();
         assert!(error.to_string().contains("names app \"shop\""), "{error}");
-        assert!(!dir.path().join("again").exists(), "a refused bundle leaves nothing behind");
-        let tight = BundleLimits { max_bytes: 10, ..limits };
+        assert!(
+            !dir.path().join("again").exists(),
+            "a refused bundle leaves nothing behind"
+        );
+        let tight = BundleLimits {
+            max_bytes: 10,
+            ..limits
+        };
         let error = unpack(&out, "shop", &dir.path().join("tight"), tight).unwrap_err();
         assert!(error.to_string().contains("max_bundle_bytes"), "{error}");
         drop(unpacked);
