@@ -130,7 +130,7 @@ async fn a_reload_swaps_code_and_static_files_and_removes_the_old_files_after_th
 
     // A request of the old version in flight holds its instance (and files).
     let slow = tokio::spawn({
-        let (client, url) = (c.client().clone(), c.url("/app/slow?ms=1500"));
+        let (client, url) = (c.client().clone(), c.url("/app/slow?ms=5000"));
         async move { client.get(url).send().await.unwrap().text().await.unwrap() }
     });
     while status(&c, "app").await["requests_in_flight"] == 0 {
@@ -150,7 +150,7 @@ async fn a_reload_swaps_code_and_static_files_and_removes_the_old_files_after_th
     assert_eq!(status(&c, "app").await["bundle"]["version"], "2.0.0");
     assert!(old.exists(), "the old files stay while the old instance drains");
 
-    assert_eq!(slow.await.unwrap(), "version a after 1500 ms\n");
+    assert_eq!(slow.await.unwrap(), "version a after 5000 ms\n");
     wait_until_gone(&c, &old).await;
     assert!(new.join("static/index.html").is_file());
 }
