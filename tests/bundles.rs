@@ -168,10 +168,16 @@ async fn an_uploaded_bundle_deploys_where_its_descriptor_says_unless_configured(
         scratch.path(),
         "versioned-b",
         "name = \"news\"\nversion = \"0.1.0\"\ncontext_path = \"/daily\"",
-        &[],
+        &[("index.html", "from the bundle\n")],
     );
+    let configured = scratch.path().join("configured");
+    std::fs::create_dir(&configured).unwrap();
+    std::fs::write(configured.join("index.html"), "from the config\n").unwrap();
     let c = Container::builder()
-        .config("[apps.news]\ncontext_path = \"/press\"\n")
+        .config(&format!(
+            "[apps.news]\ncontext_path = \"/press\"\nstatic_dir = {:?}\n",
+            configured.display().to_string()
+        ))
         .start();
     let (code, json) = c
         .admin_call(c.admin(Method::PUT, "/apps/shop").body(std::fs::read(&shop).unwrap()))
@@ -191,6 +197,28 @@ async fn an_uploaded_bundle_deploys_where_its_descriptor_says_unless_configured(
     assert_eq!(code, 201, "{json}");
     assert_eq!(c.get("/press/").await, (200, "version b\n".into()), "the config wins");
     assert_eq!(c.get("/daily/").await.0, 404);
+    assert_eq!(
+        c.get("/press/static/index.html").await,
+        (200, "from the config\n".into()),
+        "a configured static_dir wins over the bundle's static/"
+    );
+
+    // A reload keeps the context path: a bundle asking for another is refused.
+    let moved = bundle(
+        scratch.path(),
+        "versioned-b",
+        "name = \"shop\"\nversion = \"0.2.0\"\ncontext_path = \"/elsewhere\"",
+        &[],
+    );
+    let (code, json) = c
+        .admin_call(c.admin(Method::PUT, "/apps/shop").body(std::fs::read(&moved).unwrap()))
+        .await;
+    assert_eq!(code, 400, "{json}");
+    let error = json["error"].as_str().unwrap();
+    assert!(
+        error.contains("asks for context path /elsewhere, but the app is mounted at /store"),
+        "{error}"
+    );
 
     // A library cannot silently replace a bundle.
     let library = std::fs::read(module("versioned-b")).unwrap();

@@ -131,13 +131,7 @@ impl Pipeline {
         context_path: &str,
         image_loaded: impl FnOnce(u64),
     ) -> Result<Loaded, PipelineError> {
-        let wanted = self.context_path(name, Some(&staged));
-        if wanted != context_path {
-            return Err(PipelineError::ContextPathChanged {
-                wanted,
-                mounted: context_path.to_owned(),
-            });
-        }
+        self.check_context_path(name, &staged, context_path)?;
         let sha256 = staged.sha256().to_owned();
         let bundle = staged.take_bundle();
         let file: PathBuf = file.to_path_buf();
@@ -165,19 +159,12 @@ impl Pipeline {
         match RouteTable::build(&routes) {
             Ok(routes) => {
                 let mut instance = Instance::new(raw, routes, data);
-                let status = bundle.map(|b| {
-                    let status = BundleStatus {
-                        descriptor: b.descriptor.clone(),
-                        dir: b.dir.path().to_path_buf(),
-                    };
-                    instance.set_bundle(Arc::clone(&b.dir), self.bundle_static_root(name, &b));
-                    status
-                });
+                let bundle = bundle.map(|b| self.attach_bundle(name, &mut instance, b));
                 Ok(Loaded {
                     instance,
                     info,
                     sha256,
-                    bundle: status,
+                    bundle,
                 })
             }
             Err(error) => {
@@ -185,6 +172,29 @@ impl Pipeline {
                 let _ = tokio::task::spawn_blocking(move || drop(raw)).await;
                 Err(error.into())
             }
+        }
+    }
+
+    /// A reload (or start) keeps the app where it is mounted: a bundle
+    /// asking for another context path is refused.
+    fn check_context_path(&self, name: &str, staged: &StagedCopy, mounted: &str) -> Result<(), PipelineError> {
+        let wanted = self.context_path(name, Some(staged));
+        if wanted != mounted {
+            return Err(PipelineError::ContextPathChanged {
+                wanted,
+                mounted: mounted.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Ties `instance` to its unpacked bundle and that bundle's static
+    /// files; returns what the status shows of it.
+    fn attach_bundle(&self, name: &str, instance: &mut Instance, bundle: Unpacked) -> BundleStatus {
+        instance.set_bundle(Arc::clone(&bundle.dir), self.bundle_static_root(name, &bundle));
+        BundleStatus {
+            dir: bundle.dir.path().to_path_buf(),
+            descriptor: bundle.descriptor,
         }
     }
 
