@@ -167,7 +167,8 @@ async fn an_uploaded_bundle_deploys_where_its_descriptor_says_unless_configured(
     let news = bundle(
         scratch.path(),
         "versioned-b",
-        "name = \"news\"\nversion = \"0.1.0\"\ncontext_path = \"/daily\"",
+        // Its datasources are ignored: the configuration has [apps.news].
+        "name = \"news\"\nversion = \"0.1.0\"\ncontext_path = \"/daily\"\ndatasources = [\"nope\"]",
         &[("index.html", "from the bundle\n")],
     );
     let configured = scratch.path().join("configured");
@@ -201,6 +202,25 @@ async fn an_uploaded_bundle_deploys_where_its_descriptor_says_unless_configured(
         c.get("/press/static/index.html").await,
         (200, "from the config\n".into()),
         "a configured static_dir wins over the bundle's static/"
+    );
+
+    // Without an [apps.NAME] section, the descriptor's datasources count.
+    let wants = bundle(
+        scratch.path(),
+        "versioned-a",
+        "name = \"wants\"\nversion = \"0.1.0\"\ndatasources = [\"nope\"]",
+        &[],
+    );
+    let (code, json) = c
+        .admin_call(c.admin(Method::PUT, "/apps/wants").body(std::fs::read(&wants).unwrap()))
+        .await;
+    assert_eq!(code, 400, "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("datasource nope is not configured"),
+        "{json}"
     );
 
     // A reload keeps the context path: a bundle asking for another is refused.
