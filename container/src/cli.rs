@@ -30,11 +30,11 @@ pub enum Command {
     /// requests, in-flight, errors, sessions, images kept and last error,
     /// and the container's memory.
     Status(AdminArgs),
-    /// Upload a module and deploy it (or reload the running version).
+    /// Upload a module or bundle and deploy it (or reload the running version).
     Deploy {
-        /// The library to upload.
+        /// The library or bundle (.crabcat) to upload.
         file: PathBuf,
-        /// App name [default: the file name without extension and `lib` prefix].
+        /// App name [default: a bundle's descriptor name; a library's file name without extension and `lib` prefix].
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
@@ -60,6 +60,26 @@ pub enum Command {
         idle: Option<u64>,
         #[command(flatten)]
         admin: AdminArgs,
+    },
+    /// Build an app bundle (.crabcat) from an app crate: release build, static/, crabcat-app.toml.
+    Package {
+        /// The crate's Cargo.toml [default: ./Cargo.toml].
+        #[arg(long)]
+        manifest_path: Option<PathBuf>,
+        /// Where to write the bundle [default: <target dir>/crabcat/<name>-<version>.crabcat].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Create a new app crate: a hello route, a database route and migration, static files, a test.
+    New {
+        /// The app name (letters, digits, '-' and '_').
+        name: String,
+        /// Where to create it [default: ./NAME].
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The crabcat-sdk crate to depend on [default: the sdk/ of the checkout this binary was built from].
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
     },
 }
 

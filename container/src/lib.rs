@@ -8,7 +8,7 @@
 //!
 //! * [`cli`]: the command line; `main.rs` stays thin.
 //! * [`config`]: defaults < file < `CRABCAT__...` env < flags, one typed section per subsystem.
-//! * [`deploy`]: the deploy directory and private staging copies (knows no ABI).
+//! * [`deploy`]: the deploy directory, private staging copies, app bundles (knows no ABI).
 //! * [`abi`]: the only `unsafe` code: load and check a module, call it, the host vtable.
 //! * [`db`]: datasources (sqlx pools), module queries, transactions, migrations.
 //! * [`lifecycle`]: the app state machine, instances and their draining, the manager, the routing tables.
@@ -18,6 +18,8 @@
 //!   console it serves at `/console`, Tomcat's manager text API, and its CLI client.
 //! * [`session`]: HTTP sessions the container keeps for its apps, in a datasource.
 //! * [`watchdog`]: notices module code that runs without yielding, and reports its app.
+//! * [`package`] and [`new`]: `crabcat package` (an app crate → a bundle) and
+//!   `crabcat new` (a new app crate from templates); not part of the server.
 //!
 //! A request goes: listener → [`server::dispatch`] (timeout, body limit,
 //! metrics, access log) → context table → app route table → module.
@@ -31,6 +33,8 @@ pub mod deploy;
 pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
+pub mod new;
+pub mod package;
 pub mod server;
 pub mod session;
 pub mod watchdog;

@@ -21,6 +21,11 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let command = match command {
+        Command::Package { manifest_path, out } => return package(manifest_path.as_deref(), out.as_deref()),
+        Command::New { name, path, sdk_path } => return new(&name, path.as_deref(), sdk_path.as_deref()),
+        command => command,
+    };
     let Command::Serve(args) = command else {
         return runtime.block_on(admin(command));
     };
@@ -75,6 +80,39 @@ async fn forward_hangups(reload_tls: Arc<Notify>, tls: bool) {
     }
 }
 
+/// `crabcat package`: prints the bundle's path.
+fn package(manifest: Option<&std::path::Path>, out: Option<&std::path::Path>) -> ExitCode {
+    match crabcat::package::package(manifest, out) {
+        Ok(bundle) => {
+            println!("{}", bundle.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("crabcat package: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `crabcat new`: says what was created and what to do next.
+fn new(name: &str, path: Option<&std::path::Path>, sdk: Option<&std::path::Path>) -> ExitCode {
+    match crabcat::new::scaffold(name, path, sdk) {
+        Ok(dir) => {
+            println!(
+                "created {}
+next: cd {} && cargo test && crabcat package && crabcat deploy <the .crabcat it prints>",
+                dir.display(),
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("crabcat new: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs one admin command and prints its result. Exit code 0, 1 (the
 /// container refused) or 2 (unreachable or misused).
 async fn admin(command: Command) -> ExitCode {
@@ -105,7 +143,9 @@ async fn run_admin(command: Command) -> Result<String, ClientError> {
             idle,
             admin,
         } => client(&admin)?.sessions(&name, expire, idle).await,
-        Command::Serve(_) => Err(ClientError::Failed("serve is not an admin command".into())),
+        Command::Serve(_) | Command::Package { .. } | Command::New { .. } => {
+            Err(ClientError::Failed("not an admin command".into()))
+        }
     }
 }
 

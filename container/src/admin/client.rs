@@ -113,14 +113,15 @@ impl AdminClient {
         ))
     }
 
-    /// `PUT /apps/{name}` with the library at `file`.
+    /// `PUT /apps/{name}` with the library or bundle at `file`. Without
+    /// `name`, a bundle's descriptor names the app, a library's file name.
     ///
     /// # Errors
     /// See [`ClientError`].
     pub async fn deploy(&self, file: &Path, name: Option<&str>) -> Result<String, ClientError> {
         let name = match name {
             Some(name) => name.to_owned(),
-            None => crate::deploy::app_name(file).map_err(|e| ClientError::Failed(e.to_string()))?,
+            None => default_name(file)?,
         };
         let bytes = std::fs::read(file).map_err(|e| ClientError::Failed(format!("{}: {e}", file.display())))?;
         let done = self
@@ -175,6 +176,18 @@ impl AdminClient {
             ))),
         }
     }
+}
+
+/// The app name of `file`: its descriptor's for a bundle, else from the file name.
+fn default_name(file: &Path) -> Result<String, ClientError> {
+    let failed = |e: String| ClientError::Failed(format!("{}: {e}", file.display()));
+    if !crate::deploy::bundle::is_bundle(file).map_err(|e| failed(e.to_string()))? {
+        return crate::deploy::app_name(file).map_err(|e| ClientError::Failed(e.to_string()));
+    }
+    let opened = std::fs::File::open(file).map_err(|e| failed(e.to_string()))?;
+    crate::deploy::bundle::read_descriptor(opened)
+        .map(|d| d.name)
+        .map_err(|e| failed(e.to_string()))
 }
 
 fn describe(name: &str, done: &Value) -> String {

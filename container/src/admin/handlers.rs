@@ -285,11 +285,8 @@ pub async fn upload(
         return Err(AdminError::UploadsBusy);
     };
     let dir = state.manager.deploy_dir();
-    let upload = dir.join(format!(
-        ".{}.upload-{:016x}",
-        deploy::file_name(&name),
-        rand::random::<u64>()
-    ));
+    // Named for the app, not for a kind of file: a library or a bundle.
+    let upload = dir.join(format!(".{name}.upload-{:016x}", rand::random::<u64>()));
     let received = receive(body, &upload, state.max_upload_bytes).await;
     let result = match received {
         Ok(()) => state.manager.install(&name, &upload).await.map_err(AdminError::from),

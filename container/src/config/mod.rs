@@ -281,6 +281,11 @@ pub struct DeployConfig {
     /// WebSockets are closed at once, with code 1012.)
     #[serde(with = "humantime_serde")]
     pub connection_grace: Duration,
+    /// The most bytes an app bundle (`.crabcat`) may unpack to, all its
+    /// files together, counted as they are inflated (a zip bomb stops here).
+    pub max_bundle_bytes: u64,
+    /// The most entries (files and directories) an app bundle may hold.
+    pub max_bundle_entries: usize,
 }
 
 impl Default for DeployConfig {
@@ -292,6 +297,8 @@ impl Default for DeployConfig {
             settle_time: Duration::from_millis(500),
             drain_timeout: Duration::from_secs(30),
             connection_grace: Duration::from_secs(10),
+            max_bundle_bytes: 512 * 1024 * 1024,
+            max_bundle_entries: 10_000,
         }
     }
 }

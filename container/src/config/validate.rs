@@ -33,6 +33,12 @@ impl Config {
         if self.server.max_uri_bytes == 0 {
             return invalid("server.max_uri_bytes".into(), "must be greater than 0");
         }
+        if self.deploy.max_bundle_bytes == 0 {
+            return invalid("deploy.max_bundle_bytes".into(), "must be greater than 0");
+        }
+        if self.deploy.max_bundle_entries == 0 {
+            return invalid("deploy.max_bundle_entries".into(), "must be greater than 0");
+        }
         if let Some(tls) = &self.server.tls {
             for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
                 if path.as_os_str().is_empty() {

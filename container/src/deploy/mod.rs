@@ -2,8 +2,10 @@
 //! (here), the private staging copies that are actually loaded
 //! (`staging`), the status marker files beside each module (`markers`),
 //! and the watcher that notices new, replaced and removed files
-//! (`watcher`). Knows nothing of the ABI.
+//! (`watcher`); app bundles, their format and safe unpacking (`bundle`).
+//! Knows nothing of the ABI.
 
+pub mod bundle;
 mod markers;
 mod staging;
 mod watcher;
@@ -20,6 +22,9 @@ pub enum DeployError {
     /// The file name does not give a valid app name.
     #[error("{file}: {reason}")]
     BadName { file: PathBuf, reason: &'static str },
+    /// A bundle was refused.
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
     /// Reading the directory or copying a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -29,10 +34,11 @@ pub enum DeployError {
     },
 }
 
-/// A library found in the deploy directory.
+/// A library or bundle found in the deploy directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployable {
-    /// The app name: the file stem, without a leading `lib`.
+    /// The app name: the file stem, without a leading `lib` (a library)
+    /// or a trailing `-VERSION` (a bundle).
     pub name: String,
     /// The file in the deploy directory.
     pub file: PathBuf,
@@ -43,8 +49,9 @@ pub fn library_extension() -> &'static str {
     std::env::consts::DLL_EXTENSION
 }
 
-/// The app name for a library file name, e.g. `hello.so` or `libhello.so`
-/// → `hello`.
+/// The app name for a library or bundle file name: `hello.so` or
+/// `libhello.so` → `hello`; `hello.crabcat` or `hello-0.2.0.crabcat` →
+/// `hello`.
 ///
 /// # Errors
 /// If the name is not 1–64 characters of `[A-Za-z0-9_-]`.
@@ -57,7 +64,11 @@ pub fn app_name(file: &Path) -> Result<String, DeployError> {
         .file_stem()
         .and_then(|s| s.to_str())
         .ok_or_else(|| bad("file name is not UTF-8"))?;
-    let name = stem.strip_prefix("lib").filter(|s| !s.is_empty()).unwrap_or(stem);
+    let name = if is_bundle_name(file) {
+        bundle::split_versioned_stem(stem).0
+    } else {
+        stem.strip_prefix("lib").filter(|s| !s.is_empty()).unwrap_or(stem)
+    };
     validate_name(name).map_err(bad)?;
     Ok(name.to_owned())
 }
@@ -81,7 +92,17 @@ pub fn file_name(name: &str) -> String {
     format!("{name}.{}", library_extension())
 }
 
-/// Every library in `dir`, sorted by file name. Hidden files (a leading
+/// Whether `file` is named like a bundle: `*.crabcat`.
+pub fn is_bundle_name(file: &Path) -> bool {
+    file.extension().and_then(|e| e.to_str()) == Some(bundle::EXTENSION)
+}
+
+/// The file name of app `name`'s bundle in a deploy directory: `name.crabcat`.
+pub fn bundle_file_name(name: &str) -> String {
+    format!("{name}.{}", bundle::EXTENSION)
+}
+
+/// Every library and bundle in `dir`, sorted by file name. Hidden files (a leading
 /// `.`, the convention for uploads in progress) are skipped. Files with a
 /// library extension but a bad name are returned as errors, to be reported.
 ///
@@ -109,8 +130,9 @@ pub(crate) fn is_candidate(path: &Path) -> bool {
         .file_name()
         .and_then(|n| n.to_str())
         .is_none_or(|n| n.starts_with('.'));
-    let extension = path.extension().and_then(|e| e.to_str()) == Some(library_extension());
-    !hidden && extension && path.is_file()
+    let extension = path.extension().and_then(|e| e.to_str());
+    let deployable = extension == Some(library_extension()) || extension == Some(bundle::EXTENSION);
+    !hidden && deployable && path.is_file()
 }
 
 #[cfg(test)]
@@ -125,5 +147,8 @@ mod tests {
         assert_eq!(app_name(Path::new("deploy/my-app_2.so")).unwrap(), "my-app_2");
         assert!(app_name(Path::new("deploy/bad name.so")).is_err());
         assert!(app_name(Path::new("deploy/a.b.so")).is_err());
+        assert_eq!(app_name(Path::new("deploy/shop.crabcat")).unwrap(), "shop");
+        assert_eq!(app_name(Path::new("deploy/shop-1.2.0.crabcat")).unwrap(), "shop");
+        assert_eq!(app_name(Path::new("deploy/libshop.crabcat")).unwrap(), "libshop");
     }
 }

@@ -1,4 +1,6 @@
-//! Private staging copies: what is actually loaded.
+//! Private staging copies: what is actually loaded. A bare library is
+//! copied; a bundle is copied, then unpacked into a directory of its own,
+//! `<staging>/<app>/<generation>/`, and the copy removed.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,19 +8,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::DeployError;
+use super::bundle::{self, BundleLimits, Unpacked};
 
 /// Where staging copies go: a private directory per container process.
 pub struct Staging {
     dir: PathBuf,
     counter: AtomicU64,
+    limits: BundleLimits,
 }
 
 impl Staging {
-    /// Creates `<tmp>/crabcat-<pid>/`.
+    /// Creates `<tmp>/crabcat-<pid>/`; bundles unpack within `limits`.
     ///
     /// # Errors
     /// If it cannot be created.
-    pub fn create() -> Result<Staging, DeployError> {
+    pub fn create(limits: BundleLimits) -> Result<Staging, DeployError> {
         let dir = std::env::temp_dir().join(format!("crabcat-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|source| DeployError::Io {
             path: dir.clone(),
@@ -27,7 +31,13 @@ impl Staging {
         Ok(Staging {
             dir,
             counter: AtomicU64::new(0),
+            limits,
         })
+    }
+
+    /// The staging directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Copies `file` to a unique path that nothing else will ever write,
@@ -36,13 +46,51 @@ impl Staging {
     /// cannot crash the process (a library overwritten in place does).
     /// The copy is removed when the [`StagedCopy`] is dropped, once loaded.
     ///
+    /// A bundle (recognised by its content, not its name) is copied the
+    /// same way, then unpacked into `<staging>/<name>/<n>/` and checked;
+    /// the copy's path is then its library's, and the hash the bundle's.
+    ///
     /// # Errors
-    /// If the file cannot be read or the copy written.
+    /// If the file cannot be read or the copy written, or the bundle is
+    /// refused ([`DeployError::Bundle`]).
     pub fn stage(&self, name: &str, file: &Path) -> Result<StagedCopy, DeployError> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("{name}-{n}.{}", super::library_extension()));
+        let is_bundle = bundle::is_bundle(file).map_err(|source| DeployError::Io {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        if !is_bundle && super::is_bundle_name(file) {
+            return Err(bundle::BundleError::NotZip {
+                file: file.to_path_buf(),
+                reason: "it does not start like one".into(),
+            }
+            .into());
+        }
+        let extension = if is_bundle {
+            bundle::EXTENSION
+        } else {
+            super::library_extension()
+        };
+        let path = self.dir.join(format!("{name}-{n}.{extension}"));
         let (sha256, size) = copy_hashing(file, &path)?;
-        Ok(StagedCopy { path, sha256, size })
+        if !is_bundle {
+            return Ok(StagedCopy {
+                path,
+                sha256,
+                size,
+                bundle: None,
+            });
+        }
+        let dest = self.dir.join(name).join(n.to_string());
+        let unpacked = bundle::unpack(&path, name, &dest, self.limits).map_err(|e| e.named(file));
+        let _ = std::fs::remove_file(&path);
+        let unpacked = unpacked?;
+        Ok(StagedCopy {
+            path: unpacked.library.clone(),
+            sha256,
+            size,
+            bundle: Some(unpacked),
+        })
     }
 }
 
@@ -93,20 +141,34 @@ impl Drop for Staging {
     }
 }
 
-/// A staging copy; the file is removed on drop (a loaded mapping stays valid).
+/// A staging copy; the library file is removed on drop (a loaded mapping
+/// stays valid). A bundle's directory lives on in its [`Unpacked`], until
+/// the last handle on it goes.
 pub struct StagedCopy {
     path: PathBuf,
     sha256: String,
     size: u64,
+    bundle: Option<Unpacked>,
 }
 
 impl StagedCopy {
+    /// The unpacked bundle, if the file was one (taken: the caller keeps it).
+    pub fn take_bundle(&mut self) -> Option<Unpacked> {
+        self.bundle.take()
+    }
+
+    /// The unpacked bundle, if the file was one.
+    pub fn bundle(&self) -> Option<&Unpacked> {
+        self.bundle.as_ref()
+    }
+
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The SHA-256 of the library, lowercase hex.
+    /// The SHA-256 of the library (of the whole bundle, for a bundle),
+    /// lowercase hex.
     pub fn sha256(&self) -> &str {
         &self.sha256
     }

@@ -218,14 +218,16 @@ pub fn is_relevant(event: &notify::Event, dir: &Path) -> bool {
     kind && (event.paths.is_empty() || event.paths.iter().any(|p| p == dir || is_library_name(p)))
 }
 
-/// A library's file name: the library extension, not hidden. Looks at the
+/// A library's or bundle's file name: the library extension or
+/// `.crabcat`, not hidden. Looks at the
 /// name only (the file may be gone).
 fn is_library_name(path: &Path) -> bool {
     let visible = path
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| !n.starts_with('.'));
-    visible && path.extension().and_then(|e| e.to_str()) == Some(library_extension())
+    let extension = path.extension().and_then(|e| e.to_str());
+    visible && (extension == Some(library_extension()) || extension == Some(super::bundle::EXTENSION))
 }
 
 fn change_file(change: &Change) -> &Path {

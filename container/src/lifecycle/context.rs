@@ -11,6 +11,7 @@ use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 
 use super::{AppLimits, Instance};
+use crate::deploy::bundle::BundleDir;
 use crate::metrics::{AppMetrics, Metrics};
 use crate::watchdog::AppWatch;
 
@@ -33,14 +34,16 @@ pub struct AppSlot {
 }
 
 /// A directory of static files, and how they are served. Built once (at
-/// start for a `[static]` mount, at deploy for an app's `static_dir`);
-/// cloning the `Arc` shares it.
+/// start for a `[static]` mount, at deploy for an app's `static_dir`, at
+/// load for a bundle's `static/`); cloning the `Arc` shares it.
 #[derive(Debug)]
 pub struct StaticRoot {
     /// The directory, canonical: every file served resolves inside it.
     pub dir: PathBuf,
     /// The `Cache-Control` of its files; `None` for no header.
     pub cache_control: Option<HeaderValue>,
+    /// The unpacked bundle `dir` is in, kept while anyone serves from it.
+    bundle: Option<Arc<BundleDir>>,
 }
 
 /// Why a static directory cannot be served.
@@ -74,7 +77,16 @@ impl StaticRoot {
         Ok(StaticRoot {
             dir: canonical,
             cache_control,
+            bundle: None,
         })
+    }
+
+    /// The same root, keeping the bundle directory `bundle` (which holds
+    /// it) from being removed while a request serves from it.
+    #[must_use]
+    pub fn keeping(mut self, bundle: Arc<BundleDir>) -> Self {
+        self.bundle = Some(bundle);
+        self
     }
 }
 
@@ -98,8 +110,9 @@ impl AppSlot {
         self.static_root.load_full()
     }
 
-    /// Gives the app its static files (`None`: none). Kept apart from the
-    /// instance so that whoever deploys the app decides where they are.
+    /// Gives the app its configured static files (`static_dir`; `None`:
+    /// none). They win over a bundle's `static/`, which belongs to the
+    /// instance instead ([`Instance::static_root`]).
     pub fn set_static_root(&self, root: Option<Arc<StaticRoot>>) {
         self.static_root.store(root);
     }

@@ -9,9 +9,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
+use super::context::StaticRoot;
 use super::routes::{RouteTable, Target};
 use crate::abi::{CallError, HostRequest, HostResponse, RawInstance};
 use crate::db::{AppData, RequestScope};
+use crate::deploy::bundle::BundleDir;
 
 /// Why a request to an instance produced no response.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +39,13 @@ pub struct Instance {
     /// Cancelled when the instance is retired: its WebSockets close with
     /// `farewell_code`, its streamed responses get a grace period.
     farewell: Farewell,
-    /// Last field: dropped last, and dropping it calls the module's `destroy`.
+    /// Its bundle's static files, if it came from a bundle with a `static/`.
+    static_root: Option<Arc<StaticRoot>>,
+    /// Dropped after the fields above, and dropping it calls the module's `destroy`.
     raw: RawInstance,
+    /// Last field: the unpacked bundle it runs from, removed (once no
+    /// static-file request holds it either) after `destroy`.
+    bundle: Option<Arc<BundleDir>>,
 }
 
 /// Holds an instance for one request, from the moment it is routed there
@@ -144,8 +151,22 @@ impl Instance {
             requests: TaskTracker::new(),
             cancel: CancellationToken::new(),
             farewell: Farewell::default(),
+            static_root: None,
             raw,
+            bundle: None,
         }
+    }
+
+    /// Ties the instance to the bundle directory it was loaded from, and
+    /// gives it that bundle's static files.
+    pub fn set_bundle(&mut self, dir: Arc<BundleDir>, static_root: Option<Arc<StaticRoot>>) {
+        self.bundle = Some(dir);
+        self.static_root = static_root;
+    }
+
+    /// Its bundle's static files, if any.
+    pub fn static_root(&self) -> Option<Arc<StaticRoot>> {
+        self.static_root.clone()
     }
 
     async fn call(&self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {

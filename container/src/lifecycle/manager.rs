@@ -23,6 +23,7 @@ use super::state::{AppState, Event};
 use super::status::{AppStatus, ManagerError, Outcome, chain};
 use crate::config::Config;
 use crate::db::Datasources;
+use crate::deploy::bundle::BundleLimits;
 use crate::deploy::{self, Marker, StagedCopy, Staging};
 use crate::session::Store as SessionStore;
 
@@ -47,7 +48,10 @@ impl AppManager {
                 config: Arc::clone(&config),
                 sessions: sessions.map(|ds| Arc::new(SessionStore::new(Arc::clone(ds)))),
                 datasources,
-                staging: Arc::new(Staging::create()?),
+                staging: Arc::new(Staging::create(BundleLimits {
+                    max_bytes: config.deploy.max_bundle_bytes,
+                    max_entries: config.deploy.max_bundle_entries,
+                })?),
                 runtime: tokio::runtime::Handle::current(),
             },
             config,
@@ -99,9 +103,9 @@ impl AppManager {
         &self.config.deploy.dir
     }
 
-    /// Deploys a new app `name` whose library is read from `source` and
-    /// lives at `file` in the deploy directory (the same path, except for
-    /// uploads, which are renamed into place only once they work).
+    /// Deploys a new app `name` whose library or bundle is read from
+    /// `source` and lives at `file` in the deploy directory (the same path,
+    /// except for uploads, which are renamed into place only once they work).
     ///
     /// # Errors
     /// [`ManagerError::Conflict`] if the name or context path is taken,
@@ -109,27 +113,47 @@ impl AppManager {
     pub async fn deploy(&self, name: &str, source: &Path, file: &Path) -> Result<Outcome, ManagerError> {
         let lock = self.registry.lock(name);
         let _guard = lock.lock().await;
-        let context_path = self.config.context_path(name);
+        self.deploy_locked(name, source, file).await
+    }
+
+    /// Stages `source` first (a bundle's descriptor may say where the app
+    /// is mounted), registers the app there, then loads and mounts it, or
+    /// records the failure (a refused bundle too: the app is `failed`).
+    async fn deploy_locked(&self, name: &str, source: &Path, file: &Path) -> Result<Outcome, ManagerError> {
+        let staged = self.pipeline.stage(name, source).await;
+        let context_path = self.pipeline.context_path(name, staged.as_ref().ok());
         if let Err(conflict) = self.registry.register(name, file, &context_path, self.limits(name)) {
             tracing::error!(app = name, file = %file.display(), "not deployed: {conflict}");
             return Err(conflict.into());
         }
         self.attach_static_root(name);
-        self.load_and_mount(name, source, file, "deployed").await?;
+        self.load_and_mount(name, staged, file, &context_path, "deployed")
+            .await?;
         Ok(Outcome::Deployed)
     }
 
-    /// Loads `source` for the registered app `name` (state `loading`) and
-    /// mounts it, or records the failure.
+    /// Loads `staged` for the registered app `name` (state `loading`),
+    /// mounted at `context_path`, and mounts it, or records the failure.
     /// `what` names the operation in the log: `deployed` or `started`.
-    async fn load_and_mount(&self, name: &str, source: &Path, file: &Path, what: &str) -> Result<(), ManagerError> {
+    async fn load_and_mount(
+        &self,
+        name: &str,
+        staged: Result<StagedCopy, PipelineError>,
+        file: &Path,
+        context_path: &str,
+        what: &str,
+    ) -> Result<(), ManagerError> {
         let started = Instant::now();
-        match self.load(name, source, file).await {
+        let loaded = match staged {
+            Ok(staged) => self.load_staged(name, staged, file, context_path).await,
+            Err(error) => Err(error),
+        };
+        match loaded {
             Ok(loaded) => {
                 self.mount(name, loaded, file)?;
                 tracing::info!(
                     app = name,
-                    context_path = self.config.context_path(name),
+                    context_path,
                     file = %file.display(),
                     ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
                     "{what}"
@@ -148,18 +172,18 @@ impl AppManager {
         }
     }
 
-    /// Runs the pipeline.
-    async fn load(&self, name: &str, source: &Path, file: &Path) -> Result<Loaded, PipelineError> {
-        let staged = self.pipeline.stage(name, source).await?;
-        self.load_staged(name, staged, file).await
-    }
-
     /// Runs the pipeline on a staged copy, counting the image it loads: in
     /// state `loading` that is the `loaded` event; on a reload, a plain
     /// update.
-    async fn load_staged(&self, name: &str, staged: StagedCopy, file: &Path) -> Result<Loaded, PipelineError> {
+    async fn load_staged(
+        &self,
+        name: &str,
+        staged: StagedCopy,
+        file: &Path,
+        context_path: &str,
+    ) -> Result<Loaded, PipelineError> {
         self.pipeline
-            .load_staged(name, staged, file, |bytes| {
+            .load_staged(name, staged, file, context_path, |bytes| {
                 let count = |s: &mut AppStatus| {
                     s.images += 1;
                     s.image_bytes += bytes;
@@ -177,7 +201,12 @@ impl AppManager {
     /// Puts a loaded instance in the app's slot (new requests reach it at
     /// once) and publishes it in one update: a first start, or a reload.
     fn mount(&self, name: &str, loaded: Loaded, file: &Path) -> Result<Option<Arc<Instance>>, ManagerError> {
-        let Loaded { instance, info, sha256 } = loaded;
+        let Loaded {
+            instance,
+            info,
+            sha256,
+            bundle,
+        } = loaded;
         let text = format!("{} {} sha256:{sha256}\n", info.crate_name, info.version);
         let Some(slot) = self.registry.slot(name) else {
             return Err(ManagerError::UnknownApp(name.to_owned()));
@@ -190,6 +219,7 @@ impl AppManager {
             s.loaded_at = Some(SystemTime::now());
             s.last_error = None;
             s.reloads += u64::from(reloaded);
+            s.bundle = bundle;
         };
         if reloaded {
             self.registry.update(name, change);
@@ -227,21 +257,30 @@ impl AppManager {
     pub async fn install(&self, name: &str, upload: &Path) -> Result<Outcome, ManagerError> {
         let lock = self.registry.lock(name);
         let _guard = lock.lock().await;
+        let is_bundle = deploy::bundle::is_bundle(upload).map_err(|source| ManagerError::Io {
+            path: upload.to_path_buf(),
+            source,
+        })?;
         let known = self.registry.current(name).ok().map(|s| s.file);
         let (target, result) = match known {
+            Some(file) if deploy::is_bundle_name(&file) != is_bundle => {
+                return Err(kind_conflict(name, &file, is_bundle));
+            }
             Some(file) => (file, self.reload_locked(name, Some(upload), false).await),
             None => {
-                let target = self.deploy_dir().join(deploy::file_name(name));
-                let context_path = self.config.context_path(name);
-                self.registry
-                    .register(name, &target, &context_path, self.limits(name))?;
-                self.attach_static_root(name);
-                let result = self.load_and_mount(name, upload, &target, "deployed").await;
-                if result.is_err() {
+                let file_name = match is_bundle {
+                    true => deploy::bundle_file_name(name),
+                    false => deploy::file_name(name),
+                };
+                let target = self.deploy_dir().join(file_name);
+                let result = self.deploy_locked(name, upload, &target).await;
+                if let Err(error) = &result
+                    && !matches!(error, ManagerError::Conflict(_))
+                {
                     // Nothing was deployed: forget the attempt entirely.
                     let _ = self.undeploy_locked(name, false).await;
                 }
-                (target, result.map(|()| Outcome::Deployed))
+                (target, result)
             }
         };
         if let Ok(Outcome::Deployed | Outcome::Reloaded | Outcome::Started) = result {
@@ -266,7 +305,10 @@ impl AppManager {
             Ok(staged) if !force && current.sha256.as_deref() == Some(staged.sha256()) => {
                 return Ok(Outcome::Unchanged); // dropping `staged` removes the copy
             }
-            Ok(staged) => self.load_staged(name, staged, &current.file).await,
+            Ok(staged) => {
+                self.load_staged(name, staged, &current.file, &current.context_path)
+                    .await
+            }
             Err(error) => Err(error),
         };
         let loaded = match loaded {
@@ -329,7 +371,9 @@ impl AppManager {
             return Err(not_in_state(name, current.state.clone()));
         }
         self.registry.transition(name, Event::Load, |_| {})?;
-        self.load_and_mount(name, source, &current.file, "started").await?;
+        let staged = self.pipeline.stage(name, source).await;
+        self.load_and_mount(name, staged, &current.file, &current.context_path, "started")
+            .await?;
         Ok(Outcome::Started)
     }
 
@@ -415,6 +459,20 @@ impl AppManager {
         self.retiring
             .spawn(async move { retire(&name, old, grace, 1012).await });
     }
+}
+
+fn kind_conflict(name: &str, file: &Path, upload_is_bundle: bool) -> ManagerError {
+    let (kind, upload) = match upload_is_bundle {
+        true => ("library", "bundle"),
+        false => ("bundle", "library"),
+    };
+    Conflict::Kind {
+        name: name.to_owned(),
+        file: file.display().to_string(),
+        kind,
+        upload,
+    }
+    .into()
 }
 
 fn not_in_state(name: &str, state: AppState) -> ManagerError {

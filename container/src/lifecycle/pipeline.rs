@@ -1,7 +1,7 @@
 //! The load pipeline: from a library file to an initialised instance, in
 //! numbered steps, each with its own error.
 //!
-//! 1. stage a private copy (and hash it);
+//! 1. stage a private copy (and hash it); a bundle is unpacked and checked;
 //! 2. open and check it (`abi::Module::load`);
 //! 3. list and apply its migrations on the app's default datasource;
 //! 4. call its `init` with its config section;
@@ -12,12 +12,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::context::StaticRoot;
 use super::instance::Instance;
 use super::routes::{RouteError, RouteTable};
 use super::runtimes::own_runtime;
+use super::status::BundleStatus;
 use crate::abi::{self, HostApp, InstanceLimits, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
 use crate::config::Config;
 use crate::db::{AppData, AppMigration, Datasources, MigrationError, apply_app_migrations};
+use crate::deploy::bundle::{BundleError, Descriptor, Unpacked};
 use crate::deploy::{DeployError, StagedCopy, Staging};
 use crate::session::{AppSessions, Settings as SessionSettings, Store as SessionStore};
 
@@ -27,6 +30,14 @@ pub enum PipelineError {
     /// Step 1: the private copy could not be made.
     #[error("cannot stage the library")]
     Stage(#[source] DeployError),
+    /// Step 1: the bundle was refused (its message names it and why).
+    #[error(transparent)]
+    Bundle(BundleError),
+    /// A reload's bundle asks for another context path than the app has.
+    #[error(
+        "the bundle asks for context path {wanted}, but the app is mounted at {mounted}; undeploy and deploy it to move it"
+    )]
+    ContextPathChanged { wanted: String, mounted: String },
     /// Step 2: the file is not a module this container can load.
     #[error(transparent)]
     Load(#[from] abi::LoadError),
@@ -61,6 +72,8 @@ pub struct Loaded {
     pub instance: Instance,
     pub info: ModuleInfo,
     pub sha256: String,
+    /// What the bundle said, if it was one.
+    pub bundle: Option<BundleStatus>,
 }
 
 /// What the pipeline needs, shared with the manager.
@@ -92,34 +105,53 @@ impl Pipeline {
         let (app, from) = (name.to_owned(), source.to_path_buf());
         blocking("staging", move || staging.stage(&app, &from))
             .await?
-            .map_err(PipelineError::Stage)
+            .map_err(|error| match error {
+                DeployError::Bundle(error) => PipelineError::Bundle(error),
+                error => PipelineError::Stage(error),
+            })
+    }
+
+    /// Where app `name` is mounted: `[apps.NAME] context_path` if set,
+    /// else its bundle's `context_path`, else `/NAME`.
+    pub fn context_path(&self, name: &str, staged: Option<&StagedCopy>) -> String {
+        let configured = self.config.apps.get(name).and_then(|a| a.context_path.clone());
+        let bundled = || descriptor(staged).and_then(|d| d.context_path.clone());
+        configured.or_else(bundled).unwrap_or_else(|| format!("/{name}"))
     }
 
     /// Steps 2 to 5 on a staged copy of app `name`'s library (errors name
-    /// `file`, the app's file in the deploy directory). `image_loaded` is
-    /// told the bytes an opened image maps: it stays loaded even if a later
-    /// step fails.
+    /// `file`, the app's file in the deploy directory), mounted at
+    /// `context_path`. `image_loaded` is told the bytes an opened image
+    /// maps: it stays loaded even if a later step fails.
     ///
     /// # Errors
     /// The first step that failed.
     pub async fn load_staged(
         &self,
         name: &str,
-        staged: StagedCopy,
+        mut staged: StagedCopy,
         file: &Path,
+        context_path: &str,
         image_loaded: impl FnOnce(u64),
     ) -> Result<Loaded, PipelineError> {
+        self.check_context_path(name, &staged, context_path)?;
         let sha256 = staged.sha256().to_owned();
+        let bundle = staged.take_bundle();
         let file: PathBuf = file.to_path_buf();
         let module = Arc::new(blocking("loading", move || Module::load(staged.path(), &file)).await??);
         image_loaded(module.mapped_bytes());
         let info = module.info().clone();
-        let data = Arc::new(self.app_data(name)?);
+        let data = Arc::new(self.app_data(name, bundle.as_ref().map(|b| &b.descriptor))?);
         let for_listing = Arc::clone(&module);
         let specs = blocking("listing migrations", move || migrations_of(&for_listing)).await?;
         migrate(&data, &specs).await?;
-        let document = self.init_document(name);
-        let app = self.config.app(name);
+        let document = self.init_document(name, context_path);
+        let mut app = self.config.app(name);
+        // A bundle's session settings are defaults; `[apps.NAME]` wins.
+        if let Some(defaults) = bundle.as_ref().map(|b| &b.descriptor.session) {
+            app.session_idle_timeout = app.session_idle_timeout.or(defaults.idle_timeout);
+            app.session_max_lifetime = app.session_max_lifetime.or(defaults.max_lifetime);
+        }
         let limits = InstanceLimits {
             max_tasks: app.max_tasks,
             max_response_bytes: app.max_response_bytes,
@@ -130,24 +162,23 @@ impl Pipeline {
         };
         let sessions = self.sessions.as_ref().map(|store| {
             let settings = SessionSettings::of(&self.config.sessions, &app);
-            let context_path = self.config.context_path(name);
-            Arc::new(AppSessions::new(
-                name.into(),
-                &context_path,
-                Arc::clone(store),
-                settings,
-            ))
+            Arc::new(AppSessions::new(name.into(), context_path, Arc::clone(store), settings))
         });
         let host_app = HostApp::leak(name.into(), runtime, own, limits, sessions);
         let (raw, routes) = blocking("init", move || RawInstance::init(module, host_app, &document))
             .await?
             .map_err(PipelineError::Init)?;
         match RouteTable::build(&routes) {
-            Ok(routes) => Ok(Loaded {
-                instance: Instance::new(raw, routes, data),
-                info,
-                sha256,
-            }),
+            Ok(routes) => {
+                let mut instance = Instance::new(raw, routes, data);
+                let bundle = bundle.map(|b| self.attach_bundle(name, &mut instance, b));
+                Ok(Loaded {
+                    instance,
+                    info,
+                    sha256,
+                    bundle,
+                })
+            }
             Err(error) => {
                 // `init` succeeded, so `destroy` must run: dropping `raw` does it.
                 let _ = tokio::task::spawn_blocking(move || drop(raw)).await;
@@ -156,11 +187,54 @@ impl Pipeline {
         }
     }
 
-    /// The datasources app `name` is granted.
-    fn app_data(&self, name: &str) -> Result<AppData, PipelineError> {
-        let granted = self
-            .config
-            .app_datasources(name)
+    /// A reload (or start) keeps the app where it is mounted: a bundle
+    /// asking for another context path is refused.
+    fn check_context_path(&self, name: &str, staged: &StagedCopy, mounted: &str) -> Result<(), PipelineError> {
+        let wanted = self.context_path(name, Some(staged));
+        if wanted != mounted {
+            return Err(PipelineError::ContextPathChanged {
+                wanted,
+                mounted: mounted.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Ties `instance` to its unpacked bundle and that bundle's static
+    /// files; returns what the status shows of it.
+    fn attach_bundle(&self, name: &str, instance: &mut Instance, bundle: Unpacked) -> BundleStatus {
+        instance.set_bundle(Arc::clone(&bundle.dir), self.bundle_static_root(name, &bundle));
+        BundleStatus {
+            dir: bundle.dir.path().to_path_buf(),
+            descriptor: bundle.descriptor,
+        }
+    }
+
+    /// The static files of a bundle, if it has a `static/`. One that
+    /// cannot be served is logged; the app runs without them.
+    fn bundle_static_root(&self, name: &str, bundle: &Unpacked) -> Option<Arc<StaticRoot>> {
+        let dir = bundle.static_dir.as_ref()?;
+        let cache_control = self.config.app(name).static_cache_control;
+        match StaticRoot::open(dir, &cache_control) {
+            Ok(root) => Some(Arc::new(root.keeping(Arc::clone(&bundle.dir)))),
+            Err(error) => {
+                tracing::error!(app = name, "the bundle's static files cannot be served: {error}");
+                None
+            }
+        }
+    }
+
+    /// The datasources app `name` is granted: its `[apps.NAME]`
+    /// `datasources`; without such a section, its bundle's, else `default`.
+    fn app_data(&self, name: &str, descriptor: Option<&Descriptor>) -> Result<AppData, PipelineError> {
+        let wanted = match (
+            self.config.apps.contains_key(name),
+            descriptor.and_then(|d| d.datasources.clone()),
+        ) {
+            (false, Some(datasources)) => datasources,
+            _ => self.config.app_datasources(name),
+        };
+        let granted = wanted
             .iter()
             .map(|d| {
                 self.datasources
@@ -174,13 +248,12 @@ impl Pipeline {
 
     /// The JSON document `init` receives: name, context path, config
     /// section, log level.
-    fn init_document(&self, name: &str) -> Vec<u8> {
+    fn init_document(&self, name: &str, context_path: &str) -> Vec<u8> {
         let config = self.config.apps.get(name).map(|a| a.config.clone()).unwrap_or_default();
         let max_log_level = tracing::level_filters::LevelFilter::current()
             .to_string()
             .to_lowercase();
-        let context_path = self.config.context_path(name);
-        let prefix = if context_path == "/" { "" } else { &context_path };
+        let prefix = if context_path == "/" { "" } else { context_path };
         serde_json::to_vec(&serde_json::json!({
             "name": name,
             "context_path": prefix,
@@ -189,6 +262,10 @@ impl Pipeline {
         }))
         .expect("a JSON value serialises")
     }
+}
+
+fn descriptor(staged: Option<&StagedCopy>) -> Option<&Descriptor> {
+    staged.and_then(StagedCopy::bundle).map(|b| &b.descriptor)
 }
 
 /// Step 3: applies the module's migrations on the app's default datasource.

@@ -28,6 +28,15 @@ pub enum Conflict {
     /// Another app is mounted at the context path.
     #[error("context path {context_path} is already used by app {other}")]
     ContextPath { context_path: String, other: String },
+    /// An upload would change what the app's file is: a library for a
+    /// bundle, or the other way round.
+    #[error("app {name} is deployed from {file}, a {kind}; undeploy it before deploying it as a {upload}")]
+    Kind {
+        name: String,
+        file: String,
+        kind: &'static str,
+        upload: &'static str,
+    },
     /// The operation does not fit the app's state.
     #[error("{name} is {state}")]
     State { name: String, state: AppState },

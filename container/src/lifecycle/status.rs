@@ -9,6 +9,7 @@ use super::pipeline::PipelineError;
 use super::registry::Conflict;
 use super::state::{AppState, InvalidTransition};
 use crate::abi::ModuleInfo;
+use crate::deploy::bundle::Descriptor;
 
 /// What the container knows about one app; published on a watch channel.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +43,18 @@ pub struct AppStatus {
     pub images: u64,
     /// Bytes of address space those images map.
     pub image_bytes: u64,
+    /// What the running version's bundle says, if it came from one.
+    pub bundle: Option<BundleStatus>,
+}
+
+/// The bundle an app runs from.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleStatus {
+    /// Its descriptor (`crabcat-app.toml`).
+    #[serde(flatten)]
+    pub descriptor: Descriptor,
+    /// Where it is unpacked; removed once the instance is retired.
+    pub dir: PathBuf,
 }
 
 /// What an operation did.
@@ -129,6 +142,7 @@ impl AppStatus {
             reloads: 0,
             images: 0,
             image_bytes: 0,
+            bundle: None,
         }
     }
 }

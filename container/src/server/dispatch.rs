@@ -220,8 +220,10 @@ fn admit(state: &ServerState, peer: std::net::IpAddr, request: Request) -> Resul
         return Err((Some(slot), Reject::Unavailable));
     };
     // Only requests under `/static/` look further (a string comparison).
+    // A configured `static_dir` wins over the bundle's `static/`, which
+    // belongs to the instance: a reload swaps code and files at once.
     if request.uri().path()[path_start..].starts_with(APP_STATIC)
-        && let Some(root) = slot.static_root()
+        && let Some(root) = slot.static_root().or_else(|| instance.static_root())
     {
         let strip = path_start + APP_STATIC.len() - 1;
         return Ok(Admitted::AppFile {
