@@ -112,11 +112,13 @@ impl Pipeline {
     }
 
     /// Where app `name` is mounted: `[apps.NAME] context_path` if set,
-    /// else its bundle's `context_path`, else `/NAME`.
+    /// else its bundle's `context_path`, else `/NAME` (`/` for `ROOT`).
     pub fn context_path(&self, name: &str, staged: Option<&StagedCopy>) -> String {
         let configured = self.config.apps.get(name).and_then(|a| a.context_path.clone());
         let bundled = || descriptor(staged).and_then(|d| d.context_path.clone());
-        configured.or_else(bundled).unwrap_or_else(|| format!("/{name}"))
+        configured
+            .or_else(bundled)
+            .unwrap_or_else(|| crate::config::default_context_path(name))
     }
 
     /// Steps 2 to 5 on a staged copy of app `name`'s library (errors name
