@@ -23,7 +23,10 @@ impl Staging {
     /// # Errors
     /// If it cannot be created.
     pub fn create(limits: BundleLimits) -> Result<Staging, DeployError> {
-        Staging::create_in(std::env::temp_dir().join(format!("crabcat-{}", std::process::id())), limits)
+        Staging::create_in(
+            std::env::temp_dir().join(format!("crabcat-{}", std::process::id())),
+            limits,
+        )
     }
 
     /// Creates `dir` as the staging directory (removed with the

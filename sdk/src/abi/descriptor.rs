@@ -3,9 +3,9 @@
 
 use core::ffi::c_void;
 
-use super::{FfiFuture, HostApp, HostRequest, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice};
 #[cfg(doc)] // for the doc links
 use super::{ABI_MAJOR, ABI_MINOR, ENTRY_SYMBOL, LAYOUT_HASH, MAGIC};
+use super::{FfiFuture, HostApp, HostRequest, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice};
 
 /// Reports the module's migrations, each with [`HostVtable::migration`], in
 /// order. Called on a blocking thread before `init`; does nothing else.

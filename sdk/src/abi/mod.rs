@@ -52,7 +52,6 @@ pub use crate::ffi::stream::{Chunk, FfiBodyStream};
 pub use layout::layout_field;
 pub use layout::{CONTRACT, FieldLayout, LAYOUT_HASH, TypeLayout, layout_hash};
 pub use types::{
-    BodyChunk, BufferHandle, HostApp, HostRequest, HostResponse, HostSocket, InitSink, MigrationSink, RawSlice,
-    WsEvent,
+    BodyChunk, BufferHandle, HostApp, HostRequest, HostResponse, HostSocket, InitSink, MigrationSink, RawSlice, WsEvent,
 };
 pub use vtable::HostVtable;

@@ -196,4 +196,3 @@ macro_rules! all_the_tuples {
 
 all_the_tuples!(async_handler);
 all_the_tuples!(blocking_handler);
-

@@ -6,9 +6,9 @@ use serde::Deserialize;
 
 use super::wrappers::AsTransaction;
 use super::*;
+use crate::abi::ROUTE_BLOCKING;
 use crate::abi::ROUTE_TRANSACTIONAL;
 use crate::error::Error;
-use crate::abi::ROUTE_BLOCKING;
 use crate::extract::{Path, Query, State};
 use crate::ffi::testing::{TestRequest, serve};
 use crate::response::Json;

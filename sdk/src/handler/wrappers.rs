@@ -3,12 +3,12 @@
 
 use std::marker::PhantomData;
 
+#[cfg(doc)] // for the doc links
+use super::blocking;
 use super::{Conclude, Handler, HandlerFn};
 use crate::abi::ROUTE_TRANSACTIONAL;
 use crate::error::Error;
 use crate::response::{IntoResponse, Response};
-#[cfg(doc)] // for the doc links
-use super::blocking;
 
 /// [`transactional`].
 pub struct Transactional<H>(H);

@@ -114,7 +114,12 @@ impl AppManager {
         Ok(previous)
     }
 
-    pub(super) async fn stop_instance(&self, name: &str, instance: Arc<Instance>, grace: Duration) -> Result<(), ManagerError> {
+    pub(super) async fn stop_instance(
+        &self,
+        name: &str,
+        instance: Arc<Instance>,
+        grace: Duration,
+    ) -> Result<(), ManagerError> {
         self.registry.transition(name, Event::Drain, |_| {})?;
         // Stop, undeploy, shutdown: the app is going away.
         retire(name, instance, grace, 1001).await;

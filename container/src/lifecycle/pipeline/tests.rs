@@ -55,7 +55,6 @@ fn errors_keep_their_cause_as_source() {
 // What the pipeline decides before a module is loaded: where the app is
 // mounted, which datasources it gets, its settings, what `init` receives.
 
-
 /// A pipeline over `config`, with lazy SQLite pools (nothing connects)
 /// under `dir` for `default` and, if configured, `reports`; no sessions.
 fn pipeline(mut config: Config, dir: &Path) -> Pipeline {
@@ -122,7 +121,11 @@ async fn the_context_path_is_configured_then_bundled_then_the_name() {
         ..Default::default()
     };
     let with_section = pipeline(config_with("shop", configured), dir.path());
-    let bundled = staged_bundle(&with_section, dir.path(), descriptor("shop", "context_path = \"/store\""));
+    let bundled = staged_bundle(
+        &with_section,
+        dir.path(),
+        descriptor("shop", "context_path = \"/store\""),
+    );
     assert_eq!(with_section.context_path("shop", Some(&bundled)), "/configured");
     assert_eq!(with_section.context_path("shop", None), "/configured");
 
@@ -145,7 +148,11 @@ async fn root_is_mounted_at_the_root_unless_told_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = pipeline(Config::default(), dir.path());
     assert_eq!(pipeline.context_path("ROOT", None), "/");
-    assert_eq!(pipeline.context_path("root", None), "/root", "the name is case-sensitive");
+    assert_eq!(
+        pipeline.context_path("root", None),
+        "/root",
+        "the name is case-sensitive"
+    );
     let bundled = staged_bundle(&pipeline, dir.path(), descriptor("ROOT", "context_path = \"/home\""));
     assert_eq!(pipeline.context_path("ROOT", Some(&bundled)), "/home");
 }
@@ -175,8 +182,14 @@ async fn an_app_granted_an_unconfigured_datasource_is_refused() {
         ..Default::default()
     };
     let pipeline = pipeline(config_with("shop", app), dir.path());
-    let error = pipeline.app_data("shop", None).err().expect("reports is not configured");
-    assert!(matches!(&error, PipelineError::UnknownDatasource(d) if d == "reports"), "{error:?}");
+    let error = pipeline
+        .app_data("shop", None)
+        .err()
+        .expect("reports is not configured");
+    assert!(
+        matches!(&error, PipelineError::UnknownDatasource(d) if d == "reports"),
+        "{error:?}"
+    );
     assert_eq!(error.to_string(), "datasource reports is not configured");
 }
 
@@ -205,8 +218,14 @@ async fn the_datasources_come_from_the_section_else_the_bundle_else_default() {
     let data = pipeline.app_data("blog", Some(&bundle)).unwrap();
     assert_eq!(default_of(&data).as_deref(), Some("reports"));
     let bundle = descriptor("blog", "datasources = [\"missing\"]");
-    let error = pipeline.app_data("blog", Some(&bundle)).err().expect("missing is unknown");
-    assert!(matches!(&error, PipelineError::UnknownDatasource(d) if d == "missing"), "{error:?}");
+    let error = pipeline
+        .app_data("blog", Some(&bundle))
+        .err()
+        .expect("missing is unknown");
+    assert!(
+        matches!(&error, PipelineError::UnknownDatasource(d) if d == "missing"),
+        "{error:?}"
+    );
 
     // Neither: `default`.
     let data = pipeline.app_data("blog", None).unwrap();
@@ -229,14 +248,21 @@ async fn a_bundles_session_settings_are_defaults_under_the_section() {
     };
     let pipeline = pipeline(config_with("shop", app), dir.path());
     let settings = pipeline.app_settings("shop", Some(&bundle));
-    assert_eq!(settings.session_idle_timeout, Some(Duration::from_secs(300)), "the section wins");
+    assert_eq!(
+        settings.session_idle_timeout,
+        Some(Duration::from_secs(300)),
+        "the section wins"
+    );
     assert_eq!(
         settings.session_max_lifetime,
         Some(Duration::from_secs(7200)),
         "the bundle fills in what the section leaves unset"
     );
     let settings = pipeline.app_settings("shop", None);
-    assert_eq!(settings.session_max_lifetime, None, "no bundle: the [sessions] value applies later");
+    assert_eq!(
+        settings.session_max_lifetime, None,
+        "no bundle: the [sessions] value applies later"
+    );
     let settings = pipeline.app_settings("blog", Some(&bundle));
     assert_eq!(settings.session_idle_timeout, Some(Duration::from_secs(600)));
     assert_eq!(settings.max_requests, AppConfig::default().max_requests);
@@ -269,15 +295,24 @@ async fn migrations_without_a_datasource_are_refused_by_name() {
     let error = migrate(&data, &[spec(1, "", "CREATE TABLE a (id INTEGER)")])
         .await
         .unwrap_err();
-    assert!(matches!(&error, PipelineError::NoDatasource(app) if app == "shop"), "{error:?}");
+    assert!(
+        matches!(&error, PipelineError::NoDatasource(app) if app == "shop"),
+        "{error:?}"
+    );
     assert_eq!(error.to_string(), "app shop has migrations but no datasource");
 }
 
 #[test]
 fn error_messages_name_the_step_and_what_failed() {
     let cases = [
-        (PipelineError::DuplicateMigration(7), "the module declares migration 7 twice"),
-        (PipelineError::Init("no greeting configured".into()), "init failed: no greeting configured"),
+        (
+            PipelineError::DuplicateMigration(7),
+            "the module declares migration 7 twice",
+        ),
+        (
+            PipelineError::Init("no greeting configured".into()),
+            "init failed: no greeting configured",
+        ),
         (
             PipelineError::Runtime(std::io::Error::other("no threads")),
             "cannot start the app's worker threads",

@@ -11,9 +11,9 @@ use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use super::super::ServerState;
 use super::super::stream::ModuleBody;
 use super::super::websocket;
+use super::Reject;
 use super::admit::Call;
 use super::reject::body_error;
-use super::Reject;
 
 use crate::abi::{BodyReader, HostRequest, HostResponse};
 use crate::lifecycle::{Lease, Permit, Target};

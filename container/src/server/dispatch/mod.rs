@@ -1,9 +1,9 @@
 //! The one handler behind every request: find the app, the route, call the
 //! module, and turn the outcome into a response.
 //!
-//! [`admit`](admit::admit) resolves the request, [`Call::run`](admit::Call)
-//! reads the body and calls the module, and a [`Reject`] on the way becomes
-//! the response in one place.
+//! `admit` resolves the request and checks what it can before the body is
+//! read; `call` reads the body, calls the module and builds the response;
+//! a [`Reject`] on the way becomes the response in one place, `reject`.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -9,9 +9,9 @@ use crabcat_sdk::abi::wire::ErrorKind;
 use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, LOCATION, RETRY_AFTER, UPGRADE};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 
+use super::Reject;
 use super::admit::{declared_length, forwarded_https, with_slash};
 use super::reject::body_error;
-use super::Reject;
 use crate::abi::CallError;
 use crate::lifecycle::ServeError;
 
@@ -33,21 +33,48 @@ fn every_refusal() -> Vec<(Reject, StatusCode, &'static str)> {
         (Reject::Busy, S::SERVICE_UNAVAILABLE, "application busy\n"),
         (Reject::Stalled, S::SERVICE_UNAVAILABLE, "application stalled\n"),
         (Reject::AddSlash("/shop/".into()), S::PERMANENT_REDIRECT, "moved\n"),
-        (Reject::Unavailable, S::SERVICE_UNAVAILABLE, "application not available\n"),
-        (Reject::MethodNotAllowed("GET, HEAD".into()), S::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        (
+            Reject::Unavailable,
+            S::SERVICE_UNAVAILABLE,
+            "application not available\n",
+        ),
+        (
+            Reject::MethodNotAllowed("GET, HEAD".into()),
+            S::METHOD_NOT_ALLOWED,
+            "method not allowed\n",
+        ),
         (Reject::BadParam, S::BAD_REQUEST, "bad path parameter\n"),
         (Reject::BodyTooLarge, S::PAYLOAD_TOO_LARGE, "request body too large\n"),
         (Reject::BadBody, S::BAD_REQUEST, "could not read request body\n"),
         (Reject::Timeout, S::GATEWAY_TIMEOUT, "request timed out\n"),
-        (Reject::UpgradeRequired, S::UPGRADE_REQUIRED, "this is a WebSocket endpoint\n"),
-        (Reject::OriginForbidden, S::FORBIDDEN, "origin not allowed to open a WebSocket here\n"),
         (
-            Reject::Transaction(ErrorKind::ConnectionLost, "connection refused by db.internal:5432".into()),
+            Reject::UpgradeRequired,
+            S::UPGRADE_REQUIRED,
+            "this is a WebSocket endpoint\n",
+        ),
+        (
+            Reject::OriginForbidden,
+            S::FORBIDDEN,
+            "origin not allowed to open a WebSocket here\n",
+        ),
+        (
+            Reject::Transaction(
+                ErrorKind::ConnectionLost,
+                "connection refused by db.internal:5432".into(),
+            ),
             S::SERVICE_UNAVAILABLE,
             "database unavailable\n",
         ),
-        (Reject::Failed(ServeError::Cancelled), S::SERVICE_UNAVAILABLE, "application stopping\n"),
-        (Reject::Failed(ServeError::Call(CallError::Panicked)), S::INTERNAL_SERVER_ERROR, "internal server error\n"),
+        (
+            Reject::Failed(ServeError::Cancelled),
+            S::SERVICE_UNAVAILABLE,
+            "application stopping\n",
+        ),
+        (
+            Reject::Failed(ServeError::Call(CallError::Panicked)),
+            S::INTERNAL_SERVER_ERROR,
+            "internal server error\n",
+        ),
         (Reject::BadPath, S::BAD_REQUEST, "bad path\n"),
         (Reject::FileError, S::INTERNAL_SERVER_ERROR, "internal server error\n"),
     ]
@@ -74,7 +101,11 @@ async fn every_503_says_when_to_retry_and_nothing_else_does() {
         let (status, headers, _) = answer(reject).await;
         if status == StatusCode::SERVICE_UNAVAILABLE {
             unavailable += 1;
-            assert_eq!(headers.get(RETRY_AFTER).map(HeaderValue::as_bytes), Some(&b"1"[..]), "{what}");
+            assert_eq!(
+                headers.get(RETRY_AFTER).map(HeaderValue::as_bytes),
+                Some(&b"1"[..]),
+                "{what}"
+            );
         } else {
             assert!(!headers.contains_key(RETRY_AFTER), "{what}");
         }
@@ -109,12 +140,24 @@ fn only_a_listed_proxy_is_believed_about_https() {
     let client: IpAddr = "203.0.113.9".parse().unwrap();
     let trusted = [proxy, "::1".parse().unwrap()];
     assert!(forwarded_https(&trusted, proxy, &proto("https")));
-    assert!(forwarded_https(&trusted, proxy, &proto("HTTPS")), "the scheme is case-insensitive");
+    assert!(
+        forwarded_https(&trusted, proxy, &proto("HTTPS")),
+        "the scheme is case-insensitive"
+    );
     assert!(forwarded_https(&trusted, "::1".parse().unwrap(), &proto("https")));
-    assert!(!forwarded_https(&trusted, client, &proto("https")), "anyone can send the header");
-    assert!(!forwarded_https(&[], proxy, &proto("https")), "no proxies configured: no one is believed");
+    assert!(
+        !forwarded_https(&trusted, client, &proto("https")),
+        "anyone can send the header"
+    );
+    assert!(
+        !forwarded_https(&[], proxy, &proto("https")),
+        "no proxies configured: no one is believed"
+    );
     assert!(!forwarded_https(&trusted, proxy, &proto("http")));
-    assert!(!forwarded_https(&trusted, proxy, &proto("https, http")), "a list is not https");
+    assert!(
+        !forwarded_https(&trusted, proxy, &proto("https, http")),
+        "a list is not https"
+    );
     assert!(!forwarded_https(&trusted, proxy, &HeaderMap::new()));
 }
 
@@ -148,7 +191,10 @@ async fn a_body_over_the_limit_is_too_large_and_any_other_failure_bad() {
     assert_eq!(at.len(), 10, "the limit itself is allowed");
     let cut = futures_util::stream::iter([
         Ok(axum::body::Bytes::from_static(b"half")),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
     ]);
     let error = axum::body::to_bytes(Body::from_stream(cut), 10).await.unwrap_err();
     assert!(matches!(body_error(error), Reject::BadBody));

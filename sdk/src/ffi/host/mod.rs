@@ -1,4 +1,5 @@
-//! Safe wrappers around the host vtable, for the rest of the SDK.//!
+//! Safe wrappers around the host vtable, for the rest of the SDK.
+//!
 //! Here: the image's globals (the vtable and app handle `init` installs)
 //! and the calls that need only them. The handles that own a host object
 //! are in `request` ([`RequestHandle`]) and `socket` ([`SocketHandle`]);
