@@ -5,7 +5,7 @@ use super::{
     MigrationSink, RawSlice, WsEvent,
 };
 #[cfg(doc)] // for the doc links
-use super::{HEADER_VALUE_STATIC, HUB_FORWARD, MigrationsFn, ROUTE_STREAM_BODY, ROUTE_WEBSOCKET, wire};
+use super::{HEADER_VALUE_STATIC, HUB_FORWARD, InitFn, MigrationsFn, ROUTE_STREAM_BODY, ROUTE_WEBSOCKET, wire};
 
 /// Host services, passed to [`InitFn`]. A host `static`: valid for the life
 /// of the process. No function here unwinds. Pointers passed in must be the
