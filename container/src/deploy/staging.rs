@@ -23,7 +23,19 @@ impl Staging {
     /// # Errors
     /// If it cannot be created.
     pub fn create(limits: BundleLimits) -> Result<Staging, DeployError> {
-        let dir = std::env::temp_dir().join(format!("crabcat-{}", std::process::id()));
+        Staging::create_in(
+            std::env::temp_dir().join(format!("crabcat-{}", std::process::id())),
+            limits,
+        )
+    }
+
+    /// Creates `dir` as the staging directory (removed with the
+    /// [`Staging`]): a test's own, so that tests running at once in one
+    /// process do not share `<tmp>/crabcat-<pid>/`.
+    ///
+    /// # Errors
+    /// If it cannot be created.
+    pub fn create_in(dir: PathBuf, limits: BundleLimits) -> Result<Staging, DeployError> {
         std::fs::create_dir_all(&dir).map_err(|source| DeployError::Io {
             path: dir.clone(),
             source,

@@ -4,8 +4,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Deserialize;
 
+use super::wrappers::AsTransaction;
 use super::*;
 use crate::abi::ROUTE_BLOCKING;
+use crate::abi::ROUTE_TRANSACTIONAL;
+use crate::error::Error;
 use crate::extract::{Path, Query, State};
 use crate::ffi::testing::{TestRequest, serve};
 use crate::response::Json;

@@ -18,7 +18,7 @@ use super::routes::{RouteError, RouteTable};
 use super::runtimes::own_runtime;
 use super::status::BundleStatus;
 use crate::abi::{self, HostApp, InstanceLimits, MigrationSpec, Module, ModuleInfo, RawInstance, migrations_of};
-use crate::config::Config;
+use crate::config::{AppConfig, Config};
 use crate::db::{AppData, AppMigration, Datasources, MigrationError, apply_app_migrations};
 use crate::deploy::bundle::{BundleError, Descriptor, Unpacked};
 use crate::deploy::{DeployError, StagedCopy, Staging};
@@ -148,12 +148,7 @@ impl Pipeline {
         let specs = blocking("listing migrations", move || migrations_of(&for_listing)).await?;
         migrate(&data, &specs).await?;
         let document = self.init_document(name, context_path);
-        let mut app = self.config.app(name);
-        // A bundle's session settings are defaults; `[apps.NAME]` wins.
-        if let Some(defaults) = bundle.as_ref().map(|b| &b.descriptor.session) {
-            app.session_idle_timeout = app.session_idle_timeout.or(defaults.idle_timeout);
-            app.session_max_lifetime = app.session_max_lifetime.or(defaults.max_lifetime);
-        }
+        let app = self.app_settings(name, bundle.as_ref().map(|b| &b.descriptor));
         let limits = InstanceLimits {
             max_tasks: app.max_tasks,
             max_response_bytes: app.max_response_bytes,
@@ -248,6 +243,18 @@ impl Pipeline {
         Ok(AppData::new(name.into(), granted))
     }
 
+    /// The settings of app `name`: its `[apps.NAME]` section (or the
+    /// defaults), with its bundle's session settings where the section
+    /// sets none: a bundle's values are defaults, `[apps.NAME]` wins.
+    fn app_settings(&self, name: &str, descriptor: Option<&Descriptor>) -> AppConfig {
+        let mut app = self.config.app(name);
+        if let Some(defaults) = descriptor.map(|d| &d.session) {
+            app.session_idle_timeout = app.session_idle_timeout.or(defaults.idle_timeout);
+            app.session_max_lifetime = app.session_max_lifetime.or(defaults.max_lifetime);
+        }
+        app
+    }
+
     /// The JSON document `init` receives: name, context path, config
     /// section, log level.
     fn init_document(&self, name: &str, context_path: &str) -> Vec<u8> {
@@ -322,53 +329,4 @@ pub fn group_migrations(specs: &[MigrationSpec]) -> Result<Vec<AppMigration>, Pi
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lifecycle::chain;
-
-    fn spec(version: i64, backend: &str, sql: &str) -> MigrationSpec {
-        MigrationSpec {
-            version,
-            description: format!("v{version}"),
-            backend: backend.into(),
-            sql: sql.into(),
-        }
-    }
-
-    #[test]
-    fn migrations_are_grouped_by_version_with_their_variants() {
-        let specs = [
-            spec(1, "", "CREATE TABLE a (id INTEGER)"),
-            spec(1, "postgres", "CREATE TABLE a (id BIGINT)"),
-            spec(2, "", "ALTER TABLE a ADD b TEXT"),
-        ];
-        let grouped = group_migrations(&specs).unwrap();
-        assert_eq!(grouped.len(), 2);
-        assert_eq!(grouped[0].sql, "CREATE TABLE a (id INTEGER)");
-        assert_eq!(
-            grouped[0].variants,
-            vec![("postgres".to_owned(), "CREATE TABLE a (id BIGINT)".to_owned())]
-        );
-        assert!(grouped[1].variants.is_empty());
-    }
-
-    #[test]
-    fn a_version_declared_twice_is_refused() {
-        for second in [spec(3, "", "SELECT 2"), spec(3, "sqlite", "SELECT 2")] {
-            let first = spec(3, &second.backend, "SELECT 1");
-            let error = group_migrations(&[first, second]).unwrap_err();
-            assert!(matches!(error, PipelineError::DuplicateMigration(3)), "{error:?}");
-        }
-    }
-
-    #[test]
-    fn errors_keep_their_cause_as_source() {
-        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
-        let error = PipelineError::Stage(DeployError::Io {
-            path: "deploy/a.so".into(),
-            source: io,
-        });
-        assert!(std::error::Error::source(&error).is_some());
-        assert_eq!(chain(&error), "cannot stage the library: deploy/a.so: gone");
-    }
-}
+mod tests;

@@ -1,108 +1,15 @@
-//! The lifecycle manager: the one place that changes app state. Operations
-//! on one app are serialised by a per-app lock; different apps proceed
-//! independently. What is known about the apps lives in the
-//! [`Registry`]; turning a file into an instance is the [`Pipeline`]'s
-//! job; ending an instance is [`retire`]'s.
+//! The manager's public operations, each under the app's lock.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use tokio::sync::watch;
-use tokio_util::task::TaskTracker;
-
-use super::context::{AppSlot, ContextTable, StaticRoot};
-use super::instance::Instance;
-use super::limits::AppLimits;
-use super::pipeline::{Loaded, Pipeline, PipelineError};
-use super::registry::{Conflict, Registry};
-use super::retire::retire;
-use super::state::{AppState, Event};
-use super::status::{AppStatus, ManagerError, Outcome, chain};
-use crate::config::Config;
-use crate::db::Datasources;
-use crate::deploy::bundle::BundleLimits;
-use crate::deploy::{self, Marker, StagedCopy, Staging};
-use crate::session::Store as SessionStore;
-
-/// Deploys, reloads, stops, starts and undeploys apps, and keeps their state.
-pub struct AppManager {
-    config: Arc<Config>,
-    pipeline: Pipeline,
-    pub(super) registry: Registry,
-    retiring: TaskTracker,
-}
+use super::super::registry::Conflict;
+use super::super::state::{AppState, Event};
+use super::super::status::{AppStatus, ManagerError, Outcome, chain};
+use super::AppManager;
+use crate::deploy::{self, Marker};
 
 impl AppManager {
-    /// A manager with no apps yet.
-    ///
-    /// # Errors
-    /// If the staging directory cannot be created.
-    pub fn new(config: Arc<Config>, datasources: Arc<Datasources>) -> Result<Self, deploy::DeployError> {
-        // Validation made sure the datasource exists, if one is named.
-        let sessions = datasources.get(&config.sessions.datasource);
-        Ok(AppManager {
-            pipeline: Pipeline {
-                config: Arc::clone(&config),
-                sessions: sessions.map(|ds| Arc::new(SessionStore::new(Arc::clone(ds)))),
-                datasources,
-                staging: Arc::new(Staging::create(BundleLimits {
-                    max_bytes: config.deploy.max_bundle_bytes,
-                    max_entries: config.deploy.max_bundle_entries,
-                })?),
-                runtime: tokio::runtime::Handle::current(),
-            },
-            config,
-            registry: Registry::default(),
-            retiring: TaskTracker::new(),
-        })
-    }
-
-    /// The session store every app's sessions are kept in, unless
-    /// sessions are off.
-    pub fn sessions(&self) -> Option<&Arc<SessionStore>> {
-        self.pipeline.sessions.as_ref()
-    }
-
-    /// The session idle timeout of app `name`'s running instance, if it
-    /// runs and sessions are on.
-    pub fn session_idle_timeout(&self, name: &str) -> Option<std::time::Duration> {
-        let instance = self.slot(name)?.instance()?;
-        Some(instance.host_app().sessions()?.settings().idle_timeout)
-    }
-
-    /// The context-path table the server routes with.
-    pub fn table(&self) -> Arc<ArcSwap<ContextTable>> {
-        self.registry.table()
-    }
-
-    /// Every app's status, updated on each change.
-    pub fn subscribe(&self) -> watch::Receiver<BTreeMap<String, AppStatus>> {
-        self.registry.subscribe()
-    }
-
-    /// The status of every app now.
-    pub fn apps(&self) -> BTreeMap<String, AppStatus> {
-        self.registry.apps()
-    }
-
-    /// Status updates published so far.
-    pub fn publishes(&self) -> u64 {
-        self.registry.publishes()
-    }
-
-    /// The routing slot of app `name` (for request counters).
-    pub fn slot(&self, name: &str) -> Option<Arc<AppSlot>> {
-        self.registry.slot(name)
-    }
-
-    /// The deploy directory.
-    pub fn deploy_dir(&self) -> &Path {
-        &self.config.deploy.dir
-    }
-
     /// Deploys a new app `name` whose library or bundle is read from
     /// `source` and lives at `file` in the deploy directory (the same path,
     /// except for uploads, which are renamed into place only once they work).
@@ -130,104 +37,6 @@ impl AppManager {
         self.load_and_mount(name, staged, file, &context_path, "deployed")
             .await?;
         Ok(Outcome::Deployed)
-    }
-
-    /// Loads `staged` for the registered app `name` (state `loading`),
-    /// mounted at `context_path`, and mounts it, or records the failure.
-    /// `what` names the operation in the log: `deployed` or `started`.
-    async fn load_and_mount(
-        &self,
-        name: &str,
-        staged: Result<StagedCopy, PipelineError>,
-        file: &Path,
-        context_path: &str,
-        what: &str,
-    ) -> Result<(), ManagerError> {
-        let started = Instant::now();
-        let loaded = match staged {
-            Ok(staged) => self.load_staged(name, staged, file, context_path).await,
-            Err(error) => Err(error),
-        };
-        match loaded {
-            Ok(loaded) => {
-                self.mount(name, loaded, file)?;
-                tracing::info!(
-                    app = name,
-                    context_path,
-                    file = %file.display(),
-                    ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
-                    "{what}"
-                );
-                Ok(())
-            }
-            Err(error) => {
-                let reason = chain(&error);
-                tracing::error!(app = name, file = %file.display(), "deployment failed: {reason}");
-                let last_error = reason.clone();
-                self.registry
-                    .transition(name, Event::Failed(reason.clone()), |s| s.last_error = Some(last_error))?;
-                deploy::write_marker(file, Some((Marker::Failed, &reason)));
-                Err(error.into())
-            }
-        }
-    }
-
-    /// Runs the pipeline on a staged copy, counting the image it loads: in
-    /// state `loading` that is the `loaded` event; on a reload, a plain
-    /// update.
-    async fn load_staged(
-        &self,
-        name: &str,
-        staged: StagedCopy,
-        file: &Path,
-        context_path: &str,
-    ) -> Result<Loaded, PipelineError> {
-        self.pipeline
-            .load_staged(name, staged, file, context_path, |bytes| {
-                let count = |s: &mut AppStatus| {
-                    s.images += 1;
-                    s.image_bytes += bytes;
-                };
-                match self.registry.current(name).map(|s| s.state) {
-                    Ok(AppState::Loading) => {
-                        let _ = self.registry.transition(name, Event::Loaded, count);
-                    }
-                    _ => self.registry.update(name, count),
-                }
-            })
-            .await
-    }
-
-    /// Puts a loaded instance in the app's slot (new requests reach it at
-    /// once) and publishes it in one update: a first start, or a reload.
-    fn mount(&self, name: &str, loaded: Loaded, file: &Path) -> Result<Option<Arc<Instance>>, ManagerError> {
-        let Loaded {
-            instance,
-            info,
-            sha256,
-            bundle,
-        } = loaded;
-        let text = format!("{} {} sha256:{sha256}\n", info.crate_name, info.version);
-        let Some(slot) = self.registry.slot(name) else {
-            return Err(ManagerError::UnknownApp(name.to_owned()));
-        };
-        let previous = slot.swap(Some(Arc::new(instance)));
-        let reloaded = previous.is_some();
-        let change = |s: &mut AppStatus| {
-            s.module = Some(info);
-            s.sha256 = Some(sha256);
-            s.loaded_at = Some(SystemTime::now());
-            s.last_error = None;
-            s.reloads += u64::from(reloaded);
-            s.bundle = bundle;
-        };
-        if reloaded {
-            self.registry.update(name, change);
-        } else {
-            self.registry.transition(name, Event::Started, change)?;
-        }
-        deploy::write_marker(file, Some((Marker::Deployed, &text)));
-        Ok(previous)
     }
 
     /// Replaces the running version of `name` with the library at `source`
@@ -421,43 +230,6 @@ impl AppManager {
         }
         self.retiring.close();
         self.retiring.wait().await;
-    }
-
-    async fn stop_instance(&self, name: &str, instance: Arc<Instance>, grace: Duration) -> Result<(), ManagerError> {
-        self.registry.transition(name, Event::Drain, |_| {})?;
-        // Stop, undeploy, shutdown: the app is going away.
-        retire(name, instance, grace, 1001).await;
-        self.registry.transition(name, Event::Drained, |_| {})?;
-        Ok(())
-    }
-
-    /// Gives the registered app `name` its `static_dir`, when configured.
-    /// A directory that cannot be served is logged, and the app deploys
-    /// without static files.
-    fn attach_static_root(&self, name: &str) {
-        let config = self.config.app(name);
-        let (Some(dir), Some(slot)) = (&config.static_dir, self.registry.slot(name)) else {
-            return;
-        };
-        match StaticRoot::open(dir, &config.static_cache_control) {
-            Ok(root) => {
-                tracing::info!(app = name, dir = %root.dir.display(), "serving static files");
-                slot.set_static_root(Some(Arc::new(root)));
-            }
-            Err(error) => tracing::error!(app = name, "no static files: {error}"),
-        }
-    }
-
-    fn limits(&self, name: &str) -> AppLimits {
-        AppLimits::new(&self.config.app(name))
-    }
-
-    fn retire_in_background(&self, name: &str, old: Arc<Instance>) {
-        let name = name.to_owned();
-        let grace = self.config.deploy.drain_timeout;
-        // A reload: a client should reconnect, and reach the new instance.
-        self.retiring
-            .spawn(async move { retire(&name, old, grace, 1012).await });
     }
 }
 

@@ -1,150 +1,24 @@
 //! Prometheus metrics: requests by app and status, latency, in-flight
 //! requests, reloads, loaded images and their memory; and a plain tally per
 //! app ([`Tally`]) that the console's history samples.
-
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    app: String,
-    status: u16,
-}
+mod app;
+mod labels;
+mod tally;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AppLabels {
-    app: String,
-}
+pub use app::{AppFigures, AppMetrics};
+pub use tally::{TALLY_BOUNDS, TALLY_BUCKETS, Tally, TallySnapshot};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PoolLabels {
-    datasource: String,
-    state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TriggerLabels {
-    trigger: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabels {
-    app: String,
-    state: String,
-}
-
-/// Metric handles of one app, cached in its routing slot so that the
-/// common case (status 200) costs two atomic updates and no lookup.
-pub struct AppMetrics {
-    app: String,
-    ok: Counter,
-    latency: Histogram,
-    requests: Family<RequestLabels, Counter>,
-    tally: Arc<Tally>,
-}
-
-impl AppMetrics {
-    /// Counts one request of this app.
-    pub fn observe(&self, status: u16, latency: Duration) {
-        if status == 200 {
-            self.ok.inc();
-        } else {
-            let labels = RequestLabels {
-                app: self.app.clone(),
-                status,
-            };
-            self.requests.get_or_create(&labels).inc();
-        }
-        self.latency.observe(latency.as_secs_f64());
-        self.tally.count(status, latency);
-    }
-}
-
-/// Upper bounds of the tally's latency buckets, in seconds: 100 µs
-/// doubling to ~3.3 s (the Prometheus histogram's), then one for the rest.
-pub const TALLY_BOUNDS: [f64; 16] = {
-    let mut bounds = [0.0; 16];
-    let mut i = 0;
-    let mut bound = 0.0001;
-    while i < 16 {
-        bounds[i] = bound;
-        bound *= 2.0;
-        i += 1;
-    }
-    bounds
-};
-
-/// Buckets of a [`Tally`]: one per bound, and one above the last.
-pub const TALLY_BUCKETS: usize = TALLY_BOUNDS.len() + 1;
-
-/// An app's requests in plain atomics, read without the Prometheus
-/// encoder: per latency bucket, and the server errors (`5xx`) among them.
-/// Counting costs two relaxed atomic adds (three for an error) and no lock.
-#[derive(Default)]
-pub struct Tally {
-    buckets: [AtomicU64; TALLY_BUCKETS],
-    errors: AtomicU64,
-}
-
-/// A [`Tally`] read at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TallySnapshot {
-    /// Requests per latency bucket (see [`TALLY_BOUNDS`]), since the start.
-    pub buckets: [u64; TALLY_BUCKETS],
-    /// Responses with a `5xx` status, since the start.
-    pub errors: u64,
-}
-
-impl TallySnapshot {
-    /// Requests counted, since the start.
-    pub fn requests(&self) -> u64 {
-        self.buckets.iter().sum()
-    }
-}
-
-impl Tally {
-    fn count(&self, status: u16, latency: Duration) {
-        let seconds = latency.as_secs_f64();
-        let bucket = TALLY_BOUNDS.partition_point(|&bound| bound < seconds);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        if status >= 500 {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The counts now.
-    pub fn snapshot(&self) -> TallySnapshot {
-        TallySnapshot {
-            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
-            errors: self.errors.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// One app's figures, read at scrape time.
-pub struct AppFigures<'a> {
-    /// App name.
-    pub app: &'a str,
-    /// Its state name.
-    pub state: &'a str,
-    /// Requests running now.
-    pub in_flight: usize,
-    /// Successful reloads.
-    pub reloads: u64,
-    /// Threads stalled in its code now (see [`crate::watchdog`]).
-    pub stalled_threads: usize,
-    /// Stalls since the container started.
-    pub stalls: u64,
-}
+use labels::{AppLabels, HubLabels, PoolLabels, RequestLabels, StateLabels, TriggerLabels};
 
 /// The container's metrics registry.
 pub struct Metrics {
@@ -165,11 +39,6 @@ pub struct Metrics {
     websockets: Gauge,
     hub: Family<HubLabels, Gauge>,
     tallies: Mutex<HashMap<String, Arc<Tally>>>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HubLabels {
-    what: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -402,21 +271,6 @@ pub fn resident_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_tally_counts_by_latency_bucket_and_server_errors() {
-        let tally = Tally::default();
-        tally.count(200, Duration::from_micros(50)); // below the first bound
-        tally.count(200, Duration::from_micros(100)); // on it: still the first
-        tally.count(503, Duration::from_millis(3)); // 1.6 ms < 3 ms <= 3.2 ms
-        tally.count(404, Duration::from_secs(60)); // above the last bound
-        let snapshot = tally.snapshot();
-        assert_eq!(snapshot.buckets[0], 2);
-        assert_eq!(snapshot.buckets[5], 1, "{:?}", snapshot.buckets);
-        assert_eq!(snapshot.buckets[TALLY_BUCKETS - 1], 1);
-        assert_eq!(snapshot.requests(), 4);
-        assert_eq!(snapshot.errors, 1, "only 5xx are errors");
-    }
 
     #[test]
     fn every_slot_of_an_app_shares_its_tally() {

@@ -1,0 +1,55 @@
+//! What one app's requests are counted with: the handles cached in its
+//! slot, and the figures read from it at scrape time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+
+use super::labels::RequestLabels;
+use super::tally::Tally;
+
+/// Metric handles of one app, cached in its routing slot so that the
+/// common case (status 200) costs two atomic updates and no lookup.
+pub struct AppMetrics {
+    pub(super) app: String,
+    pub(super) ok: Counter,
+    pub(super) latency: Histogram,
+    pub(super) requests: Family<RequestLabels, Counter>,
+    pub(super) tally: Arc<Tally>,
+}
+
+impl AppMetrics {
+    /// Counts one request of this app.
+    pub fn observe(&self, status: u16, latency: Duration) {
+        if status == 200 {
+            self.ok.inc();
+        } else {
+            let labels = RequestLabels {
+                app: self.app.clone(),
+                status,
+            };
+            self.requests.get_or_create(&labels).inc();
+        }
+        self.latency.observe(latency.as_secs_f64());
+        self.tally.count(status, latency);
+    }
+}
+
+/// One app's figures, read at scrape time.
+pub struct AppFigures<'a> {
+    /// App name.
+    pub app: &'a str,
+    /// Its state name.
+    pub state: &'a str,
+    /// Requests running now.
+    pub in_flight: usize,
+    /// Successful reloads.
+    pub reloads: u64,
+    /// Threads stalled in its code now (see [`crate::watchdog`]).
+    pub stalled_threads: usize,
+    /// Stalls since the container started.
+    pub stalls: u64,
+}

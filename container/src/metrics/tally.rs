@@ -1,0 +1,85 @@
+//! A plain per-app tally of requests by latency bucket, and its errors,
+//! that the console's history samples without the Prometheus encoder.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the tally's latency buckets, in seconds: 100 µs
+/// doubling to ~3.3 s (the Prometheus histogram's), then one for the rest.
+pub const TALLY_BOUNDS: [f64; 16] = {
+    let mut bounds = [0.0; 16];
+    let mut i = 0;
+    let mut bound = 0.0001;
+    while i < 16 {
+        bounds[i] = bound;
+        bound *= 2.0;
+        i += 1;
+    }
+    bounds
+};
+
+/// Buckets of a [`Tally`]: one per bound, and one above the last.
+pub const TALLY_BUCKETS: usize = TALLY_BOUNDS.len() + 1;
+
+/// An app's requests in plain atomics, read without the Prometheus
+/// encoder: per latency bucket, and the server errors (`5xx`) among them.
+/// Counting costs two relaxed atomic adds (three for an error) and no lock.
+#[derive(Default)]
+pub struct Tally {
+    buckets: [AtomicU64; TALLY_BUCKETS],
+    errors: AtomicU64,
+}
+
+/// A [`Tally`] read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TallySnapshot {
+    /// Requests per latency bucket (see [`TALLY_BOUNDS`]), since the start.
+    pub buckets: [u64; TALLY_BUCKETS],
+    /// Responses with a `5xx` status, since the start.
+    pub errors: u64,
+}
+
+impl TallySnapshot {
+    /// Requests counted, since the start.
+    pub fn requests(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+impl Tally {
+    pub(super) fn count(&self, status: u16, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        let bucket = TALLY_BOUNDS.partition_point(|&bound| bound < seconds);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> TallySnapshot {
+        TallySnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_counts_by_latency_bucket_and_server_errors() {
+        let tally = Tally::default();
+        tally.count(200, Duration::from_micros(50)); // below the first bound
+        tally.count(200, Duration::from_micros(100)); // on it: still the first
+        tally.count(503, Duration::from_millis(3)); // 1.6 ms < 3 ms <= 3.2 ms
+        tally.count(404, Duration::from_secs(60)); // above the last bound
+        let snapshot = tally.snapshot();
+        assert_eq!(snapshot.buckets[0], 2);
+        assert_eq!(snapshot.buckets[5], 1, "{:?}", snapshot.buckets);
+        assert_eq!(snapshot.buckets[TALLY_BUCKETS - 1], 1);
+        assert_eq!(snapshot.requests(), 4);
+        assert_eq!(snapshot.errors, 1, "only 5xx are errors");
+    }
+}

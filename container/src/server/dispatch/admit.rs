@@ -1,0 +1,203 @@
+//! Admission: find the app and the route (or the static file), and check
+//! what can be checked before the body is read.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes, HttpBody as _};
+use axum::extract::Request;
+use http::header::CONTENT_LENGTH;
+use http::{HeaderValue, Method};
+use hyper::upgrade::OnUpgrade;
+
+use super::super::ServerState;
+use super::super::static_files::Mount;
+use super::super::websocket;
+use super::Reject;
+
+use crate::abi::{BodyReader, HostRequest};
+use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, StaticRoot, Target};
+
+/// Where an admitted request goes.
+// `Call` is the large one, and the common one: boxing it would cost every
+// module request an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Admitted<'s> {
+    /// To a module's handler.
+    Call(Call),
+    /// To a file of the app's static directory (`<context path>/static/...`).
+    AppFile {
+        slot: Arc<AppSlot>,
+        root: Arc<StaticRoot>,
+        strip: usize,
+        request: Request,
+    },
+    /// To a file of a `[static]` mount.
+    MountFile { mount: &'s Mount, request: Request },
+}
+
+/// The path prefix, inside an app, of its static files.
+const APP_STATIC: &str = "/static/";
+
+/// A request routed to a handler, ready to call.
+pub(super) struct Call {
+    pub(super) slot: Arc<AppSlot>,
+    /// Taken before the body is read, so a drain waits for this request.
+    pub(super) lease: Lease,
+    /// This request's place in the app's request quota.
+    pub(super) permit: Permit,
+    /// Its place in the app's blocking-call quota, for a blocking route.
+    pub(super) blocking: Option<Permit>,
+    pub(super) target: Target,
+    pub(super) head: bool,
+    /// Complete but for the body, when there is one to read.
+    pub(super) request: HostRequest,
+    pub(super) body: Option<Body>,
+    /// The largest body the route accepts.
+    pub(super) max_body: usize,
+    /// On a WebSocket route: the handshake's key, and the connection's upgrade.
+    /// Boxed: most requests are not handshakes.
+    pub(super) websocket: Option<Box<(HeaderValue, OnUpgrade)>>,
+}
+
+type Rejected = (Option<Arc<AppSlot>>, Reject);
+
+/// Finds the app and the route (or the static file), and checks what can
+/// be checked before reading the body.
+pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Result<Admitted<'_>, Rejected> {
+    if request
+        .uri()
+        .path_and_query()
+        .is_some_and(|p| p.as_str().len() > state.max_uri_bytes)
+    {
+        return Err((None, Reject::UriTooLong));
+    }
+    let table = state.table.load();
+    let path = request.uri().path();
+    let resolved = table.resolve(path);
+    if let Some(mount) = state.mounts.find(path, resolved.matched_len(path)) {
+        if mount.is_bare(path) {
+            return Err((None, Reject::AddSlash(with_slash(request.uri()))));
+        }
+        return Ok(Admitted::MountFile { mount, request });
+    }
+    let (slot, path_start) = match resolved {
+        Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),
+        Resolved::AddSlash => return Err((None, Reject::AddSlash(with_slash(request.uri())))),
+        Resolved::NotFound => return Err((None, Reject::NotFound)),
+    };
+    drop(table);
+    slot.count_request();
+    let Some(instance) = slot.instance() else {
+        return Err((Some(slot), Reject::Unavailable));
+    };
+    // Only requests under `/static/` look further (a string comparison).
+    // A configured `static_dir` wins over the bundle's `static/`, which
+    // belongs to the instance: a reload swaps code and files at once.
+    if request.uri().path()[path_start..].starts_with(APP_STATIC)
+        && let Some(root) = slot.static_root().or_else(|| instance.static_root())
+    {
+        let strip = path_start + APP_STATIC.len() - 1;
+        return Ok(Admitted::AppFile {
+            slot,
+            root,
+            strip,
+            request,
+        });
+    }
+    if slot.watch.stalled() > 0 {
+        return Err((Some(slot), Reject::Stalled));
+    }
+    let Some(permit) = slot.limits.try_request() else {
+        return Err((Some(slot), Reject::Busy));
+    };
+    let (mut parts, body) = request.into_parts();
+    let (target, params) = match instance.routes().lookup(&parts.method, &parts.uri.path()[path_start..]) {
+        Lookup::Found { target, params } => (target, params),
+        Lookup::MethodNotAllowed(allow) => return Err((Some(slot), Reject::MethodNotAllowed(allow))),
+        Lookup::NotFound => return Err((Some(slot), Reject::NotFound)),
+        Lookup::BadParam => return Err((Some(slot), Reject::BadParam)),
+    };
+    let max_body = target
+        .max_body
+        .map_or(state.max_body_bytes, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    if declared_length(&parts.headers).is_some_and(|n| n > max_body) {
+        return Err((Some(slot), Reject::BodyTooLarge));
+    }
+    let websocket = match target.websocket {
+        true => {
+            let key = websocket::check_handshake(&slot, &parts.headers).map_err(|r| (Some(Arc::clone(&slot)), r))?;
+            // HTTP/2 connections have no upgrade: those ask for one.
+            let upgrade = parts.extensions.remove::<OnUpgrade>();
+            let upgrade = upgrade.ok_or_else(|| (Some(Arc::clone(&slot)), Reject::UpgradeRequired))?;
+            Some(Box::new((key, upgrade)))
+        }
+        false => None,
+    };
+    let blocking = match target.blocking {
+        true => Some(
+            slot.limits
+                .try_blocking()
+                .ok_or_else(|| (Some(Arc::clone(&slot)), Reject::Busy))?,
+        ),
+        false => None,
+    };
+    let head = parts.method == Method::HEAD;
+    if websocket.is_some() {
+        // The handshake lives as long as the connection: own its bytes, or
+        // it pins the connection's whole read buffer (hyper's header values
+        // are slices of it), 16 KiB per idle WebSocket.
+        websocket::detach(&mut parts.uri, &mut parts.headers);
+    }
+    let secure = state.tls || forwarded_https(&state.trusted_proxies, peer, &parts.headers);
+    let request = HostRequest {
+        host_app: instance.host_app(),
+        secure,
+        session: Default::default(),
+        method: parts.method,
+        uri: parts.uri,
+        path_start,
+        context_path: Arc::clone(&slot.prefix),
+        headers: parts.headers,
+        params,
+        body: Bytes::new(),
+        scope: instance.new_scope(),
+        reader: BodyReader::buffered(),
+        upgrade: None,
+    };
+    Ok(Admitted::Call(Call {
+        slot,
+        lease: instance.lease(),
+        permit,
+        blocking,
+        target,
+        head,
+        request,
+        body: (!body.is_end_stream()).then_some(body),
+        max_body,
+        websocket,
+    }))
+}
+
+/// Whether a trusted proxy says the client's request came over TLS.
+pub(super) fn forwarded_https(trusted_proxies: &[IpAddr], peer: IpAddr, headers: &http::HeaderMap) -> bool {
+    !trusted_proxies.is_empty()
+        && trusted_proxies.contains(&peer)
+        && headers
+            .get("x-forwarded-proto")
+            .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// The body length the request's `Content-Length` declares, if valid.
+pub(super) fn declared_length(headers: &http::HeaderMap) -> Option<usize> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Where the redirect that adds the missing `/` of a context path goes:
+/// the same path with a `/`, and the same query.
+pub(super) fn with_slash(uri: &http::Uri) -> String {
+    match uri.query() {
+        Some(query) => format!("{}/?{query}", uri.path()),
+        None => format!("{}/", uri.path()),
+    }
+}

@@ -1,0 +1,93 @@
+//! The one handler behind every request: find the app, the route, call the
+//! module, and turn the outcome into a response.
+//!
+//! `admit` resolves the request and checks what it can before the body is
+//! read; `call` reads the body, calls the module and builds the response;
+//! a [`Reject`] on the way becomes the response in one place, `reject`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+
+use super::ServerState;
+use super::observe;
+use super::static_files;
+
+use crate::abi::CallError;
+use crate::lifecycle::ServeError;
+
+mod admit;
+mod call;
+mod reject;
+
+pub use reject::Reject;
+
+use admit::{Admitted, admit};
+
+/// The handler behind every request: resolve the app, enforce the body
+/// limit and the timeout, call the module, record metrics and the access log.
+pub async fn dispatch(state: &ServerState, peer: std::net::IpAddr, request: Request) -> Response {
+    let start = Instant::now();
+    let access = state.access_log.as_ref().map(|log| log.capture(&request));
+    // Everything up to the call is synchronous; the future only holds what
+    // the call needs (every request's future is moved into a box).
+    let mut mount = None;
+    let (slot, result) = match admit(state, peer, request) {
+        Ok(Admitted::Call(call)) => {
+            let slot = Arc::clone(&call.slot);
+            (Some(slot), call.run(state).await)
+        }
+        Ok(Admitted::AppFile {
+            slot,
+            root,
+            strip,
+            request,
+        }) => {
+            // Boxed: keeps the future of module requests as small as it was.
+            (Some(slot), Box::pin(static_files::serve(&root, strip, request)).await)
+        }
+        Ok(Admitted::MountFile { mount: m, request }) => {
+            mount = Some(m);
+            (
+                None,
+                Box::pin(static_files::serve(&m.root, m.prefix_len(), request)).await,
+            )
+        }
+        Err((slot, reject)) => (slot, Err(reject)),
+    };
+    let response = result.unwrap_or_else(|reject| {
+        match (&reject, &slot) {
+            (Reject::Failed(error), Some(slot)) => log_failure(&slot.name, error),
+            (Reject::Transaction(_, message), Some(slot)) => {
+                tracing::error!(app = &*slot.name, "managed transaction failed: {message}");
+            }
+            _ => {}
+        }
+        reject.into_response()
+    });
+    let owner = match (&slot, mount) {
+        (Some(slot), _) => Some((&slot.name, slot.metrics(&state.metrics))),
+        (None, Some(mount)) => Some((&mount.label, mount.metrics(&state.metrics))),
+        (None, None) => None,
+    };
+    observe::record(state, peer, owner, access, &response, start.elapsed());
+    response
+}
+
+fn log_failure(app: &str, error: &ServeError) {
+    match error {
+        ServeError::Call(CallError::Panicked) => {
+            tracing::error!(
+                app,
+                "handler panicked (the module logged the panic above); answered 500"
+            )
+        }
+        ServeError::Cancelled => tracing::warn!(app, "request cancelled because the app is stopping"),
+        other => tracing::error!(app, error = %other, "request failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
