@@ -32,6 +32,10 @@ pub enum AdminError {
     SessionsOff,
     /// The session store failed.
     Sessions(String),
+    /// The change was made here, but the cluster store failed.
+    Cluster(String),
+    /// This node is not in a cluster.
+    NotClustered,
 }
 
 impl From<ManagerError> for AdminError {
@@ -58,7 +62,13 @@ impl AdminError {
                 StatusCode::NOT_FOUND,
                 "sessions are off in this container (sessions.datasource is empty)".to_owned(),
             ),
-            AdminError::Sessions(error) => (StatusCode::SERVICE_UNAVAILABLE, error.clone()),
+            AdminError::Sessions(error) | AdminError::Cluster(error) => {
+                (StatusCode::SERVICE_UNAVAILABLE, error.clone())
+            }
+            AdminError::NotClustered => (
+                StatusCode::NOT_FOUND,
+                "this container is not in a cluster (cluster.datasource is not set)".to_owned(),
+            ),
         }
     }
 }
@@ -294,6 +304,10 @@ pub async fn upload(
     };
     let _ = std::fs::remove_file(&upload); // still there unless it was installed
     let outcome = result?;
+    state
+        .share_deploy(&name, "admin API")
+        .await
+        .map_err(AdminError::Cluster)?;
     let status = if outcome == Outcome::Deployed {
         StatusCode::CREATED
     } else {
@@ -366,7 +380,18 @@ pub async fn undeploy(
 ) -> Result<Json<Done>, AdminError> {
     valid_name(&name)?;
     let outcome = state.manager.undeploy(&name, true).await?;
+    state
+        .share_undeploy(&name, "admin API")
+        .await
+        .map_err(AdminError::Cluster)?;
     Ok(done(&state, &name, outcome))
+}
+
+/// `GET /cluster`: what each node of the cluster runs of each app.
+pub async fn cluster(State(state): State<Arc<AdminState>>) -> Result<Json<serde_json::Value>, AdminError> {
+    let cluster = state.cluster.as_ref().ok_or(AdminError::NotClustered)?;
+    let nodes = cluster.nodes().await.map_err(|e| AdminError::Cluster(e.to_string()))?;
+    Ok(Json(serde_json::json!({ "node": cluster.node(), "apps": nodes })))
 }
 
 /// `GET /metrics`: Prometheus text format.

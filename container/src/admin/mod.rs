@@ -44,6 +44,9 @@ pub struct AdminState {
     pub session_counts: handlers::CountCache,
     /// Tomcat's manager text API; `None`: every call to it gets `401`.
     pub manager_text: Option<manager::TextApi>,
+    /// This node's part in a cluster, if it is one: deployments made here
+    /// are shared with every node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl AdminState {
@@ -66,6 +69,7 @@ impl AdminState {
             max_upload_bytes,
             session_counts: handlers::CountCache::default(),
             manager_text: None,
+            cluster: None,
         }
     }
 
@@ -73,6 +77,39 @@ impl AdminState {
     pub fn with_manager_text(mut self, text_api: manager::TextApi) -> Self {
         self.manager_text = Some(text_api);
         self
+    }
+
+    /// Shares the deployments made through this API with `cluster`.
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// After app `name` was deployed (or reloaded) here through `via`:
+    /// stores it in the cluster, if this node is in one.
+    ///
+    /// # Errors
+    /// The cluster store failed: the app runs on this node only.
+    pub async fn share_deploy(&self, name: &str, via: &str) -> Result<(), String> {
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let who = format!("{} ({via})", cluster.node());
+        cluster.publish(name, &who).await.map_err(|error| {
+            tracing::error!(app = name, %error, "deployed on this node only: the cluster store failed");
+            format!("{name} is deployed on this node only: storing it in the cluster failed ({error}); deploy it again")
+        })
+    }
+
+    /// After app `name` was undeployed here through `via`: tells the cluster.
+    ///
+    /// # Errors
+    /// The cluster store failed: the app is undeployed on this node only.
+    pub async fn share_undeploy(&self, name: &str, via: &str) -> Result<(), String> {
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let who = format!("{} ({via})", cluster.node());
+        cluster.publish_undeploy(name, &who).await.map_err(|error| {
+            tracing::error!(app = name, %error, "undeployed on this node only: the cluster store failed");
+            format!("{name} is undeployed on this node only: telling the cluster failed ({error}); undeploy it again")
+        })
     }
 }
 
@@ -89,6 +126,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/apps/{name}/start", post(handlers::start))
         .route("/apps/{name}/sessions/expire", post(handlers::expire_sessions))
         .route("/metrics", get(handlers::metrics))
+        .route("/cluster", get(handlers::cluster))
         .merge(console::data_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
