@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "abi",
             "admin",
+            "cluster",
             "config",
             "db",
             "deploy",
@@ -29,7 +30,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cli", &["config"]),
     ("config", &[]),
     ("server", &["abi", "config", "lifecycle", "metrics", "watchdog"]),
-    ("admin", &["config", "db", "deploy", "lifecycle", "metrics", "session"]),
+    (
+        "admin",
+        &["cluster", "config", "db", "deploy", "lifecycle", "metrics", "session"],
+    ),
+    ("cluster", &["config", "db", "deploy", "lifecycle"]),
     (
         "lifecycle",
         &["abi", "config", "db", "deploy", "metrics", "session", "watchdog"],

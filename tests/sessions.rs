@@ -385,7 +385,8 @@ async fn with_sessions_off_the_app_gets_a_clear_error() {
     let c = probe().config("[sessions]\ndatasource = \"\"").start();
     let answer = Visitor::new(&c).get("/probe/session").await;
     assert_eq!(answer.status, 500, "{}", answer.body);
-    assert!(c.logs().contains("sessions are turned off"), "{}", c.logs());
+    let line = c.wait_for_log("sessions are turned off", Duration::from_secs(5));
+    assert!(line.is_some(), "the log says why: {}", c.logs());
     let (status, body) = c
         .admin_call(c.admin(reqwest::Method::POST, "/apps/probe/sessions/expire"))
         .await;

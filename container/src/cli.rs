@@ -24,8 +24,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the container: deploy the modules in the deploy directory and serve HTTP.
     Serve(ServeArgs),
-    /// List the deployed apps.
-    Apps(AdminArgs),
+    /// List the deployed apps (`--cluster`: what every node of the cluster runs).
+    Apps {
+        /// Every node's state and version of each app, from the cluster's store.
+        #[arg(long)]
+        cluster: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// What the console shows: each app's state, version, context path,
     /// requests, in-flight, errors, sessions, images kept and last error,
     /// and the container's memory.

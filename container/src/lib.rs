@@ -16,6 +16,7 @@
 //! * [`server`]: the listener and its TLS, the HTTP service (one tower `Service`, no router), the context-path table, dispatch, static files, metrics, the access log.
 //! * [`admin`]: the admin API (its own listener, token auth), the operations
 //!   console it serves at `/console`, Tomcat's manager text API, and its CLI client.
+//! * [`cluster`]: several containers sharing deployments through PostgreSQL (`LISTEN`/`NOTIFY`).
 //! * [`session`]: HTTP sessions the container keeps for its apps, in a datasource.
 //! * [`watchdog`]: notices module code that runs without yielding, and reports its app.
 //! * [`package`] and [`new`]: `crabcat package` (an app crate → a bundle) and
@@ -27,6 +28,7 @@
 pub mod abi;
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod deploy;
@@ -66,6 +68,9 @@ pub enum RunError {
     /// The access log could not be opened.
     #[error(transparent)]
     AccessLog(#[from] server::AccessLogError),
+    /// Cluster mode could not start.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
     /// The TLS certificate or key could not be used.
     #[error(transparent)]
     Tls(#[from] server::TlsError),
@@ -135,12 +140,28 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
             )
         })
         .transpose()?;
-    let watcher = config.deploy.watch.then(|| {
+    let clustered = !config.cluster.datasource.is_empty();
+    if clustered && config.deploy.watch {
+        tracing::info!(
+            "cluster mode: deployments come from the cluster (admin API, CLI, manager API); the deploy directory is not watched"
+        );
+    }
+    let watcher = (config.deploy.watch && !clustered).then(|| {
         let d = &config.deploy;
         deploy::Watcher::new(&d.dir, d.settle_time, d.scan_interval).with_counters(metrics.deploy_scans())
     });
     watchdog::start(config.server.stall_timeout);
     manager.deploy_all().await;
+
+    let node = match &config.cluster.node {
+        Some(node) => node.clone(),
+        None => cluster::default_node_name(listener.local_addr().map_err(RunError::Serve)?),
+    };
+    let cluster = cluster::Cluster::new(&config.cluster, node, &datasources, Arc::clone(&manager))?;
+    if let Some(cluster) = &cluster {
+        tracing::info!(node = cluster.node(), "joining the cluster");
+        tokio::spawn(Arc::clone(cluster).run(shutdown.clone()));
+    }
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, %scheme, "listening");
@@ -154,7 +175,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, reload_tls: Arc<No
             token,
             config.admin.max_upload_bytes,
         )
-        .with_manager_text(admin::manager::TextApi::new(Arc::clone(&config), manager_credentials)),
+        .with_manager_text(admin::manager::TextApi::new(Arc::clone(&config), manager_credentials))
+        .with_cluster(cluster),
     );
     let admin_router = admin::router(admin_state);
     let admin_shutdown = shutdown.clone();

@@ -130,7 +130,8 @@ async fn admin(command: Command) -> ExitCode {
 
 async fn run_admin(command: Command) -> Result<String, ClientError> {
     match command {
-        Command::Apps(args) => client(&args)?.apps().await,
+        Command::Apps { cluster: false, admin } => client(&admin)?.apps().await,
+        Command::Apps { cluster: true, admin } => client(&admin)?.cluster().await,
         Command::Status(args) => client(&args)?.status().await,
         Command::Deploy { file, name, admin } => client(&admin)?.deploy(&file, name.as_deref()).await,
         Command::Reload(n) => client(&n.admin)?.action(&n.name, "reload").await,

@@ -202,6 +202,51 @@ fn describe(name: &str, done: &Value) -> String {
     }
 }
 
+impl AdminClient {
+    /// `GET /cluster`: every node's state and version of each app.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn cluster(&self) -> Result<String, ClientError> {
+        let cluster = self.call(reqwest::Method::GET, "/cluster", None).await?;
+        let header = ["APP", "NODE", "STATE", "VERSION", "SHA256", "ERROR"];
+        let rows = cluster["apps"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|row| {
+                let text = |key: &str| row[key].as_str().unwrap_or("-").to_owned();
+                let sha = text("sha256");
+                vec![
+                    text("app"),
+                    text("node"),
+                    text("state"),
+                    text("version"),
+                    sha.chars().take(12).collect(),
+                    row["error"].as_str().unwrap_or("").replace('\n', " "),
+                ]
+            });
+        Ok(table(&header, rows.collect()))
+    }
+}
+
+/// Left-aligned columns under `header`.
+fn table(header: &[&str], body: Vec<Vec<String>>) -> String {
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    rows.extend(body);
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn apps_table(apps: &[Value]) -> String {
     let header = [
         "NAME",
@@ -213,12 +258,11 @@ fn apps_table(apps: &[Value]) -> String {
         "IMAGES",
         "ERROR",
     ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
-    for app in apps {
+    let rows = apps.iter().map(|app| {
         let text = |key: &str| app[key].as_str().unwrap_or("-").to_owned();
         let number = |key: &str| app[key].as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
         let error = app["error"].as_str().or(app["last_error"].as_str()).unwrap_or("");
-        rows.push(vec![
+        vec![
             text("name"),
             text("state"),
             text("version"),
@@ -227,16 +271,7 @@ fn apps_table(apps: &[Value]) -> String {
             number("requests_in_flight"),
             number("images"),
             error.to_owned(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    rows.iter()
-        .map(|row| {
-            let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-            cells.join("  ").trim_end().to_owned()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+        ]
+    });
+    table(&header, rows.collect())
 }

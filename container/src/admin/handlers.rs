@@ -13,10 +13,10 @@ use serde::Serialize;
 use super::{AdminState, MAX_CONCURRENT_UPLOADS};
 use std::collections::BTreeMap;
 
+use super::sessions::session_counts;
 use crate::deploy;
 use crate::lifecycle::{AppState, AppStatus, ManagerError, Outcome, chain};
 use crate::metrics::AppFigures;
-use crate::session;
 
 /// An admin call that did not succeed.
 pub enum AdminError {
@@ -32,6 +32,10 @@ pub enum AdminError {
     SessionsOff,
     /// The session store failed.
     Sessions(String),
+    /// The change was made here, but the cluster store failed.
+    Cluster(String),
+    /// This node is not in a cluster.
+    NotClustered,
 }
 
 impl From<ManagerError> for AdminError {
@@ -58,7 +62,13 @@ impl AdminError {
                 StatusCode::NOT_FOUND,
                 "sessions are off in this container (sessions.datasource is empty)".to_owned(),
             ),
-            AdminError::Sessions(error) => (StatusCode::SERVICE_UNAVAILABLE, error.clone()),
+            AdminError::Sessions(error) | AdminError::Cluster(error) => {
+                (StatusCode::SERVICE_UNAVAILABLE, error.clone())
+            }
+            AdminError::NotClustered => (
+                StatusCode::NOT_FOUND,
+                "this container is not in a cluster (cluster.datasource is not set)".to_owned(),
+            ),
         }
     }
 }
@@ -104,60 +114,6 @@ pub struct AppView {
     sessions: Option<u64>,
 }
 
-/// Live sessions per app, if sessions are on and the store answers
-/// within [`SESSION_COUNT_TIMEOUT`]: the admin API must answer when the
-/// session database is slow or gone. Counted at most once a second.
-pub(super) async fn session_counts(state: &AdminState) -> Option<BTreeMap<String, u64>> {
-    let store = state.manager.sessions()?;
-    if let Some(fresh) = state.session_counts.fresh() {
-        return Some(fresh);
-    }
-    let counted = tokio::time::timeout(SESSION_COUNT_TIMEOUT, store.counts(session::now_millis())).await;
-    match counted {
-        Ok(Ok(counts)) => {
-            state.session_counts.keep(&counts);
-            Some(counts)
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "could not count sessions");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(store = store.datasource(), "counting sessions took too long; left out");
-            None
-        }
-    }
-}
-
-/// The longest an admin call waits for the session store.
-const SESSION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// The last session counts, kept a second.
-#[derive(Default)]
-pub struct CountCache(std::sync::Mutex<Option<(std::time::Instant, BTreeMap<String, u64>)>>);
-
-impl CountCache {
-    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
-
-    fn fresh(&self) -> Option<BTreeMap<String, u64>> {
-        let cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        cached
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < Self::FRESH)
-            .map(|(_, counts)| counts.clone())
-    }
-
-    fn keep(&self, counts: &BTreeMap<String, u64>) {
-        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *cached = Some((std::time::Instant::now(), counts.clone()));
-    }
-
-    /// Forgets the counts (after sessions were expired).
-    pub(super) fn clear(&self) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-    }
-}
-
 fn view(state: &AdminState, status: AppStatus) -> AppView {
     view_with(state, status, None)
 }
@@ -188,7 +144,7 @@ fn done(state: &AdminState, name: &str, outcome: Outcome) -> Json<Done> {
     Json(Done { outcome, app })
 }
 
-fn valid_name(name: &str) -> Result<(), AdminError> {
+pub(super) fn valid_name(name: &str) -> Result<(), AdminError> {
     deploy::validate_name(name).map_err(|reason| {
         AdminError::Manager(ManagerError::InvalidName {
             name: name.to_owned(),
@@ -233,42 +189,6 @@ pub async fn show(
     Ok(Json(view_with(&state, status, sessions.as_ref())))
 }
 
-/// `?idle=MINUTES` of a session expiry, as Tomcat's manager takes it.
-#[derive(Debug, serde::Deserialize)]
-pub struct Idle {
-    /// Expire the sessions idle at least this many minutes; every one
-    /// when absent.
-    idle: Option<u64>,
-}
-
-/// `POST /apps/{name}/sessions/expire?idle=MINUTES`: expires the app's
-/// sessions idle at least that long (all of them without `idle`).
-pub async fn expire_sessions(
-    State(state): State<Arc<AdminState>>,
-    UrlPath(name): UrlPath<String>,
-    axum::extract::Query(Idle { idle }): axum::extract::Query<Idle>,
-) -> Result<Json<serde_json::Value>, AdminError> {
-    valid_name(&name)?;
-    let store = state.manager.sessions().ok_or(AdminError::SessionsOff)?;
-    let idle_millis = idle.map_or(0, |minutes| {
-        i64::try_from(minutes.saturating_mul(60_000)).unwrap_or(i64::MAX)
-    });
-    let expired = store
-        .expire(&name, session::now_millis(), idle_millis)
-        .await
-        .map_err(|e| AdminError::Sessions(e.to_string()))?;
-    state.session_counts.clear();
-    tracing::info!(app = %name, expired, idle_minutes = idle, "sessions expired through the admin API");
-    let left = store
-        .counts(session::now_millis())
-        .await
-        .ok()
-        .and_then(|c| c.get(&name).copied());
-    Ok(Json(
-        serde_json::json!({ "app": name, "expired": expired, "sessions": left.unwrap_or(0) }),
-    ))
-}
-
 /// `PUT /apps/{name}` with the library as the body: streamed to a hidden
 /// file in the deploy directory (never whole in memory, at most
 /// `admin.max_upload_bytes`), checked, initialised and only then renamed
@@ -294,6 +214,10 @@ pub async fn upload(
     };
     let _ = std::fs::remove_file(&upload); // still there unless it was installed
     let outcome = result?;
+    state
+        .share_deploy(&name, "admin API")
+        .await
+        .map_err(AdminError::Cluster)?;
     let status = if outcome == Outcome::Deployed {
         StatusCode::CREATED
     } else {
@@ -366,6 +290,10 @@ pub async fn undeploy(
 ) -> Result<Json<Done>, AdminError> {
     valid_name(&name)?;
     let outcome = state.manager.undeploy(&name, true).await?;
+    state
+        .share_undeploy(&name, "admin API")
+        .await
+        .map_err(AdminError::Cluster)?;
     Ok(done(&state, &name, outcome))
 }
 

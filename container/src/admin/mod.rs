@@ -6,9 +6,11 @@
 mod auth;
 mod backoff;
 pub mod client;
+mod cluster;
 mod console;
 mod handlers;
 pub mod manager;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -41,9 +43,12 @@ pub struct AdminState {
     /// Largest module upload.
     pub max_upload_bytes: usize,
     /// The last session counts per app.
-    pub session_counts: handlers::CountCache,
+    pub session_counts: sessions::CountCache,
     /// Tomcat's manager text API; `None`: every call to it gets `401`.
     pub manager_text: Option<manager::TextApi>,
+    /// This node's part in a cluster, if it is one: deployments made here
+    /// are shared with every node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl AdminState {
@@ -64,8 +69,9 @@ impl AdminState {
             backoff: backoff::Backoff::default(),
             uploads: tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS),
             max_upload_bytes,
-            session_counts: handlers::CountCache::default(),
+            session_counts: sessions::CountCache::default(),
             manager_text: None,
+            cluster: None,
         }
     }
 
@@ -73,6 +79,39 @@ impl AdminState {
     pub fn with_manager_text(mut self, text_api: manager::TextApi) -> Self {
         self.manager_text = Some(text_api);
         self
+    }
+
+    /// Shares the deployments made through this API with `cluster`.
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// After app `name` was deployed (or reloaded) here through `via`:
+    /// stores it in the cluster, if this node is in one.
+    ///
+    /// # Errors
+    /// The cluster store failed: the app runs on this node only.
+    pub async fn share_deploy(&self, name: &str, via: &str) -> Result<(), String> {
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let who = format!("{} ({via})", cluster.node());
+        cluster.publish(name, &who).await.map_err(|error| {
+            tracing::error!(app = name, %error, "deployed on this node only: the cluster store failed");
+            format!("{name} is deployed on this node only: storing it in the cluster failed ({error}); deploy it again")
+        })
+    }
+
+    /// After app `name` was undeployed here through `via`: tells the cluster.
+    ///
+    /// # Errors
+    /// The cluster store failed: the app is undeployed on this node only.
+    pub async fn share_undeploy(&self, name: &str, via: &str) -> Result<(), String> {
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let who = format!("{} ({via})", cluster.node());
+        cluster.publish_undeploy(name, &who).await.map_err(|error| {
+            tracing::error!(app = name, %error, "undeployed on this node only: the cluster store failed");
+            format!("{name} is undeployed on this node only: telling the cluster failed ({error}); undeploy it again")
+        })
     }
 }
 
@@ -87,8 +126,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/apps/{name}/reload", post(handlers::reload))
         .route("/apps/{name}/stop", post(handlers::stop))
         .route("/apps/{name}/start", post(handlers::start))
-        .route("/apps/{name}/sessions/expire", post(handlers::expire_sessions))
+        .route("/apps/{name}/sessions/expire", post(sessions::expire_sessions))
         .route("/metrics", get(handlers::metrics))
+        .route("/cluster", get(cluster::cluster))
         .merge(console::data_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -58,6 +58,21 @@ pub struct Config {
     pub statics: BTreeMap<String, StaticConfig>,
     /// `[sessions]`: HTTP sessions, kept by the container for its apps.
     pub sessions: SessionsConfig,
+    /// `[cluster]`: several containers sharing deployments through PostgreSQL.
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: this container is one node of several that share
+/// deployments through a PostgreSQL datasource (`LISTEN`/`NOTIFY`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The PostgreSQL datasource the nodes share; empty (the default):
+    /// not a cluster.
+    pub datasource: String,
+    /// This node's name in the cluster; unset: the host name and the HTTP
+    /// port (`web-1:8080`).
+    pub node: Option<String>,
 }
 
 /// `[log]`

@@ -113,7 +113,41 @@ impl Config {
             }
         }
         self.validate_sessions()?;
+        self.validate_cluster()?;
         self.validate_statics()
+    }
+
+    /// `[cluster]`: a configured PostgreSQL datasource, a non-empty node name.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let cluster = &self.cluster;
+        if cluster.datasource.is_empty() {
+            return Ok(());
+        }
+        let invalid = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        match self.datasources.get(&cluster.datasource) {
+            None => {
+                return invalid(
+                    "cluster.datasource",
+                    format!("no datasource named {}", cluster.datasource),
+                );
+            }
+            Some(ds) if !ds.url.starts_with("postgres") => {
+                return invalid(
+                    "cluster.datasource",
+                    format!("datasource {} must be PostgreSQL (LISTEN/NOTIFY)", cluster.datasource),
+                );
+            }
+            Some(_) => {}
+        }
+        if cluster.node.as_ref().is_some_and(|n| n.trim().is_empty()) {
+            return invalid("cluster.node", "must not be empty".into());
+        }
+        Ok(())
     }
 
     /// `[sessions]`: an existing datasource (or none), positive timeouts, a

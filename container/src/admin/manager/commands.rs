@@ -115,7 +115,10 @@ pub async fn undeploy(state: &AdminState, params: &Params) -> Lines {
         Err(fail) => return fail,
     };
     match state.manager.undeploy(&app.name, true).await {
-        Ok(_) => Lines::one(messages::undeployed(name.display())),
+        Ok(_) => match state.share_undeploy(&app.name, "manager text API").await {
+            Ok(()) => Lines::one(messages::undeployed(name.display())),
+            Err(error) => Lines::one(messages::exception(&error)),
+        },
         Err(ManagerError::Io { path, .. }) => Lines::one(messages::delete_fail(&path)),
         Err(error) => Lines::one(messages::exception(&chain(&error))),
     }

@@ -218,7 +218,10 @@ async fn install(state: &AdminState, name: &ContextName, app: &str, upload: &Pat
     match result {
         Ok(outcome) => {
             tracing::info!(app, ?outcome, "deployed through the manager text API");
-            Lines::one(messages::deployed(name.display()))
+            match state.share_deploy(app, "manager text API").await {
+                Ok(()) => Lines::one(messages::deployed(name.display())),
+                Err(error) => Lines::one(messages::exception(&error)),
+            }
         }
         Err(error) => Lines(vec![
             messages::deploy_failed(name.display()),

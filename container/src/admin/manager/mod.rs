@@ -180,7 +180,7 @@ async fn text(State(state): State<Arc<AdminState>>, method: Method, uri: Uri, bo
 async fn get(state: &AdminState, api: &TextApi, command: &str, params: &Params) -> Lines {
     match command {
         "/deploy" => deploy::from_server(state, api, params).await,
-        "/list" => commands::list(state, super::handlers::session_counts(state).await.as_ref()),
+        "/list" => commands::list(state, super::sessions::session_counts(state).await.as_ref()),
         "/reload" => commands::reload(state, params).await,
         "/resources" => commands::resources(state, params.get("type")),
         "/serverinfo" => commands::serverinfo(),
