@@ -162,6 +162,50 @@ async fn a_damaged_copy_is_refused_and_the_old_version_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
+async fn any_node_serves_any_session_through_the_shared_datasource() {
+    let db = PgDb::create("any_node_serves_any_session_through_the_shared_datasource").await;
+    let shared = |name: &str| {
+        Container::builder()
+            .deploy(&module("probe"), "probe.so")
+            .config(&format!(
+                "[datasources.cluster]\nurl = {:?}\n\n[cluster]\ndatasource = \"cluster\"\nnode = {name:?}\n\n\
+                 [sessions]\ndatasource = \"cluster\"\n",
+                db.url
+            ))
+            .start()
+    };
+    let (one, two) = (shared("node-1"), shared("node-2"));
+    let visit = |c: &Container, cookie: Option<String>| {
+        let mut request = c.client().get(c.url("/probe/session"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let cookie = response
+                .headers()
+                .get("set-cookie")
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+            let body: serde_json::Value = response.json().await.unwrap();
+            (body["visits"].as_u64().unwrap(), cookie)
+        }
+    };
+    let (visits, cookie) = visit(&one, None).await;
+    assert_eq!(visits, 1);
+    let cookie = cookie.expect("a new session sets its cookie");
+    // No sticky sessions: the next requests go to either node.
+    assert_eq!(visit(&two, Some(cookie.clone())).await, (2, None));
+    assert_eq!(visit(&one, Some(cookie.clone())).await, (3, None));
+    drop(one);
+    assert_eq!(
+        visit(&two, Some(cookie)).await,
+        (4, None),
+        "the session outlives the node that made it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_container_not_in_a_cluster_says_so() {
     let c = Container::builder().start();
     let (status, body) = c.admin_call(c.admin(Method::GET, "/cluster")).await;
