@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 pub use store::{NodeApp, Store};
@@ -106,7 +105,7 @@ impl Cluster {
         let bytes = tokio::fs::read(&file)
             .await
             .map_err(|source| ClusterError::Io { path: file, source })?;
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = crate::deploy::sha256_hex(&bytes);
         let version = status.module.as_ref().map(|m| m.version.clone());
         let bundle = crate::deploy::is_bundle_name(&status.file);
         self.store
@@ -241,7 +240,7 @@ impl Cluster {
         if running.as_ref().and_then(|s| s.sha256.as_deref()) == Some(wanted.sha256.as_str()) {
             return Ok(()); // runs it already
         }
-        let got = hex(&Sha256::digest(&bytes));
+        let got = crate::deploy::sha256_hex(&bytes);
         if got != wanted.sha256 {
             return Err(format!(
                 "the cluster's copy is damaged: its SHA-256 is {got}, the deployment says {}",
@@ -286,12 +285,4 @@ pub fn default_node_name(listen: std::net::SocketAddr) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{host}:{}", listen.port())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }

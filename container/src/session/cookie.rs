@@ -20,20 +20,12 @@ const MAX_CANDIDATES: usize = 4;
 pub fn new_id() -> String {
     let mut bytes = [0u8; ID_BYTES];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    hex(&bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the store keeps instead of the id.
 pub fn hash(id: &str) -> String {
-    hex(&Sha256::digest(id.as_bytes()))
+    format!("{:x}", Sha256::digest(id.as_bytes()))
 }
 
 fn well_formed(id: &str) -> bool {
