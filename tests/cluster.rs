@@ -1,7 +1,8 @@
 //! Several containers sharing deployments through PostgreSQL: a deploy
 //! through one node reaches every node, a node started later catches up,
 //! undeploys propagate, and a damaged copy is refused while the old
-//! version keeps serving. Needs `CRABCAT_TEST_POSTGRES_URL`.
+//! version keeps serving; sessions and the hub's messages are shared.
+//! Needs `CRABCAT_TEST_POSTGRES_URL`.
 
 use std::time::{Duration, Instant};
 
@@ -203,6 +204,86 @@ async fn any_node_serves_any_session_through_the_shared_datasource() {
         (4, None),
         "the session outlives the node that made it"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
+async fn a_message_published_on_one_node_reaches_subscribers_on_the_others_in_order() {
+    let db = PgDb::create("a_message_published_on_one_node_reaches_subscribers_on_the_others").await;
+    let realtime = |name: &str| {
+        Container::builder()
+            .deploy(&module("realtime"), "realtime.so")
+            .config(&format!(
+                "[datasources.cluster]\nurl = {:?}\n\n[cluster]\ndatasource = \"cluster\"\nnode = {name:?}\n",
+                db.url
+            ))
+            .start()
+    };
+    let (one, two) = (realtime("node-1"), realtime("node-2"));
+    let url = two.url("/realtime/ws/room/x").replacen("http://", "ws://", 1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let publish = |body: String| {
+        let request = one.client().post(one.url("/realtime/publish/x")).body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let local: u32 = response.text().await.unwrap().trim().parse().unwrap();
+            assert_eq!(local, 0, "node 1 has no subscriber of its own");
+        }
+    };
+    // Until node 2 subscribes and listens, a message can miss it.
+    let mut reached = false;
+    for _ in 0..100 {
+        publish("ping".into()).await;
+        if tokio::time::timeout(Duration::from_millis(50), next_text(&mut socket))
+            .await
+            .is_ok()
+        {
+            reached = true;
+            break;
+        }
+    }
+    assert!(
+        reached,
+        "nothing published on node 1 reached node 2 in 5 s\n{}\n{}",
+        one.logs(),
+        two.logs()
+    );
+    publish("start".into()).await;
+    while next_text(&mut socket).await != "start" {} // pings still on their way
+    // Larger than a notification (8,000 bytes): carried through the table.
+    let large = "🦀".repeat(5_000);
+    let sent: Vec<String> = (0..30)
+        .map(|i| {
+            if i % 10 == 5 {
+                format!("{i} {large}")
+            } else {
+                format!("{i}")
+            }
+        })
+        .collect();
+    for body in &sent {
+        publish(body.clone()).await;
+    }
+    for want in &sent {
+        assert_eq!(&next_text(&mut socket).await, want, "in the order published");
+    }
+}
+
+/// The next text message on `socket`.
+async fn next_text(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> String {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
+        match frame.expect("no message within 5 s").unwrap().unwrap() {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

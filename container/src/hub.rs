@@ -6,11 +6,12 @@
 //! until their connections close, and to its own. Publishing never waits:
 //! each subscriber has a bounded queue, and one that falls behind is told
 //! to go (its connection is closed with 1008) instead of silently missing
-//! messages. This is the seam where a cluster bus plugs in later.
+//! messages. In cluster mode every message is also relayed to the other
+//! nodes (`cluster::bus`), which deliver it to their own subscribers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -67,6 +68,16 @@ impl Subscriber {
 
 type Topics = HashMap<Arc<str>, Vec<Subscriber>>;
 
+/// A message on its way to the other nodes of a cluster.
+#[derive(Debug)]
+pub struct Relayed {
+    pub app: Box<str>,
+    pub message: HubMessage,
+}
+
+/// Messages waiting for the cluster's bus before publishing drops them.
+pub const RELAY_QUEUE: usize = 4096;
+
 /// Every app's topics.
 #[derive(Debug, Default)]
 pub struct Hub {
@@ -74,6 +85,8 @@ pub struct Hub {
     published: AtomicU64,
     delivered: AtomicU64,
     dropped: AtomicU64,
+    relay: OnceLock<mpsc::Sender<Relayed>>,
+    relay_dropped: AtomicU64,
 }
 
 /// What the hub has done, for `/metrics`.
@@ -84,6 +97,8 @@ pub struct HubStats {
     /// Messages not delivered because the subscriber was too slow.
     pub dropped: u64,
     pub subscriptions: u64,
+    /// Messages not relayed to the other nodes because the bus was behind.
+    pub relay_dropped: u64,
 }
 
 impl Hub {
@@ -121,21 +136,52 @@ impl Hub {
         }
     }
 
-    /// Queues `payload` for every subscriber of `topic` of `app`; never
-    /// waits. Returns how many it was queued for.
+    /// From now on, relays every message published on this node to
+    /// `relay` too (cluster mode). Returns false if a relay was already set.
+    pub fn relay_to(&self, relay: mpsc::Sender<Relayed>) -> bool {
+        self.relay.set(relay).is_ok()
+    }
+
+    /// Queues `payload` for every subscriber of `topic` of `app` on this
+    /// node, and relays it to the other nodes in cluster mode; never waits.
+    /// Returns how many local subscribers it was queued for.
     pub fn publish(&self, app: &str, topic: &str, payload: Bytes) -> u64 {
         self.published.fetch_add(1, Ordering::Relaxed);
-        let mut apps = self.lock();
-        let Some(subscribers) = apps.get_mut(app).and_then(|topics| topics.get_mut(topic)) else {
-            return 0;
-        };
         let message = Arc::new(Published {
             topic: Box::from(topic),
             payload,
         });
+        let queued = self.deliver(app, &message);
+        if let Some(relay) = self.relay.get() {
+            let relayed = Relayed {
+                app: Box::from(app),
+                message,
+            };
+            if relay.try_send(relayed).is_err() {
+                self.relay_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        queued
+    }
+
+    /// Queues a message another node published for this node's subscribers.
+    pub fn deliver_relayed(&self, app: &str, topic: &str, payload: Bytes) -> u64 {
+        let message = Arc::new(Published {
+            topic: Box::from(topic),
+            payload,
+        });
+        self.deliver(app, &message)
+    }
+
+    /// Queues `message` for every local subscriber of its topic of `app`.
+    fn deliver(&self, app: &str, message: &HubMessage) -> u64 {
+        let mut apps = self.lock();
+        let Some(subscribers) = apps.get_mut(app).and_then(|topics| topics.get_mut(&*message.topic)) else {
+            return 0;
+        };
         let mut queued = 0;
         let mut dropped = 0;
-        subscribers.retain(|s| match s.queue.try_send(Arc::clone(&message)) {
+        subscribers.retain(|s| match s.queue.try_send(Arc::clone(message)) {
             Ok(()) => {
                 queued += 1;
                 true
@@ -166,6 +212,7 @@ impl Hub {
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             subscriptions: subscriptions as u64,
+            relay_dropped: self.relay_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -225,5 +272,28 @@ mod tests {
             hub.publish("chat", "t", Bytes::new());
         }
         assert!(module.too_slow().is_cancelled(), "one signal for the connection");
+    }
+
+    #[tokio::test]
+    async fn a_relay_gets_every_published_message_and_relayed_ones_stay_local() {
+        let hub = Hub::default();
+        let (relay, mut relayed) = mpsc::channel(1);
+        assert!(hub.relay_to(relay.clone()));
+        assert!(!hub.relay_to(relay), "one relay");
+        let app: Arc<str> = "chat".into();
+        let (local, mut local_rx) = Subscriber::new();
+        hub.subscribe(&app, "t", &local);
+        assert_eq!(hub.publish("chat", "nobody-here", Bytes::from_static(b"a")), 0);
+        let got = relayed.try_recv().unwrap();
+        assert_eq!(
+            (&*got.app, &*got.message.topic, &got.message.payload[..]),
+            ("chat", "nobody-here", &b"a"[..])
+        );
+        assert_eq!(hub.deliver_relayed("chat", "t", Bytes::from_static(b"b")), 1);
+        assert_eq!(&local_rx.recv().await.unwrap().payload[..], b"b");
+        assert!(relayed.try_recv().is_err(), "a relayed message is not relayed back");
+        hub.publish("chat", "t", Bytes::new());
+        hub.publish("chat", "t", Bytes::new());
+        assert_eq!(hub.stats().relay_dropped, 1, "the relay's queue held one");
     }
 }

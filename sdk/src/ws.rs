@@ -205,6 +205,11 @@ pub struct Hub(());
 /// falls that far behind is disconnected with close code 1008 rather than
 /// silently missing messages; its client reconnects.
 ///
+/// In a cluster (several containers sharing a PostgreSQL `cluster.datasource`)
+/// a message published on one node reaches the topic's subscribers on every
+/// node, at most once: a node that loses its database connection misses what
+/// is published until it reconnects.
+///
 /// # Panics
 /// Outside a running module (before `init`).
 pub fn hub() -> Hub {
@@ -213,7 +218,8 @@ pub fn hub() -> Hub {
 
 impl Hub {
     /// Publishes `payload` to the subscribers of `topic`; never waits.
-    /// Returns how many subscribers it was queued for.
+    /// Returns how many subscribers of this node it was queued for (in a
+    /// cluster, the other nodes' subscribers get it too, and are not counted).
     pub fn publish(&self, topic: &str, payload: impl AsRef<[u8]>) -> usize {
         usize::try_from(host::hub_publish(topic, payload.as_ref())).unwrap_or(usize::MAX)
     }

@@ -4,13 +4,15 @@
 //! announced with `NOTIFY`; every node `LISTEN`s, fetches it, checks the
 //! hash and installs it with the usual zero-downtime swap, then records
 //! what it runs. A node that starts, or whose connection drops, catches up
-//! from the table. No process of our own, no protocol of our own.
+//! from the table. The pub/sub hub travels the same way (`bus`). No
+//! process of our own, no protocol of our own.
 //!
 //! The rule for the deploy directory: in cluster mode, deployments come
 //! from the cluster's store. Each node's deploy directory is where it keeps
 //! its copy; the watcher is off, and an app found there that the cluster
 //! does not know is reported as deployed on this node only.
 
+mod bus;
 mod store;
 
 use std::path::PathBuf;
@@ -134,8 +136,10 @@ impl Cluster {
     }
 
     /// Listens for announcements until `shutdown`, catching up from the
-    /// store at start and after every lost connection.
+    /// store at start and after every lost connection; and relays the hub
+    /// between this node and the others.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        bus::start(&self, &shutdown);
         loop {
             tokio::select! {
                 () = self.listen() => {}

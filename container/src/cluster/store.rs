@@ -1,6 +1,7 @@
 //! The cluster's tables in PostgreSQL: each app's current deployment (the
 //! bytes, their SHA-256, version, who and when; no bytes once undeployed)
-//! and what each node runs.
+//! and what each node runs; and the hub's messages too large for a
+//! notification (`bus`).
 
 use sqlx::postgres::{PgListener, PgPool};
 
@@ -25,6 +26,11 @@ CREATE TABLE IF NOT EXISTS crabcat_cluster_nodes (
     error      TEXT,
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (node, app)
+);
+CREATE TABLE IF NOT EXISTS crabcat_cluster_hub (
+    id         BIGSERIAL PRIMARY KEY,
+    payload    BYTEA     NOT NULL,
+    created_at BIGINT    NOT NULL
 );";
 
 /// An arbitrary constant: the advisory lock the schema is created under.
@@ -68,7 +74,7 @@ pub struct Store {
     schema: tokio::sync::OnceCell<()>,
 }
 
-fn now_millis() -> i64 {
+pub(super) fn now_millis() -> i64 {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -83,7 +89,13 @@ impl Store {
         }
     }
 
-    async fn ready(&self) -> Result<(), sqlx::Error> {
+    /// The cluster's database.
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the tables once.
+    pub(super) async fn ready(&self) -> Result<(), sqlx::Error> {
         self.schema
             .get_or_try_init(|| async {
                 let mut tx = self.pool.begin().await?;

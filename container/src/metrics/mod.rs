@@ -129,7 +129,8 @@ impl Default for Metrics {
         r.register(
             "hub",
             "The pub/sub hub: messages published, delivered to subscribers, dropped \
-             (a subscriber too slow, disconnected with 1008), and subscriptions now",
+             (a subscriber too slow, disconnected with 1008), subscriptions now, and in \
+             cluster mode messages not relayed to the other nodes (relay_dropped: the bus was behind)",
             metrics.hub.clone(),
         );
         metrics
@@ -243,6 +244,7 @@ impl Metrics {
             ("delivered", hub.delivered),
             ("dropped", hub.dropped),
             ("subscriptions", hub.subscriptions),
+            ("relay_dropped", hub.relay_dropped),
         ] {
             self.hub.get_or_create(&HubLabels { what }).set(saturating_i64(n));
         }
