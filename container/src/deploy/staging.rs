@@ -19,14 +19,14 @@ pub struct Staging {
 
 impl Staging {
     /// Creates `<tmp>/crabcat-<pid>/`; bundles unpack within `limits`.
+    /// First removes what containers that were killed left there.
     ///
     /// # Errors
     /// If it cannot be created.
     pub fn create(limits: BundleLimits) -> Result<Staging, DeployError> {
-        Staging::create_in(
-            std::env::temp_dir().join(format!("crabcat-{}", std::process::id())),
-            limits,
-        )
+        let tmp = std::env::temp_dir();
+        remove_orphans(&tmp);
+        Staging::create_in(tmp.join(format!("crabcat-{}", std::process::id())), limits)
     }
 
     /// Creates `dir` as the staging directory (removed with the
@@ -210,4 +210,51 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Removes the staging directories `<tmp>/crabcat-<pid>/` of processes that
+/// no longer run: a container that was killed (SIGKILL, a crash) had no
+/// chance to remove its own. Only where `/proc` says which processes run;
+/// a directory that cannot be removed (another user's) is left alone.
+fn remove_orphans(tmp: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("crabcat-")) else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %tmp.display(), "removed the staging directories of containers that no longer run");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphaned_staging_directories_are_removed_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Above any pid_max: no such process.
+        let dead = tmp.path().join("crabcat-999999999");
+        let alive = tmp.path().join(format!("crabcat-{}", std::process::id()));
+        let other = tmp.path().join("crabcat-app.toml");
+        for dir in [&dead, &alive, &other] {
+            std::fs::create_dir_all(dir.join("app/0")).unwrap();
+        }
+        remove_orphans(tmp.path());
+        assert!(!dead.exists());
+        assert!(alive.exists() && other.exists());
+    }
 }
