@@ -164,6 +164,30 @@ async fn a_damaged_copy_is_refused_and_the_old_version_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
+async fn a_node_whose_install_failed_tries_again() {
+    let db = PgDb::create("a_node_whose_install_failed_tries_again").await;
+    let one = node(&db, "node-1");
+    // Node 2's probe needs a file that is not there yet: its init fails.
+    let scratch = tempfile::tempdir().unwrap();
+    let needed = scratch.path().join("ready");
+    let two = Container::builder()
+        .config(&format!(
+            "[datasources.cluster]\nurl = {:?}\n\n[cluster]\ndatasource = \"cluster\"\nnode = \"node-2\"\n\
+             retry = \"300ms\"\n\n[apps.probe.config]\nrequire_file = {needed:?}\n",
+            db.url
+        ))
+        .start();
+    upload(&one, "probe", "probe").await;
+    let failed = two.wait_for_log("could not apply the cluster's deployment", Duration::from_secs(10));
+    assert!(failed.is_some_and(|l| l.contains("needs")), "{}", two.logs());
+    assert_eq!(two.get("/probe/").await.0, 404);
+    std::fs::write(&needed, "").unwrap();
+    let took = until_served(&two, "/probe/", (200, "probe probe at \"/probe\"\n")).await;
+    println!("installed {took:?} after the file appeared");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(postgres_tests), ignore = "set CRABCAT_TEST_POSTGRES_URL to run it")]
 async fn any_node_serves_any_session_through_the_shared_datasource() {
     let db = PgDb::create("any_node_serves_any_session_through_the_shared_datasource").await;
     let shared = |name: &str| {

@@ -58,6 +58,12 @@ pub struct Cluster {
     node: String,
     store: Store,
     manager: Arc<AppManager>,
+    /// How long to wait before trying a failed install again.
+    retry_failed: Duration,
+    /// Apps whose deployment this node failed to install, to try again.
+    failed: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Woken when an app is added to `failed`.
+    failure: tokio::sync::Notify,
 }
 
 impl Cluster {
@@ -85,6 +91,9 @@ impl Cluster {
             node,
             store: Store::new(pool.clone()),
             manager,
+            retry_failed: config.retry,
+            failed: std::sync::Mutex::default(),
+            failure: tokio::sync::Notify::new(),
         })))
     }
 
@@ -140,6 +149,7 @@ impl Cluster {
     /// between this node and the others.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         bus::start(&self, &shutdown);
+        tokio::spawn(Arc::clone(&self).retry_failed(shutdown.clone()));
         loop {
             tokio::select! {
                 () = self.listen() => {}
@@ -150,6 +160,33 @@ impl Cluster {
                 () = shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// Tries again, every `cluster.retry`, the deployments this node failed
+    /// to install (a module whose `init` failed while its database was
+    /// down, say). Sleeps while nothing failed.
+    async fn retry_failed(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if self.failed_apps().is_empty() {
+                tokio::select! {
+                    () = self.failure.notified() => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.retry_failed) => {}
+                () = shutdown.cancelled() => return,
+            }
+            for name in self.failed_apps() {
+                tracing::info!(app = %name, "trying the cluster's deployment again");
+                self.apply(&name).await;
+            }
+        }
+    }
+
+    fn failed_apps(&self) -> Vec<String> {
+        let failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        failed.iter().cloned().collect()
     }
 
     /// One connection's worth of listening; returns when it is lost.
@@ -209,8 +246,17 @@ impl Cluster {
             (Ok(()), Some(status)) => (status.state.name(), status.last_error.clone()),
             (Ok(()), None) => ("undeployed", None),
         };
+        {
+            let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if outcome.is_err() {
+                failed.insert(name.to_owned());
+                self.failure.notify_one();
+            } else {
+                failed.remove(name);
+            }
+        }
         if let Err(e) = &outcome {
-            tracing::error!(app = name, error = %e, "could not apply the cluster's deployment; the running version stays");
+            tracing::error!(app = name, error = %e, "could not apply the cluster's deployment; the running version stays (tried again after cluster.retry)");
         }
         let sha256 = status.as_ref().and_then(|s| s.sha256.clone());
         let version = status

@@ -64,7 +64,7 @@ pub struct Config {
 
 /// `[cluster]`: this container is one node of several that share
 /// deployments through a PostgreSQL datasource (`LISTEN`/`NOTIFY`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// The PostgreSQL datasource the nodes share; empty (the default):
@@ -73,6 +73,20 @@ pub struct ClusterConfig {
     /// This node's name in the cluster; unset: the host name and the HTTP
     /// port (`web-1:8080`).
     pub node: Option<String>,
+    /// How long a node waits before it tries again to install a deployment
+    /// it failed to install (30 s).
+    #[serde(with = "humantime_serde")]
+    pub retry: std::time::Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            datasource: String::new(),
+            node: None,
+            retry: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// `[log]`
