@@ -34,7 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "admin",
         &["cluster", "config", "db", "deploy", "lifecycle", "metrics", "session"],
     ),
-    ("cluster", &["config", "db", "deploy", "lifecycle"]),
+    ("cluster", &["config", "db", "deploy", "hub", "lifecycle"]),
     (
         "lifecycle",
         &["abi", "config", "db", "deploy", "metrics", "session", "watchdog"],
