@@ -1,6 +1,7 @@
-//! The listener against hostile clients: a slow request head and an idle
-//! keep-alive connection are closed after the header read timeout, an
-//! oversized head gets 431 and an oversized target 414, and past the
+//! The listener against hostile clients: a slow request head, an idle
+//! keep-alive connection and a connection that sends nothing are closed
+//! after the header read timeout (a slow handler or a slow stream is not),
+//! an oversized head gets 431 and an oversized target 414, and past the
 //! connection limit new connections wait until one closes. Another client
 //! is served meanwhile.
 
@@ -155,4 +156,45 @@ async fn a_keep_alive_connection_is_closed_after_its_most_requests() {
         "closed after the third response"
     );
     assert_eq!(c.get("/hello/").await.0, 200, "a new connection is served");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_never_sends_a_byte_is_closed() {
+    let c = hello("[server]\nheader_read_timeout = \"1s\"\n");
+    let mut silent = TcpStream::connect(c.addr()).await.unwrap();
+    let closed = closed_within(&mut silent, Duration::from_secs(10)).await;
+    let after = closed.expect("the silent connection was not closed");
+    assert!(
+        after >= Duration::from_millis(900),
+        "closed after {after:?}, before the timeout"
+    );
+    assert_eq!(c.get("/hello/").await.0, 200, "a new connection is served");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_handler_and_a_slow_stream_outlast_the_header_read_timeout() {
+    let c = hello("[server]\nheader_read_timeout = \"400ms\"\n");
+    let mut stream = TcpStream::connect(c.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /hello/sleep?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = vec![0u8; 4096];
+    let n = stream.read(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response[..n]);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.contains("slept 1500 ms"),
+        "{text}"
+    );
+    // One event a second: the body keeps its request busy between them.
+    stream
+        .write_all(b"GET /hello/sse/clock HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    while seen.matches("event: tick").count() < 3 {
+        let n = stream.read(&mut response).await.unwrap();
+        assert!(n > 0, "the stream was cut off after {seen}");
+        seen.push_str(&String::from_utf8_lossy(&response[..n]));
+    }
 }

@@ -9,7 +9,9 @@
 //!   `server.header_read_timeout`, counted from the moment the connection
 //!   is ready for it: when it opens, and after each response. So it is
 //!   also the idle keep-alive timeout, as Tomcat's `connectionTimeout` is
-//!   by default. A slowloris client is closed when it runs out.
+//!   by default. A slowloris client is closed when it runs out (between
+//!   one and one and a quarter timeouts: see [`super::deadline`]), and so
+//!   is a client that stops reading its response for as long.
 //! * A request head over `server.max_header_bytes` gets `431`; a request
 //!   target over `server.max_uri_bytes` gets `414` (in dispatch).
 //! * HTTP/2 (prior knowledge, `h2c`, or `h2` by ALPN over TLS): hyper's
@@ -30,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::deadline::{Activity, Deadline, Tracked};
 use super::{Dispatcher, MakeDispatcher, Tls};
 use crate::config::ServerConfig;
 
@@ -54,18 +57,15 @@ impl From<&ServerConfig> for Limits {
     }
 }
 
-/// The HTTP/1 header read timeout is not free: hyper arms a timer each
-/// time it waits for a request head, that is, between every two requests
-/// of a keep-alive connection, and drops it when the head has arrived. It
-/// costs about 1,300 instructions per request on `/plaintext` (of some
-/// 18,600; `bench/callgrind.sh` with and without it), the price of closing
-/// slow and idle connections.
+/// hyper's own HTTP/1 header read timeout is off: it arms a timer each
+/// time it waits for a request head, about 1,300 instructions per request
+/// on `/plaintext` (of some 18,600; `bench/callgrind.sh`). Each connection
+/// has a [`Deadline`] instead, one coarse timer per connection.
 fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         // A head that does not fit the read buffer gets 431 (hyper's
         // minimum buffer is 8 KiB: the config refuses less).
         .max_buf_size(limits.max_header_bytes);
@@ -114,15 +114,18 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = make.dispatcher(peer.ip());
+        let activity = Activity::new();
+        let service = make.dispatcher(peer.ip(), Arc::clone(&activity));
         if let Some(tls) = &tls {
-            tls.spawn(stream, peer, service, permit, graceful.watcher());
+            tls.spawn(stream, peer, service, activity, permit, graceful.watcher());
             continue;
         }
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
+        let connection = builder.serve_connection_with_upgrades(io, service);
         let connection = graceful.watch(connection.into_owned());
+        let connection = Deadline::new(connection, activity, limits.header_read_timeout);
         tokio::spawn(async move {
-            let _ = connection.await;
+            connection.await;
             drop(permit);
         });
     }
@@ -151,6 +154,7 @@ impl TlsConnections {
         stream: TcpStream,
         peer: std::net::SocketAddr,
         service: Dispatcher,
+        activity: Arc<Activity>,
         permit: OwnedSemaphorePermit,
         watcher: Watcher,
     ) {
@@ -160,8 +164,9 @@ impl TlsConnections {
             let Some(stream) = tls.accept(stream, peer, timeout, &shutdown).await else {
                 return;
             };
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let _ = watcher.watch(connection.into_owned()).await;
+            let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            Deadline::new(watcher.watch(connection.into_owned()), activity, timeout).await;
             drop(permit);
         });
     }

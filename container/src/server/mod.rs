@@ -3,6 +3,7 @@
 //! access log.
 
 pub mod access_log;
+pub mod deadline;
 pub mod dispatch;
 pub mod listener;
 pub mod observe;
@@ -23,6 +24,7 @@ use axum::body::Body;
 use axum::response::Response;
 
 pub use access_log::{AccessLog, AccessLogError, AccessLogWriter};
+use deadline::Activity;
 pub use listener::{Limits, serve};
 pub use tls::{Tls, TlsError};
 
@@ -96,12 +98,14 @@ impl MakeDispatcher {
 }
 
 impl MakeDispatcher {
-    /// The service of one connection from `peer`.
-    pub fn dispatcher(&self, peer: std::net::IpAddr) -> Dispatcher {
+    /// The service of one connection from `peer`, whose requests it marks
+    /// busy in `activity`.
+    pub fn dispatcher(&self, peer: std::net::IpAddr, activity: Arc<Activity>) -> Dispatcher {
         Dispatcher {
             state: Arc::clone(&self.0),
             peer,
             requests: AtomicU32::new(0),
+            activity,
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct Dispatcher {
     /// Requests this connection has made (HTTP/1; hyper calls one
     /// connection's service from its own task).
     requests: AtomicU32,
+    /// What the connection's header read deadline looks at.
+    activity: Arc<Activity>,
 }
 
 impl Clone for Dispatcher {
@@ -127,6 +133,7 @@ impl Clone for Dispatcher {
             state: Arc::clone(&self.state),
             peer: self.peer,
             requests: AtomicU32::new(self.requests.load(Ordering::Relaxed)),
+            activity: Arc::clone(&self.activity),
         }
     }
 }
@@ -148,6 +155,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Dispatch
         let state = Arc::clone(&self.state);
         let peer = self.peer;
         let last = self.last_on_connection(request.version());
+        let busy = self.activity.busy(request.version());
         Box::pin(async move {
             let mut response = dispatch::dispatch(&state, peer, request.map(Body::new)).await;
             if last && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
@@ -155,7 +163,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Dispatch
                 let close = http::HeaderValue::from_static("close");
                 response.headers_mut().insert(http::header::CONNECTION, close);
             }
-            Ok(response)
+            Ok(busy.hold_while_streamed(response))
         })
     }
 }
