@@ -43,7 +43,8 @@
 # * Output: each shown line must appear in the output, in that order
 #   (other lines may come between). Runs of spaces match any spaces, `…`
 #   matches anything, and values that change from run to run match any
-#   value of their kind: dates and timestamps, hexadecimal hashes,
+#   value of their kind: the container's scratch paths (/tmp/crabcat-PID/…),
+#   dates and timestamps, hexadecimal hashes,
 #   decimals and versions, and numbers of four digits or more. Small counts are compared exactly. An
 #   output that is one JSON document may be shown pretty-printed (indented
 #   by two spaces).

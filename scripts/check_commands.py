@@ -134,9 +134,10 @@ def parse(doc):
     return blocks, setup
 
 
-# What may differ between runs in an output line: timestamps, durations,
-# hashes, process ids, large counts.
+# What may differ between runs in an output line: the container's scratch
+# paths, timestamps, durations, hashes, process ids, large counts.
 VARIABLE = [
+    (re.compile(r"/crabcat-\d+/[\w./-]+"), r"/crabcat-\d+/[\w./-]+"),
     (re.compile(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\d(\.\d+)?Z)?"), r"\d{4}-[0-9T:.Z-]+"),
     (re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b"), r"[0-9a-f]+"),
     (re.compile(r"\d+(\.\d+)+"), r"\d+(\.\d+)*"),
