@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The chat and guestbook sample apps and the operations console in a real
 # browser: starts the container with chat, guestbook and hello deployed,
-# and the probe fixture as "evil" (its init fails with an error made of
+# the probe fixture (its /panic gives the console's charts errors) and the
+# probe fixture again as "evil" (its init fails with an error made of
 # HTML), on free ports with a temporary deploy and data directory, and
 # ChromeDriver; then runs tests/browser/chat_test.py, which drives two
 # headless Chromium windows through the W3C WebDriver API,
@@ -65,11 +66,12 @@ wait_for_line() {
     return 1
 }
 
-echo "==> starting the container (chat, guestbook, hello and evil deployed) in $work"
+echo "==> starting the container (chat, guestbook, hello, probe and evil deployed) in $work"
 mkdir -p "$work/deploy" "$work/data" "$work/profiles"
 cp "$target/debug/libchat.so" "$work/deploy/chat.so"
 cp "$target/debug/libguestbook.so" "$work/deploy/guestbook.so"
 cp "$target/debug/libhello.so" "$work/deploy/hello.so"
+cp "$target/debug/libprobe.so" "$work/deploy/probe.so"
 cp "$target/debug/libprobe.so" "$work/deploy/evil.so"
 guestbook_static=$(pwd)/apps/guestbook/static
 admin_token="browser-test-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"

@@ -131,25 +131,27 @@ async fn the_history_counts_requests_errors_and_latency_of_each_app() {
     for _ in 0..20 {
         assert_eq!(c.get("/hello/").await.0, 200);
     }
-    assert_eq!(c.get("/hello/panic").await.0, 500);
-    assert_eq!(c.get("/probe/sleep?ms=30").await.0, 200);
+    assert_eq!(c.get("/probe/panic").await.0, 500);
+    for _ in 0..3 {
+        assert_eq!(c.get("/probe/sleep?ms=30").await.0, 200);
+    }
 
     let data = data_until(&c, Duration::from_secs(20), |d| {
         d["apps"]["hello"]["history"].as_array().is_some_and(|h| !h.is_empty())
     })
     .await;
     let hello = &data["apps"]["hello"];
-    assert_eq!(hello["requests"], 21, "{hello}");
-    assert_eq!(hello["errors"], 1, "the panic's 500 is an error: {hello}");
+    assert_eq!(hello["requests"], 20, "{hello}");
+    assert_eq!(hello["errors"], 0, "{hello}");
     let points = hello["history"].as_array().unwrap();
     assert_eq!(points.len(), 1, "{hello}");
     let point = &points[0];
-    assert_eq!(point["requests"], 21, "{point}");
-    assert_eq!(point["errors"], 1, "{point}");
+    assert_eq!(point["requests"], 20, "{point}");
+    assert_eq!(point["errors"], 0, "{point}");
     let seconds = point["seconds"].as_f64().unwrap();
     assert!((5.0..20.0).contains(&seconds), "{point}");
     let rate = point["rate"].as_f64().unwrap();
-    assert!((rate - 21.0 / seconds).abs() < 1e-6, "{point}");
+    assert!((rate - 20.0 / seconds).abs() < 1e-6, "{point}");
     let (p50, p99) = (point["p50_ms"].as_f64().unwrap(), point["p99_ms"].as_f64().unwrap());
     assert!(p50 > 0.0 && p50 <= p99, "{point}");
     let now_ms = std::time::SystemTime::now()
@@ -159,9 +161,18 @@ async fn the_history_counts_requests_errors_and_latency_of_each_app() {
     let t = point["t"].as_u64().unwrap();
     assert!(t <= now_ms && now_ms - t < 20_000, "{point}");
 
-    // The probe slept 30 ms on the host timer: its median says so.
+    // The probe panicked once (a 500 is an error), then slept 30 ms three
+    // times on the host timer: its median says so.
+    assert_eq!(
+        data["apps"]["probe"]["errors"], 1,
+        "the panic's 500 is an error: {data}"
+    );
     let probe = &data["apps"]["probe"]["history"][0];
-    assert_eq!(probe["requests"], 1, "{probe}");
+    assert_eq!(
+        (&probe["requests"], &probe["errors"]),
+        (&4.into(), &1.into()),
+        "{probe}"
+    );
     let p50 = probe["p50_ms"].as_f64().unwrap();
     assert!(
         (25.6..=60.0).contains(&p50),
@@ -172,12 +183,12 @@ async fn the_history_counts_requests_errors_and_latency_of_each_app() {
 #[tokio::test(flavor = "multi_thread")]
 async fn crabcat_status_shows_the_consoles_columns() {
     let c = Container::builder()
-        .deploy(&module("hello"), "hello.so")
+        .deploy(&module("probe"), "probe.so")
         .config("[apps.broken.config]\ninit = \"error\"\nerror = \"bad\\nconfig\"\n")
         .deploy(&module("probe"), "broken.so")
         .start();
-    assert_eq!(c.get("/hello/").await.0, 200);
-    assert_eq!(c.get("/hello/panic").await.0, 500);
+    assert_eq!(c.get("/probe/").await.0, 200);
+    assert_eq!(c.get("/probe/panic").await.0, 500);
     let output = Command::new(crabcat_bin())
         .args(["status", "--admin"])
         .arg(c.admin_url(""))
@@ -215,9 +226,9 @@ async fn crabcat_status_shows_the_consoles_columns() {
     let broken = cells(lines[2]);
     assert_eq!(broken[..2], ["broken", "failed"], "{stdout}");
     assert!(lines[2].ends_with("bad config"), "the error on one line: {stdout}");
-    let hello = cells(lines[3]);
-    assert_eq!(hello[0], "hello", "{stdout}");
-    assert_eq!(hello[1], "running", "{stdout}");
-    assert_eq!(hello[3], "/hello", "{stdout}");
-    assert_eq!(hello[4..], ["2", "0", "1", "0", "0"], "{stdout}");
+    let probe = cells(lines[3]);
+    assert_eq!(probe[0], "probe", "{stdout}");
+    assert_eq!(probe[1], "running", "{stdout}");
+    assert_eq!(probe[3], "/probe", "{stdout}");
+    assert_eq!(probe[4..], ["2", "0", "1", "0", "0"], "{stdout}");
 }

@@ -52,7 +52,7 @@ const LIMITS: &str = "[apps.hostile]\nmax_blocking = 2\nmax_tasks = 100\nmax_res
 async fn blocking_calls_past_the_app_quota_get_503_and_other_apps_are_served() {
     let c = Container::builder()
         .deploy(&module("hostile"), "hostile.so")
-        .deploy(&module("hello"), "hello.so")
+        .deploy(&module("tour"), "tour.so")
         .config(LIMITS)
         .start();
     let held: Vec<_> = (0..2)
@@ -75,7 +75,7 @@ async fn blocking_calls_past_the_app_quota_get_503_and_other_apps_are_served() {
     assert_eq!(response.status(), 503, "the third blocking call is refused at once");
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(
-        c.get("/hello/blocking?n=10").await.0,
+        c.get("/tour/blocking?n=10").await.0,
         200,
         "another app's blocking route"
     );
@@ -207,10 +207,10 @@ async fn a_spawned_task_that_never_yields_is_reported_as_its_app() {
 async fn an_app_on_threads_of_its_own_stalls_only_itself_and_its_requests_still_time_out() {
     let c = Container::builder()
         .deploy(&module("hostile"), "hostile.so")
-        .deploy(&module("hello"), "hello.so")
+        .deploy(&module("tour"), "tour.so")
         .config(
             "[server]\nrequest_timeout = \"1s\"\nstall_timeout = \"300ms\"\n\
-             [apps.hostile]\nworker_threads = 1\n[apps.hello]\nworker_threads = 1\n",
+             [apps.hostile]\nworker_threads = 1\n[apps.tour]\nworker_threads = 1\n",
         )
         .start();
     assert_eq!(c.get("/hostile/spin?ms=1").await.0, 200);
@@ -227,13 +227,13 @@ async fn an_app_on_threads_of_its_own_stalls_only_itself_and_its_requests_still_
         .expect("the stall is reported");
     assert!(line.contains("app=\"hostile\""), "{line}");
     assert!(line.contains("app-hostile"), "on the app's own thread: {line}");
-    assert_eq!(c.get("/hello/").await.0, 200, "another app is served meanwhile");
+    assert_eq!(c.get("/tour/").await.0, 200, "another app is served meanwhile");
     for spin in spinning {
         assert_eq!(spin.await.unwrap(), 504, "the request timeout still answers");
     }
 
     // The own runtime carries streamed bodies too.
-    let mut clock = c.client().get(c.url("/hello/sse/clock")).send().await.unwrap();
+    let mut clock = c.client().get(c.url("/tour/sse/clock")).send().await.unwrap();
     let first = tokio::time::timeout(Duration::from_secs(5), clock.chunk())
         .await
         .unwrap()

@@ -15,7 +15,7 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 fn realtime() -> Container {
     Container::builder()
         .deploy(&module("realtime"), "realtime.so")
-        .deploy(&module("hello"), "hello.so")
+        .deploy(&module("tour"), "tour.so")
         .config("[server]\nwebsocket_max_message_bytes = 4096\n")
         .start()
 }
@@ -83,7 +83,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn echo_text_and_binary() {
     let c = realtime();
-    let mut socket = connect(&c, "/hello/ws/echo").await;
+    let mut socket = connect(&c, "/tour/ws/echo").await;
     socket.send(Message::text("héllo")).await.unwrap();
     assert_eq!(next(&mut socket).await, Some(Message::text("héllo")));
     socket.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
@@ -101,8 +101,8 @@ async fn echo_text_and_binary() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plain_request_to_a_websocket_route_gets_426_and_a_foreign_origin_403() {
     let c = realtime();
-    assert_eq!(c.get("/hello/ws/echo").await.0, 426);
-    let mut request = ws_url(&c, "/hello/ws/echo").into_client_request().unwrap();
+    assert_eq!(c.get("/tour/ws/echo").await.0, 426);
+    let mut request = ws_url(&c, "/tour/ws/echo").into_client_request().unwrap();
     request
         .headers_mut()
         .insert("origin", "https://evil.example".parse().unwrap());
@@ -111,7 +111,7 @@ async fn a_plain_request_to_a_websocket_route_gets_426_and_a_foreign_origin_403(
         other => panic!("expected 403, got {other:?}"),
     }
     // The page's own origin may.
-    let mut request = ws_url(&c, "/hello/ws/echo").into_client_request().unwrap();
+    let mut request = ws_url(&c, "/tour/ws/echo").into_client_request().unwrap();
     let origin = format!("http://{}", c.addr());
     request.headers_mut().insert("origin", origin.parse().unwrap());
     assert!(tokio_tungstenite::connect_async(request).await.is_ok());
@@ -129,13 +129,13 @@ async fn a_handler_may_refuse_with_plain_http_before_accepting() {
 #[tokio::test(flavor = "multi_thread")]
 async fn too_big_is_1009_invalid_utf8_is_1007_a_panic_is_1011_and_others_carry_on() {
     let c = realtime();
-    let mut other = connect(&c, "/hello/ws/echo").await;
+    let mut other = connect(&c, "/tour/ws/echo").await;
 
-    let mut big = connect(&c, "/hello/ws/echo").await;
+    let mut big = connect(&c, "/tour/ws/echo").await;
     big.send(Message::binary(vec![7u8; 10_000])).await.unwrap();
     assert_eq!(close_code(&mut big).await, 1009);
 
-    let mut bad = connect(&c, "/hello/ws/echo").await;
+    let mut bad = connect(&c, "/tour/ws/echo").await;
     let payload = vec![0xff, 0xfe, 0x41];
     let header = FrameHeader {
         opcode: OpCode::Data(Data::Text),
@@ -153,7 +153,7 @@ async fn too_big_is_1009_invalid_utf8_is_1007_a_panic_is_1011_and_others_carry_o
 
     other.send(Message::text("still here")).await.unwrap();
     assert_eq!(next(&mut other).await, Some(Message::text("still here")));
-    assert_eq!(c.get("/hello/").await.0, 200);
+    assert_eq!(c.get("/tour/").await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -213,13 +213,13 @@ async fn a_forwarded_topic_goes_straight_to_the_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_closes_sockets_with_1012_and_the_new_instance_serves_the_reconnect() {
     let c = realtime();
-    let mut socket = connect(&c, "/hello/ws/echo").await;
+    let mut socket = connect(&c, "/tour/ws/echo").await;
     socket.send(Message::text("before")).await.unwrap();
     assert_eq!(next(&mut socket).await, Some(Message::text("before")));
-    let (status, body) = c.admin_call(c.admin(reqwest::Method::POST, "/apps/hello/reload")).await;
+    let (status, body) = c.admin_call(c.admin(reqwest::Method::POST, "/apps/tour/reload")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(close_code(&mut socket).await, 1012);
-    let mut again = connect(&c, "/hello/ws/echo").await;
+    let mut again = connect(&c, "/tour/ws/echo").await;
     again.send(Message::text("after")).await.unwrap();
     assert_eq!(next(&mut again).await, Some(Message::text("after")));
 }
@@ -227,10 +227,10 @@ async fn a_reload_closes_sockets_with_1012_and_the_new_instance_serves_the_recon
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_closes_sockets_with_1001_within_the_timeout() {
     let mut c = Container::builder()
-        .deploy(&module("hello"), "hello.so")
+        .deploy(&module("tour"), "tour.so")
         .config("[server]\nshutdown_timeout = \"5s\"\n")
         .start();
-    let mut socket = connect(&c, "/hello/ws/echo").await;
+    let mut socket = connect(&c, "/tour/ws/echo").await;
     socket.send(Message::text("x")).await.unwrap();
     assert_eq!(next(&mut socket).await, Some(Message::text("x")));
     let started = std::time::Instant::now();
@@ -267,11 +267,28 @@ async fn a_client_that_goes_away_drops_the_modules_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_tours_count_arrives_line_by_line() {
+    let c = realtime();
+    let started = std::time::Instant::now();
+    let mut response = c.client().get(c.url("/tour/count?n=3")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+    let first = response.chunk().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"1\n", "sent before the next line is produced");
+    let mut rest = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, b"2\n3\n");
+    assert!(started.elapsed() >= Duration::from_millis(200), "100 ms between lines");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn sse_events_arrive_one_by_one_and_resume_after_last_event_id() {
     let c = realtime();
     let mut response = c
         .client()
-        .get(c.url("/hello/sse/clock"))
+        .get(c.url("/tour/sse/clock"))
         .header("last-event-id", "41")
         .send()
         .await

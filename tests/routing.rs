@@ -5,9 +5,9 @@ use std::time::Duration;
 use crabcat_tests::{Container, module, problem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn hello_and_probe() -> Container {
+fn tour_and_probe() -> Container {
     Container::builder()
-        .deploy(&module("hello"), "hello.so")
+        .deploy(&module("tour"), "tour.so")
         .deploy(&module("probe"), "libprobe.so")
         .config(
             r#"
@@ -15,7 +15,7 @@ fn hello_and_probe() -> Container {
             max_body_bytes = 1024
             request_timeout = "500ms"
 
-            [apps.hello.config]
+            [apps.tour.config]
             greeting = "Howdy"
 
             [apps.probe]
@@ -27,26 +27,26 @@ fn hello_and_probe() -> Container {
 
 #[tokio::test]
 async fn routes_params_and_config_reach_the_app() {
-    let c = hello_and_probe();
-    assert_eq!(c.get("/hello/").await, (200, "Howdy from Crabcat!\n".into()));
+    let c = tour_and_probe();
+    assert_eq!(c.get("/tour/").await, (200, "Howdy from Crabcat!\n".into()));
     assert_eq!(
-        c.get("/hello/greet/J%C3%BCrgen%20X").await,
+        c.get("/tour/greet/J%C3%BCrgen%20X").await,
         (200, "Howdy, Jürgen X!\n".into())
     );
-    let (status, body) = c.get("/hello/config").await;
+    let (status, body) = c.get("/tour/config").await;
     assert_eq!(status, 200);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json, serde_json::json!({"greeting": "Howdy", "app": "hello"}));
+    assert_eq!(json, serde_json::json!({"greeting": "Howdy", "app": "tour"}));
     // The root app gets every path no other app claims, with an empty context path.
     assert_eq!(c.get("/").await, (200, "probe probe at \"\"\n".into()));
 }
 
 #[tokio::test]
 async fn request_parts_cross_the_boundary() {
-    let c = hello_and_probe();
+    let c = tour_and_probe();
     let response = c
         .client()
-        .post(c.url("/hello/echo"))
+        .post(c.url("/tour/echo"))
         .header("content-type", "text/x-test")
         .body("some bytes \u{0} and more")
         .send()
@@ -132,20 +132,20 @@ async fn not_found_method_not_allowed_head_and_redirect() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn blocking_routes_run_and_async_ones_keep_answering() {
-    let c = Container::builder().deploy(&module("hello"), "hello.so").start();
-    let (status, body) = c.get("/hello/blocking?n=25").await;
+    let c = Container::builder().deploy(&module("tour"), "tour.so").start();
+    let (status, body) = c.get("/tour/blocking?n=25").await;
     assert_eq!(
         (status, body.as_str()),
         (200, "fib(25) = 75025, computed on a blocking thread\n")
     );
-    assert_eq!(c.get("/hello/blocking?n=x").await.0, 400);
+    assert_eq!(c.get("/tour/blocking?n=x").await.0, 400);
     // More slow blocking handlers than the container has async workers
     // (one per core): if they ran on those workers, the async request
     // would wait for one of them to finish.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slow: Vec<_> = (0..workers + 2)
         .map(|_| {
-            let (client, url) = (c.client().clone(), c.url("/hello/blocking?n=36"));
+            let (client, url) = (c.client().clone(), c.url("/tour/blocking?n=36"));
             tokio::spawn(async move {
                 let response = client.get(url).send().await.unwrap();
                 (response.status().as_u16(), std::time::Instant::now())
@@ -155,14 +155,14 @@ async fn blocking_routes_run_and_async_ones_keep_answering() {
     // Wait until all of them are running in the app.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, app) = c.admin_call(c.admin(reqwest::Method::GET, "/apps/hello")).await;
+        let (_, app) = c.admin_call(c.admin(reqwest::Method::GET, "/apps/tour")).await;
         if app["requests_in_flight"].as_u64() == Some(workers as u64 + 2) {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "not all running: {app}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(c.get("/hello/").await.0, 200);
+    assert_eq!(c.get("/tour/").await.0, 200);
     let fast_done = std::time::Instant::now();
     for handle in slow {
         let (status, done) = handle.await.unwrap();
@@ -173,14 +173,14 @@ async fn blocking_routes_run_and_async_ones_keep_answering() {
 
 #[tokio::test]
 async fn a_panicking_handler_gets_500_and_the_next_request_is_served() {
-    let c = Container::builder().deploy(&module("hello"), "hello.so").start();
+    let c = Container::builder().deploy(&module("probe"), "probe.so").start();
     for _ in 0..3 {
-        let (status, body) = c.get("/hello/panic").await;
+        let (status, body) = c.get("/probe/panic").await;
         assert_eq!((status, body.as_str()), (500, "internal server error\n"));
-        assert_eq!(c.get("/hello/").await.0, 200);
+        assert_eq!(c.get("/probe/").await.0, 200);
     }
     let panic_lines = c.wait_for_log_lines(
-        &["the /panic route panics on purpose", "app=\"hello\""],
+        &["the /panic route panics on purpose", "app=\"probe\""],
         3,
         Duration::from_secs(5),
     );
@@ -189,10 +189,10 @@ async fn a_panicking_handler_gets_500_and_the_next_request_is_served() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
-    let c = hello_and_probe();
+    let c = tour_and_probe();
     let response = c
         .client()
-        .post(c.url("/hello/echo"))
+        .post(c.url("/tour/echo"))
         .body(vec![b'x'; 2048])
         .send()
         .await
@@ -202,7 +202,7 @@ async fn bodies_over_the_limit_get_413() {
     let chunks = futures_util::stream::iter([vec![b'y'; 700], vec![b'y'; 700]].map(Ok::<_, std::io::Error>));
     let response = c
         .client()
-        .post(c.url("/hello/echo"))
+        .post(c.url("/tour/echo"))
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
         .await
@@ -210,7 +210,7 @@ async fn bodies_over_the_limit_get_413() {
     assert_eq!(response.status(), 413);
     let response = c
         .client()
-        .post(c.url("/hello/echo"))
+        .post(c.url("/tour/echo"))
         .body(vec![b'x'; 1024])
         .send()
         .await
@@ -220,17 +220,17 @@ async fn bodies_over_the_limit_get_413() {
 
 #[tokio::test]
 async fn slow_requests_time_out_with_504() {
-    let c = hello_and_probe();
-    assert_eq!(c.get("/hello/sleep?ms=5000").await.0, 504);
-    assert_eq!(c.get("/hello/sleep?ms=10").await.0, 200);
+    let c = tour_and_probe();
+    assert_eq!(c.get("/sleep?ms=5000").await.0, 504);
+    assert_eq!(c.get("/sleep?ms=10").await.0, 200);
 }
 
 #[tokio::test]
 async fn malformed_requests_get_400_and_the_server_goes_on() {
-    let c = hello_and_probe();
+    let c = tour_and_probe();
     for garbage in [
         &b"GARBAGE\r\n\r\n"[..],
-        b"GET /hello/ HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"GET /tour/ HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
         b"\x00\x01\x02\r\n\r\n",
     ] {
         let mut stream = tokio::net::TcpStream::connect(c.addr()).await.unwrap();
@@ -240,12 +240,12 @@ async fn malformed_requests_get_400_and_the_server_goes_on() {
         let reply = String::from_utf8_lossy(&reply);
         assert!(reply.starts_with("HTTP/1.1 400"), "{garbage:?} got {reply:?}");
     }
-    assert_eq!(c.get("/hello/").await.0, 200);
+    assert_eq!(c.get("/tour/").await.0, 200);
 }
 
 #[tokio::test]
 async fn invalid_response_headers_are_dropped_and_logged() {
-    let c = hello_and_probe();
+    let c = tour_and_probe();
     let response = c.client().get(c.url("/response-headers")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
@@ -267,17 +267,17 @@ async fn invalid_response_headers_are_dropped_and_logged() {
 #[tokio::test]
 async fn environment_variables_override_the_config_file() {
     let mut c = Container::builder()
-        .deploy(&module("hello"), "hello.so")
-        .config("[apps.hello.config]\ngreeting = \"Howdy\"\n")
-        .env("CRABCAT__APPS__HELLO__CONFIG__GREETING", "Hi")
+        .deploy(&module("tour"), "tour.so")
+        .config("[apps.tour.config]\ngreeting = \"Howdy\"\n")
+        .env("CRABCAT__APPS__TOUR__CONFIG__GREETING", "Hi")
         .env("CRABCAT__SERVER__ACCESS_LOG", "false")
         .start();
-    assert_eq!(c.get("/hello/").await, (200, "Hi from Crabcat!\n".into()));
+    assert_eq!(c.get("/tour/").await, (200, "Hi from Crabcat!\n".into()));
     // Stop it, so that every line it would have written has been read.
     assert!(c.terminate().success());
     assert!(c.wait_for_log("stopped", Duration::from_secs(5)).is_some());
     assert!(
-        c.log_lines_with(&["\"GET /hello/ HTTP/1.1\" 200"]).is_empty(),
+        c.log_lines_with(&["\"GET /tour/ HTTP/1.1\" 200"]).is_empty(),
         "access log was disabled:\n{}",
         c.logs()
     );

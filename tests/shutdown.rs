@@ -31,7 +31,7 @@ async fn sigterm_lets_requests_finish_and_destroys_each_app_once() {
     let mut c = builder
         .deploy(&module("probe"), "one.so")
         .deploy(&module("probe"), "two.so")
-        .deploy(&module("hello"), "hello.so")
+        .deploy(&module("tour"), "tour.so")
         .config(&marker_config(&["one", "two"], &scratch, ""))
         .start();
     let in_flight = {
@@ -47,7 +47,7 @@ async fn sigterm_lets_requests_finish_and_destroys_each_app_once() {
     assert_eq!(response.text().await.unwrap(), "slept 1500\n");
     assert_eq!(destroy_count(&scratch, "one"), 1);
     assert_eq!(destroy_count(&scratch, "two"), 1);
-    assert_eq!(c.log_lines_with(&["hello destroyed", "app=\"hello\""]).len(), 1);
+    assert_eq!(c.log_lines_with(&["tour destroyed", "app=\"tour\""]).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,13 +95,13 @@ async fn a_taken_port_stops_the_start_before_any_app_runs() {
     let scratch = builder.scratch();
     let (status, logs) = builder
         .deploy(&module("probe"), "probe.so")
-        .deploy(&module("hello"), "hello.so")
+        .deploy(&module("tour"), "tour.so")
         .config(&marker_config(&["probe"], &scratch, ""))
         .listen(taken.local_addr().unwrap())
         .run_to_exit(Duration::from_secs(30));
     assert!(!status.success(), "{logs}");
     assert!(logs.contains("cannot listen on"), "{logs}");
-    assert!(!logs.contains("hello initialised"), "no app was started:\n{logs}");
+    assert!(!logs.contains("tour initialised"), "no app was started:\n{logs}");
     assert_eq!(destroy_count(&scratch, "probe"), 0);
     assert!(!scratch.join("crabcat.db").exists(), "no datasource was opened");
 }

@@ -54,10 +54,12 @@ fn tls_config(dir: &Path, server: &str) -> String {
 }
 
 fn hello() -> ContainerBuilder {
-    Container::builder().deploy(&module("hello"), "hello.so")
+    Container::builder()
+        .deploy(&module("hello"), "hello.so")
+        .deploy(&module("tour"), "tour.so")
 }
 
-/// A container serving `hello` over TLS with `cert` (its files in
+/// A container serving `hello` (and `tour`, for its WebSocket) over TLS with `cert` (its files in
 /// `scratch/tls`).
 fn hello_tls(cert: &Cert, server: &str) -> (Container, PathBuf) {
     let builder = hello();
@@ -187,7 +189,7 @@ async fn websockets_work_over_tls() {
         .connect(name, tcp)
         .await
         .expect("TLS handshake");
-    let url = format!("wss://localhost:{}/hello/ws/echo", c.addr().port());
+    let url = format!("wss://localhost:{}/tour/ws/echo", c.addr().port());
     let (mut socket, response) = tokio_tungstenite::client_async(url, tls).await.expect("upgrade");
     assert_eq!(response.status(), 101);
     socket.send(Message::text("over TLS")).await.unwrap();

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The operations console (/console on the admin listener) in a real browser.
 
-Run by scripts/browser-test.sh, which starts the container (chat and hello
-deployed, and the probe fixture as "evil", whose init fails with an error
+Run by scripts/browser-test.sh, which starts the container (chat,
+guestbook, hello and the probe fixture deployed, and the probe again as "evil", whose init fails with an error
 made of HTML) and ChromeDriver, and cleans up after. One headless Chromium
 session: a wrong token shows an error and no data; the right one shows the
 apps, the HTML error as literal text, and charts of real traffic; a module
@@ -102,11 +102,11 @@ def a_wrong_token_shows_an_error_and_no_data(args, page):
 
 def the_right_token_shows_the_apps(args, page):
     sign_in(page, args.admin_token)
-    wait_for("the apps", lambda: page.rows() == {"chat": "running", "evil": "failed", "guestbook": "running", "hello": "running"})
+    wait_for("the apps", lambda: page.rows() == {"chat": "running", "evil": "failed", "guestbook": "running", "hello": "running", "probe": "running"})
     stored = page.script("return [sessionStorage.getItem('crabcat.console.token'), localStorage.length, document.cookie]")
     if stored != [args.admin_token, 0, ""]:
         raise Failure(f"the token is not (only) in sessionStorage: {stored}")
-    check("the right token shows chat, hello (running) and evil (failed); the token is in sessionStorage only")
+    check("the right token shows chat, guestbook, hello, probe (running) and evil (failed); the token is in sessionStorage only")
 
     error = page.script("return document.querySelector(\"tr.app-error[data-app='evil']\").textContent")
     if not error.endswith(EVIL) or "probe was told to fail its init" not in error:
@@ -117,32 +117,32 @@ def the_right_token_shows_the_apps(args, page):
 
 
 def the_charts_show_real_traffic(args, page):
-    """Requests to hello, faster and slower by turns, until its charts have
+    """Requests to the probe fixture (one in four to its /panic), faster and slower by turns, until its charts have
     four points (20 s or so)."""
     stop = threading.Event()
 
     def traffic():
         started = time.monotonic()
         while not stop.is_set():
-            for path in ("/hello/", "/hello/", "/hello/", "/hello/panic"):
+            for path in ("/probe/", "/probe/", "/probe/", "/probe/panic"):
                 http("GET", f"{args.base_url}{path}")
             time.sleep(0.01 if int(time.monotonic() - started) % 10 < 5 else 0.06)
 
     worker = threading.Thread(target=traffic, daemon=True)
     worker.start()
     try:
-        wait_for("hello's request rate", lambda: "– req/s" not in page.cell("hello", ".chart"), timeout=30)
+        wait_for("probe's request rate", lambda: "– req/s" not in page.cell("probe", ".chart"), timeout=30)
         wait_for("four points", lambda: page.script(
-            "return document.querySelectorAll(\"tr[data-app='hello'] .spark polyline.rate\")[0]"
+            "return document.querySelectorAll(\"tr[data-app='probe'] .spark polyline.rate\")[0]"
             ".getAttribute('points').split(' ').length") >= 4, timeout=45)
     finally:
         stop.set()
         worker.join()
-    errors = int(page.cell("hello", ".errors").replace(",", ""))
-    requests = int(page.cell("hello", ".requests").replace(",", ""))
+    errors = int(page.cell("probe", ".errors").replace(",", ""))
+    requests = int(page.cell("probe", ".requests").replace(",", ""))
     if not 0 < errors < requests:
-        raise Failure(f"hello shows {requests} requests and {errors} errors")
-    check(f"hello's charts: {page.cell('hello', '.chart')!r}; {requests} requests, {errors} errors (its /panic)")
+        raise Failure(f"probe shows {requests} requests and {errors} errors")
+    check(f"probe's charts: {page.cell('probe', '.chart')!r}; {requests} requests, {errors} errors (its /panic)")
     sideways = page.script("const s = document.querySelector('.table-scroll'); return s.scrollWidth - s.clientWidth")
     if sideways > 0:
         raise Failure(f"the table is {sideways} px too wide for {page.script('return window.innerWidth')} px")
@@ -224,7 +224,7 @@ def it_fits_a_phone(args, page):
             raise Failure(f"the page is {overflow[0]} px wide on a {width} px screen (scrolled by {overflow[1]})")
         page.sized_screenshot(f"{args.screenshots}/console-4-phone.png", PHONE)
         page.script("document.querySelector(\"tr.app[data-app='hello']\").scrollIntoView()")
-        page.sized_screenshot(f"{args.screenshots}/console-5-phone-hello.png", PHONE)
+        page.sized_screenshot(f"{args.screenshots}/console-5-phone-probe.png", PHONE)
     finally:
         page.cdp("Emulation.setDeviceMetricsOverride",
                  {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
