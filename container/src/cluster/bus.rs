@@ -62,10 +62,9 @@ struct Wire {
 }
 
 impl Wire {
-    /// The message with its payload inline, or `None` if it does not fit.
-    fn inline(node: &str, seq: u64, relayed: &Relayed) -> Option<String> {
-        let payload = &relayed.message.payload;
-        let mut wire = Wire {
+    /// The message, its payload not set yet.
+    fn new(node: &str, seq: u64, relayed: &Relayed) -> Wire {
+        Wire {
             node: node.to_owned(),
             seq,
             app: relayed.app.to_string(),
@@ -73,11 +72,18 @@ impl Wire {
             text: None,
             base64: None,
             stored: None,
-        };
-        // NUL is the one character a notification cannot carry, even escaped.
+        }
+    }
+
+    /// The message with its payload inline, or `None` if it does not fit.
+    fn inline(node: &str, seq: u64, relayed: &Relayed) -> Option<String> {
+        let payload = &relayed.message.payload;
+        let mut wire = Wire::new(node, seq, relayed);
+        // Text travels as a JSON string (control characters escaped, so the
+        // notification holds no NUL); other bytes as base64.
         match std::str::from_utf8(payload) {
-            Ok(text) if !text.contains('\0') => wire.text = Some(text.to_owned()),
-            _ => wire.base64 = Some(BASE64.encode(payload)),
+            Ok(text) => wire.text = Some(text.to_owned()),
+            Err(_) => wire.base64 = Some(BASE64.encode(payload)),
         }
         let json = serde_json::to_string(&wire).ok()?;
         (json.len() <= MAX_INLINE).then_some(json)
@@ -86,13 +92,8 @@ impl Wire {
     /// The message pointing at stored row `id`.
     fn stored(node: &str, seq: u64, relayed: &Relayed, id: i64) -> String {
         let wire = Wire {
-            node: node.to_owned(),
-            seq,
-            app: relayed.app.to_string(),
-            topic: relayed.message.topic.to_string(),
-            text: None,
-            base64: None,
             stored: Some(id),
+            ..Wire::new(node, seq, relayed)
         };
         serde_json::to_string(&wire).unwrap_or_default()
     }
@@ -289,8 +290,11 @@ mod tests {
             (wire.text.as_deref(), wire.base64, wire.seq),
             (Some(r#"{"say":"hi"}"#), None, 7)
         );
-        let note = Wire::inline("n1", 8, &relayed(b"\0\xff")).unwrap();
-        assert!(!note.contains('\0'));
+        let note = Wire::inline("n1", 8, &relayed(b"a\0b")).unwrap();
+        assert!(!note.contains('\0'), "a notification cannot carry NUL");
+        let wire: Wire = serde_json::from_str(&note).unwrap();
+        assert_eq!(wire.text.as_deref(), Some("a\0b"));
+        let note = Wire::inline("n1", 9, &relayed(b"\0\xff")).unwrap();
         let wire: Wire = serde_json::from_str(&note).unwrap();
         assert_eq!((wire.text, wire.base64.as_deref()), (None, Some("AP8=")));
     }
