@@ -157,11 +157,13 @@ impl Drop for Cluster {
     }
 }
 
-/// nginx's port and a base port with BASE+1..=BASE+3 and BASE+101..=BASE+103 free.
+/// nginx's port and a base port with BASE+1..=BASE+3 and BASE+101..=BASE+103
+/// free, below Linux's ephemeral ports (32768 and up), which outgoing
+/// connections may take at any time.
 fn free_ports() -> (u16, u16) {
     let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
     for _ in 0..200 {
-        let base = 20_000 + (rand_u16() % 400) * 100;
+        let base = 20_000 + (rand_u16() % 120) * 100;
         let port = base + 99;
         if free(port) && (1..=NODES).all(|k| free(base + k) && free(base + 100 + k)) {
             return (port, base);
