@@ -60,7 +60,7 @@
 #   foreground until Ctrl-C (scripts/run.sh), the whole test suite or the
 #   benchmarks (.ci/run runs those itself), `sudo`, a real port 80, another
 #   host. Say why in REASON.
-# * Documents left out: SUMMARY.md, and cluster.md until its rewrite (see
+# * Documents left out: SUMMARY.md, the book's table of contents (see
 #   EXCLUDED in scripts/check_commands.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
