@@ -22,6 +22,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::response::Response;
+use futures_util::FutureExt as _;
 
 pub use access_log::{AccessLog, AccessLogError, AccessLogWriter};
 use deadline::Activity;
@@ -152,18 +153,18 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Dispatch
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
-        let state = Arc::clone(&self.state);
-        let peer = self.peer;
         let last = self.last_on_connection(request.version());
         let busy = self.activity.busy(request.version());
-        Box::pin(async move {
-            let mut response = dispatch::dispatch(&state, peer, request.map(Body::new)).await;
+        let dispatched = dispatch::dispatch(Arc::clone(&self.state), self.peer, request.map(Body::new));
+        // `map` rather than an async block: the request's future is moved
+        // into the box once, not again into a block's state.
+        Box::pin(dispatched.map(move |mut response| {
             if last && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
                 // hyper closes the connection after a response that says so.
                 let close = http::HeaderValue::from_static("close");
                 response.headers_mut().insert(http::header::CONNECTION, close);
             }
             Ok(busy.hold_while_streamed(response))
-        })
+        }))
     }
 }

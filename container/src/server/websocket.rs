@@ -94,18 +94,18 @@ pub async fn serve(
     lease: Lease,
     permit: Permit,
     target: Target,
-    mut request: HostRequest,
+    mut request: Arc<HostRequest>,
     key: HeaderValue,
     on_upgrade: OnUpgrade,
     settings: Settings,
 ) -> Result<HostResponse, Reject> {
     let (upgrade, accepted) = Upgrade::new(Arc::clone(&slot.name));
-    request.upgrade = Some(Box::new(upgrade));
+    HostRequest::unshared(&mut request).upgrade = Some(Box::new(upgrade));
     let farewell = lease.farewell().clone();
     // If this request stops waiting (a timeout) before the module accepted,
     // the handler goes with it.
     let mut handler = AbortOnDrop {
-        handle: tokio::spawn(run_handler(lease, target, Arc::new(request))),
+        handle: tokio::spawn(run_handler(lease, target, request)),
         armed: true,
     };
     tokio::select! {

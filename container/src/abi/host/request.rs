@@ -166,6 +166,16 @@ impl Upgrade {
 }
 
 impl HostRequest {
+    /// The request before its call, to complete (its body, its upgrade).
+    /// A request is made in its `Arc` and shared only once its handler
+    /// runs.
+    ///
+    /// # Panics
+    /// If the request is already shared: a call that is running.
+    pub fn unshared(this: &mut Arc<Self>) -> &mut Self {
+        Arc::get_mut(this).expect("a request is shared only once its handler runs")
+    }
+
     fn path(&self) -> &str {
         &self.uri.path()[self.path_start..]
     }

@@ -19,10 +19,7 @@ use crate::abi::{BodyReader, HostRequest};
 use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, StaticRoot, Target};
 
 /// Where an admitted request goes.
-// `Call` is the large one, and the common one: boxing it would cost every
-// module request an allocation.
-#[allow(clippy::large_enum_variant)]
-pub(super) enum Admitted<'s> {
+pub(super) enum Admitted {
     /// To a module's handler.
     Call(Call),
     /// To a file of the app's static directory (`<context path>/static/...`).
@@ -33,7 +30,7 @@ pub(super) enum Admitted<'s> {
         request: Request,
     },
     /// To a file of a `[static]` mount.
-    MountFile { mount: &'s Mount, request: Request },
+    MountFile { mount: Arc<Mount>, request: Request },
 }
 
 /// The path prefix, inside an app, of its static files.
@@ -50,8 +47,10 @@ pub(super) struct Call {
     pub(super) blocking: Option<Permit>,
     pub(super) target: Target,
     pub(super) head: bool,
-    /// Complete but for the body, when there is one to read.
-    pub(super) request: HostRequest,
+    /// Complete but for the body, when there is one to read. In its `Arc`
+    /// from the start: the futures of the call hold a pointer, not the
+    /// request, and nothing else holds it until the handler runs.
+    pub(super) request: Arc<HostRequest>,
     pub(super) body: Option<Body>,
     /// The largest body the route accepts.
     pub(super) max_body: usize,
@@ -64,7 +63,7 @@ type Rejected = (Option<Arc<AppSlot>>, Reject);
 
 /// Finds the app and the route (or the static file), and checks what can
 /// be checked before reading the body.
-pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Result<Admitted<'_>, Rejected> {
+pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Result<Admitted, Rejected> {
     if request
         .uri()
         .path_and_query()
@@ -79,7 +78,10 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
         if mount.is_bare(path) {
             return Err((None, Reject::AddSlash(with_slash(request.uri()))));
         }
-        return Ok(Admitted::MountFile { mount, request });
+        return Ok(Admitted::MountFile {
+            mount: Arc::clone(mount),
+            request,
+        });
     }
     let (slot, path_start) = match resolved {
         Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),
@@ -150,7 +152,7 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
         websocket::detach(&mut parts.uri, &mut parts.headers);
     }
     let secure = state.tls || forwarded_https(&state.trusted_proxies, peer, &parts.headers);
-    let request = HostRequest {
+    let request = Arc::new(HostRequest {
         host_app: instance.host_app(),
         secure,
         session: Default::default(),
@@ -164,7 +166,7 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
         scope: instance.new_scope(),
         reader: BodyReader::buffered(),
         upgrade: None,
-    };
+    });
     Ok(Admitted::Call(Call {
         slot,
         lease: instance.lease(),

@@ -1,12 +1,14 @@
 //! The call: read the body, run the handler (in a managed transaction when
 //! the route asks for one), store the session, and build the response.
 
+use std::pin::pin;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
 use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, SET_COOKIE};
+use tokio::time::Instant;
 
 use super::super::ServerState;
 use super::super::stream::ModuleBody;
@@ -14,15 +16,17 @@ use super::super::websocket;
 use super::Reject;
 use super::admit::Call;
 use super::reject::body_error;
+use super::timeout::within;
 
 use crate::abi::{BodyReader, HostRequest, HostResponse};
 use crate::lifecycle::{Lease, Permit, Target};
 
 impl Call {
-    /// Reads the body and calls the handler, within the request timeout
-    /// (on a route that streams its body, the timeout applies to each wait
-    /// for the client's next chunk instead).
-    pub(super) async fn run(self, state: &ServerState) -> Result<Response, Reject> {
+    /// Reads the body and calls the handler by `deadline`: the request
+    /// timeout after the request's start. (On a route that streams its
+    /// body, the timeout applies to each wait for the client's next chunk
+    /// instead.)
+    pub(super) async fn run(self, state: &ServerState, deadline: Instant) -> Result<Response, Reject> {
         let Call {
             slot,
             lease,
@@ -43,22 +47,24 @@ impl Call {
             }
             match body {
                 Some(body) if target.stream_body => {
-                    request.reader = BodyReader::streaming(body, max_body, state.request_timeout);
+                    HostRequest::unshared(&mut request).reader =
+                        BodyReader::streaming(body, max_body, state.request_timeout);
                 }
                 // Boxed: most requests have no body, and this keeps their
                 // future small.
                 Some(body) => {
-                    request.body = Box::pin(axum::body::to_bytes(body, max_body))
+                    let body = Box::pin(axum::body::to_bytes(body, max_body))
                         .await
                         .map_err(body_error)?;
+                    HostRequest::unshared(&mut request).body = body;
                 }
                 None => {}
             }
-            serve(lease, permit, blocking, target, Arc::new(request)).await
+            serve(lease, permit, blocking, target, request).await
         };
         let served = match target.stream_body {
             true => call.await,
-            false => match tokio::time::timeout(state.request_timeout, call).await {
+            false => match within(deadline, pin!(call)).await {
                 Ok(served) => served,
                 Err(_) => return Err(Reject::Timeout),
             },

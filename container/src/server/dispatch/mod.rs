@@ -5,6 +5,7 @@
 //! read; `call` reads the body, calls the module and builds the response;
 //! a [`Reject`] on the way becomes the response in one place, `reject`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +22,7 @@ use crate::lifecycle::ServeError;
 mod admit;
 mod call;
 mod reject;
+mod timeout;
 
 pub use reject::Reject;
 
@@ -28,52 +30,61 @@ use admit::{Admitted, admit};
 
 /// The handler behind every request: resolve the app, enforce the body
 /// limit and the timeout, call the module, record metrics and the access log.
-pub async fn dispatch(state: &ServerState, peer: std::net::IpAddr, request: Request) -> Response {
+///
+/// Everything up to the call is synchronous and done here, before the
+/// future exists: the future holds only what the call needs, not the
+/// request. It stays small, and every request's future is moved into a box
+/// by the server and moved again at each level it awaits.
+pub fn dispatch(
+    state: Arc<ServerState>,
+    peer: std::net::IpAddr,
+    request: Request,
+) -> impl Future<Output = Response> + Send + 'static {
     let start = Instant::now();
     let access = state.access_log.as_ref().map(|log| log.capture(&request));
-    // Everything up to the call is synchronous; the future only holds what
-    // the call needs (every request's future is moved into a box).
-    let mut mount = None;
-    let (slot, result) = match admit(state, peer, request) {
-        Ok(Admitted::Call(call)) => {
-            let slot = Arc::clone(&call.slot);
-            (Some(slot), call.run(state).await)
-        }
-        Ok(Admitted::AppFile {
-            slot,
-            root,
-            strip,
-            request,
-        }) => {
-            // Boxed: keeps the future of module requests as small as it was.
-            (Some(slot), Box::pin(static_files::serve(&root, strip, request)).await)
-        }
-        Ok(Admitted::MountFile { mount: m, request }) => {
-            mount = Some(m);
-            (
-                None,
-                Box::pin(static_files::serve(&m.root, m.prefix_len(), request)).await,
-            )
-        }
-        Err((slot, reject)) => (slot, Err(reject)),
-    };
-    let response = result.unwrap_or_else(|reject| {
-        match (&reject, &slot) {
-            (Reject::Failed(error), Some(slot)) => log_failure(&slot.name, error),
-            (Reject::Transaction(_, message), Some(slot)) => {
-                tracing::error!(app = &*slot.name, "managed transaction failed: {message}");
+    let admitted = admit(&state, peer, request);
+    async move {
+        let mut mount = None;
+        let (slot, result) = match admitted {
+            Ok(Admitted::Call(call)) => {
+                let slot = Arc::clone(&call.slot);
+                let deadline = tokio::time::Instant::from_std(start + state.request_timeout);
+                (Some(slot), call.run(&state, deadline).await)
             }
-            _ => {}
-        }
-        reject.into_response()
-    });
-    let owner = match (&slot, mount) {
-        (Some(slot), _) => Some((&slot.name, slot.metrics(&state.metrics))),
-        (None, Some(mount)) => Some((&mount.label, mount.metrics(&state.metrics))),
-        (None, None) => None,
-    };
-    observe::record(state, peer, owner, access, &response, start.elapsed());
-    response
+            Ok(Admitted::AppFile {
+                slot,
+                root,
+                strip,
+                request,
+            }) => {
+                // Boxed: keeps the future of module requests as small as it was.
+                (Some(slot), Box::pin(static_files::serve(&root, strip, request)).await)
+            }
+            Ok(Admitted::MountFile { mount: m, request }) => {
+                let served = Box::pin(static_files::serve(&m.root, m.prefix_len(), request)).await;
+                mount = Some(m);
+                (None, served)
+            }
+            Err((slot, reject)) => (slot, Err(reject)),
+        };
+        let response = result.unwrap_or_else(|reject| {
+            match (&reject, &slot) {
+                (Reject::Failed(error), Some(slot)) => log_failure(&slot.name, error),
+                (Reject::Transaction(_, message), Some(slot)) => {
+                    tracing::error!(app = &*slot.name, "managed transaction failed: {message}");
+                }
+                _ => {}
+            }
+            reject.into_response()
+        });
+        let owner = match (&slot, &mount) {
+            (Some(slot), _) => Some((&slot.name, slot.metrics(&state.metrics))),
+            (None, Some(mount)) => Some((&mount.label, mount.metrics(&state.metrics))),
+            (None, None) => None,
+        };
+        observe::record(&state, peer, owner, access, &response, start.elapsed());
+        response
+    }
 }
 
 fn log_failure(app: &str, error: &ServeError) {

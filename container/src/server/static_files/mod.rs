@@ -62,7 +62,7 @@ impl Mount {
 
 /// Every `[static]` mount, longest prefix first. Fixed at start.
 #[derive(Default)]
-pub struct Mounts(Vec<Mount>);
+pub struct Mounts(Vec<Arc<Mount>>);
 
 impl Mounts {
     /// Opens the directory of every mount of `config`.
@@ -74,12 +74,12 @@ impl Mounts {
         for (prefix, mount) in config {
             let root = StaticRoot::open(&mount.dir, &mount.cache_control)?;
             tracing::info!(prefix, dir = %root.dir.display(), "serving static files");
-            mounts.push(Mount {
+            mounts.push(Arc::new(Mount {
                 prefix: prefix.trim_end_matches('/').into(),
                 label: format!("static:{prefix}").into(),
                 root: Arc::new(root),
                 metrics: OnceLock::new(),
-            });
+            }));
         }
         mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
         Ok(Mounts(mounts))
@@ -88,7 +88,7 @@ impl Mounts {
     /// The mount `path` belongs to, unless an app's context path of
     /// `app_len` bytes (`None`: no app) matches at least as much of it:
     /// the longest prefix wins, and an app wins a tie. No mounts, no work.
-    pub fn find(&self, path: &str, app_len: Option<usize>) -> Option<&Mount> {
+    pub fn find(&self, path: &str, app_len: Option<usize>) -> Option<&Arc<Mount>> {
         let mount = self.0.iter().find(|m| {
             path.strip_prefix(&*m.prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
