@@ -175,10 +175,7 @@ impl Resolved<'_> {
 /// Every mounted app, by first path segment, plus the root app.
 #[derive(Default)]
 pub struct ContextTable {
-    /// Hashed with foldhash (seeded per process) rather than SipHash: every
-    /// request looks up its first segment here, and the keys are the
-    /// operator's app names, never inserted by a client.
-    by_segment: HashMap<Box<str>, Arc<AppSlot>, foldhash::fast::RandomState>,
+    by_segment: HashMap<Box<str>, Arc<AppSlot>>,
     root: Option<Arc<AppSlot>>,
 }
 
