@@ -273,15 +273,18 @@ impl RequestScope {
     /// Rolls back whatever the request left open, and logs it as a leak.
     pub async fn close(&self) {
         let left = std::mem::take(&mut self.held().open);
-        if left.is_empty() {
-            return;
+        if !left.is_empty() {
+            // Boxed: rare, and it keeps this future (awaited by every
+            // request) small.
+            Box::pin(self.roll_back_leaked(left)).await;
         }
+    }
+
+    async fn roll_back_leaked(&self, left: Vec<(u64, Open)>) {
         tracing::warn!(app = %self.app.name, leaked = left.len(), "request left transactions open; rolled back");
         for (_, open) in left {
             if let Some(tx) = open.tx {
-                // Boxed: rare, and it keeps this future (awaited by every
-                // request) small.
-                let _ = Box::pin(tx.end(false)).await;
+                let _ = tx.end(false).await;
             }
         }
     }

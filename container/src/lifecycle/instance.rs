@@ -1,10 +1,12 @@
 //! A running app instance: the module's instance, its route table, and the
 //! accounting that lets it drain before `destroy`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
@@ -65,11 +67,19 @@ impl Lease {
     /// dropped, e.g. by the request timeout; the handler is cancelled
     /// once its poll returns).
     ///
+    /// A plain function returning one of two futures rather than an
+    /// `async fn` awaiting one: no level of its own, which would move the
+    /// instance's call future into it on every request.
+    ///
     /// # Errors
     /// See [`ServeError`].
-    pub async fn call(&self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
+    pub fn call(
+        &self,
+        target: Target,
+        request: Arc<HostRequest>,
+    ) -> impl Future<Output = Result<HostResponse, ServeError>> + Send + '_ {
         let Some(runtime) = self.own_runtime() else {
-            return self.instance.call(target, request).await;
+            return Either::Left(self.instance.call(target, request));
         };
         // The task holds the instance (its `destroy` waits) and counts as
         // in flight until the handler returns, even if this future is gone.
@@ -78,7 +88,7 @@ impl Lease {
             let _token = token;
             instance.call(target, request).await
         });
-        AbortOnDropHandle::new(task).await?
+        Either::Right(async move { AbortOnDropHandle::new(task).await? })
     }
 }
 

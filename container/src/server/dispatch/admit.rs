@@ -18,7 +18,8 @@ use super::Reject;
 use crate::abi::{BodyReader, HostRequest};
 use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, StaticRoot, Target};
 
-/// Where an admitted request goes.
+/// Where an admitted request goes. The requests of static files are
+/// boxed: the common case, a call, stays small in the request's future.
 pub(super) enum Admitted {
     /// To a module's handler.
     Call(Call),
@@ -27,10 +28,10 @@ pub(super) enum Admitted {
         slot: Arc<AppSlot>,
         root: Arc<StaticRoot>,
         strip: usize,
-        request: Request,
+        request: Box<Request>,
     },
     /// To a file of a `[static]` mount.
-    MountFile { mount: Arc<Mount>, request: Request },
+    MountFile { mount: Arc<Mount>, request: Box<Request> },
 }
 
 /// The path prefix, inside an app, of its static files.
@@ -80,7 +81,7 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
         }
         return Ok(Admitted::MountFile {
             mount: Arc::clone(mount),
-            request,
+            request: Box::new(request),
         });
     }
     let (slot, path_start) = match resolved {
@@ -104,7 +105,7 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
             slot,
             root,
             strip,
-            request,
+            request: Box::new(request),
         });
     }
     if slot.watch.stalled() > 0 {

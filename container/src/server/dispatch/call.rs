@@ -1,14 +1,13 @@
 //! The call: read the body, run the handler (in a managed transaction when
 //! the route asks for one), store the session, and build the response.
 
-use std::pin::pin;
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
 use http::HeaderValue;
 use http::header::{CONTENT_LENGTH, SET_COOKIE};
-use tokio::time::Instant;
 
 use super::super::ServerState;
 use super::super::stream::ModuleBody;
@@ -16,115 +15,108 @@ use super::super::websocket;
 use super::Reject;
 use super::admit::Call;
 use super::reject::body_error;
-use super::timeout::within;
 
 use crate::abi::{BodyReader, HostRequest, HostResponse};
-use crate::lifecycle::{Lease, Permit, Target};
+use crate::lifecycle::{Lease, Permit};
 
 impl Call {
-    /// Reads the body and calls the handler by `deadline`: the request
-    /// timeout after the request's start. (On a route that streams its
-    /// body, the timeout applies to each wait for the client's next chunk
-    /// instead.)
-    pub(super) async fn run(self, state: &ServerState, deadline: Instant) -> Result<Response, Reject> {
-        let Call {
-            slot,
-            lease,
-            permit,
-            blocking,
-            target,
-            head,
-            mut request,
-            body,
-            max_body,
-            websocket,
-        } = self;
-        let call = async {
-            if let Some(handshake) = websocket {
+    /// Whether the request timeout applies to the whole call. On a route
+    /// that streams its body it applies to each wait for the client's
+    /// next chunk instead.
+    pub(super) fn timed(&self) -> bool {
+        !self.target.stream_body
+    }
+
+    /// Reads the body and calls the handler, inside a container-managed
+    /// transaction when the route is transactional (committed when the
+    /// response status is below 400, rolled back otherwise), then closes
+    /// the request's database scope: whatever the handler left open is
+    /// rolled back. (A streamed body is produced after that: its queries
+    /// run outside the managed transaction.)
+    ///
+    /// One function rather than a chain of them: each level of a call
+    /// chain moves its callee's future into its own (this one is some 800
+    /// bytes), for every request.
+    ///
+    /// An `async move` block rather than an `async fn`, and the fields of
+    /// `self` used in place: an `async fn` moves its arguments into locals,
+    /// and its future holds both.
+    #[allow(clippy::manual_async_fn)] // deliberate, as said above
+    pub(super) fn run(mut self, state: &ServerState) -> impl Future<Output = Result<Response, Reject>> + Send + '_ {
+        async move {
+            let target = self.target;
+            if let Some(handshake) = self.websocket.take() {
                 let (key, on_upgrade) = *handshake;
-                let served = websocket::serve(&slot, lease, permit, target, request, key, on_upgrade, state.websocket);
-                return Box::pin(served).await.map(|response| Served { response, keep: None });
+                let served = websocket::serve(
+                    &self.slot,
+                    self.lease,
+                    self.permit,
+                    target,
+                    self.request,
+                    key,
+                    on_upgrade,
+                    state.websocket,
+                );
+                let response = Box::pin(served).await?;
+                return Ok(into_http(response, None, self.head, &self.slot.name, state));
             }
-            match body {
+            match self.body.take() {
                 Some(body) if target.stream_body => {
-                    HostRequest::unshared(&mut request).reader =
-                        BodyReader::streaming(body, max_body, state.request_timeout);
+                    HostRequest::unshared(&mut self.request).reader =
+                        BodyReader::streaming(body, self.max_body, state.request_timeout);
                 }
                 // Boxed: most requests have no body, and this keeps their
                 // future small.
                 Some(body) => {
-                    let body = Box::pin(axum::body::to_bytes(body, max_body))
+                    let body = Box::pin(axum::body::to_bytes(body, self.max_body))
                         .await
                         .map_err(body_error)?;
-                    HostRequest::unshared(&mut request).body = body;
+                    HostRequest::unshared(&mut self.request).body = body;
                 }
                 None => {}
             }
-            serve(lease, permit, blocking, target, request).await
-        };
-        let served = match target.stream_body {
-            true => call.await,
-            false => match within(deadline, pin!(call)).await {
-                Ok(served) => served,
-                Err(_) => return Err(Reject::Timeout),
-            },
-        };
-        served.map(|served| into_http(served, head, &slot.name, state))
-    }
-}
-
-/// A handler's response, and for a streamed body, what the body keeps
-/// until it ends: the instance (its lease) and the request's quota permit.
-struct Served {
-    response: HostResponse,
-    keep: Option<(Lease, Permit)>,
-}
-
-/// Calls the handler, inside a container-managed transaction when the
-/// route is transactional (committed when the response status is below
-/// 400, rolled back otherwise), then closes the request's database scope:
-/// whatever the handler left open is rolled back. (A streamed body is
-/// produced after that: its queries run outside the managed transaction.)
-async fn serve(
-    lease: Lease,
-    permit: Permit,
-    blocking: Option<Permit>,
-    target: Target,
-    request: Arc<HostRequest>,
-) -> Result<Served, Reject> {
-    let held = Arc::clone(&request);
-    let scope = &held.scope;
-    // The database futures are large (several kB) and every request's
-    // future is moved into a box by the server: they are boxed here, on
-    // the routes that need them, so plain requests stay small.
-    if target.transactional {
-        let begun = Box::pin(scope.begin_managed()).await;
-        if let Err((kind, message)) = begun {
+            let scope = &self.request.scope;
+            // The database futures are large (several kB): boxed, on the
+            // routes that need them, so plain requests stay small.
+            if target.transactional {
+                let begun = Box::pin(scope.begin_managed()).await;
+                if let Err((kind, message)) = begun {
+                    scope.close().await;
+                    return Err(Reject::Transaction(kind, message));
+                }
+            }
+            let result = match target.blocking {
+                true => {
+                    let blocking = self.blocking.take();
+                    self.lease
+                        .call_blocking(target, Arc::clone(&self.request), blocking)
+                        .await
+                }
+                false => self
+                    .lease
+                    .call(target, Arc::clone(&self.request))
+                    .await
+                    .map(|response| (response, self.lease)),
+            }
+            .map_err(Reject::Failed);
+            if target.transactional {
+                let commit = result.as_ref().is_ok_and(|(r, _)| r.status.as_u16() < 400);
+                if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {
+                    scope.close().await;
+                    return Err(Reject::Transaction(kind, message));
+                }
+            }
             scope.close().await;
-            return Err(Reject::Transaction(kind, message));
+            let (mut response, lease) = result?;
+            if self.request.session.initialized()
+                && let Some(cookie) = save_session(&self.request).await
+            {
+                response.headers.append(SET_COOKIE, cookie);
+            }
+            let keep = response.stream.is_some().then_some((lease, self.permit));
+            Ok(into_http(response, keep, self.head, &self.slot.name, state))
         }
     }
-    let result = match target.blocking {
-        true => lease.call_blocking(target, request, blocking).await,
-        false => lease.call(target, request).await.map(|response| (response, lease)),
-    }
-    .map_err(Reject::Failed);
-    if target.transactional {
-        let commit = result.as_ref().is_ok_and(|(r, _)| r.status.as_u16() < 400);
-        if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {
-            scope.close().await;
-            return Err(Reject::Transaction(kind, message));
-        }
-    }
-    scope.close().await;
-    let (mut response, lease) = result?;
-    if held.session.initialized()
-        && let Some(cookie) = save_session(&held).await
-    {
-        response.headers.append(SET_COOKIE, cookie);
-    }
-    let keep = response.stream.is_some().then_some((lease, permit));
-    Ok(Served { response, keep })
 }
 
 /// Stores the session the handler changed; the cookie the response must
@@ -143,8 +135,16 @@ async fn save_session(request: &HostRequest) -> Option<HeaderValue> {
     }
 }
 
-fn into_http(served: Served, head: bool, app: &Arc<str>, state: &ServerState) -> Response {
-    let Served { response, keep } = served;
+/// The HTTP response for the handler's `response`; for a streamed body,
+/// `keep` is what the body holds until it ends: the instance (its lease)
+/// and the request's quota permit.
+fn into_http(
+    response: HostResponse,
+    keep: Option<(Lease, Permit)>,
+    head: bool,
+    app: &Arc<str>,
+    state: &ServerState,
+) -> Response {
     let HostResponse {
         status,
         headers,

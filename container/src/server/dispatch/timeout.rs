@@ -8,7 +8,7 @@
 //! start already fixed.
 
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::task::Poll;
 
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -20,24 +20,21 @@ pub(super) struct Elapsed;
 /// The future is pinned by the caller: this one holds a pointer to it, so
 /// a large call is not moved once more.
 pub(super) async fn within<F: Future>(deadline: Instant, mut future: Pin<&mut F>) -> Result<F::Output, Elapsed> {
-    let mut timer = pin!(None::<Sleep>);
+    // Boxed: the timer is large, and only a call that waits needs one.
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
     poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        if timer.is_none() {
-            timer.set(Some(sleep_until(deadline)));
-        }
-        match timer.as_mut().as_pin_mut() {
-            Some(timer) => timer.poll(cx).map(|()| Err(Elapsed)),
-            None => Poll::Pending,
-        }
+        let timer = timer.get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+        timer.as_mut().poll(cx).map(|()| Err(Elapsed))
     })
     .await
 }
 
 #[cfg(test)]
 mod tests {
+    use std::pin::pin;
     use std::time::Duration;
 
     use super::*;
