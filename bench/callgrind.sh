@@ -8,6 +8,12 @@
 #
 #   bench/callgrind.sh                 # /plaintext
 #   bench/callgrind.sh json            # any endpoint of apps/bench
+#   CALLGRIND_SHIPPED=1 bench/callgrind.sh   # the container as shipped
+#
+# By default the container runs tuned (access log and deploy watcher off,
+# as bench/run.sh's "tuned"); CALLGRIND_SHIPPED=1 keeps the configuration
+# as shipped, so the difference is what the access log costs (its writer
+# thread included: callgrind counts every thread).
 #
 # Needs valgrind (installed if missing) and wrk. SQLite, or PostgreSQL when
 # CRABCAT_BENCH_POSTGRES_URL is set (as for bench/run.sh). Counts only the
@@ -56,8 +62,9 @@ read -r native_ir native_req _ < <(profile native "http://127.0.0.1:18980/$endpo
     target/release/bench-native 127.0.0.1:18980 "$native_url")
 mkdir -p "$work/deploy"
 cp target/release/libbench.so "$work/deploy/bench.so"
-read -r module_ir module_req module_dump < <(CRABCAT__SERVER__ACCESS_LOG=false \
-    CRABCAT__DATASOURCES__DEFAULT__URL="$module_url" CRABCAT__DEPLOY__WATCH=false \
+read -r module_ir module_req module_dump < <(
+    [ -z "${CALLGRIND_SHIPPED:-}" ] && export CRABCAT__SERVER__ACCESS_LOG=false CRABCAT__DEPLOY__WATCH=false
+    CRABCAT__DATASOURCES__DEFAULT__URL="$module_url" \
     CRABCAT_ADMIN_TOKEN=callgrind-admin-token-0123456789 RUST_LOG=warn \
     profile module "http://127.0.0.1:18981/bench/$endpoint" \
     target/release/crabcat serve --listen 127.0.0.1:18981 --admin-listen 127.0.0.1:18982 --deploy-dir "$work/deploy")

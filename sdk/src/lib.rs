@@ -191,7 +191,7 @@ pub use handler::{Blocking, BodyLimit, Handler, Transactional, blocking, body_li
 pub use http::{Method, StatusCode};
 pub use log;
 pub use request::Request;
-pub use response::{Html, IntoResponse, Json, Response, html_escape};
+pub use response::{Html, IntoBody, IntoResponse, Json, Response, html_escape};
 pub use routing::Routes;
 pub use session::{Session, SessionError};
 pub use sse::{Event, Sse};

@@ -24,8 +24,64 @@ pub struct Response {
 
 /// A response body: all of it, or produced over time.
 pub(crate) enum Body {
-    Full(Vec<u8>),
+    /// Borrowed only when `'static`: the container then keeps a reference.
+    Full(Cow<'static, [u8]>),
     Stream(FfiBodyStream),
+}
+
+/// What a whole response body can be made of, as axum's `Body` converts:
+/// owned bytes (`Vec<u8>`, `String`) are handed over, and `'static` ones
+/// (literals) are not copied at all, by the module or by the container.
+/// Borrowed data that is not `'static` has to be made owned first
+/// (`.to_vec()`, `.to_owned()`).
+pub trait IntoBody {
+    /// The bytes, borrowed only when `'static`.
+    fn into_body(self) -> Cow<'static, [u8]>;
+}
+
+impl IntoBody for Vec<u8> {
+    fn into_body(self) -> Cow<'static, [u8]> {
+        Cow::Owned(self)
+    }
+}
+
+impl IntoBody for String {
+    fn into_body(self) -> Cow<'static, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+}
+
+impl IntoBody for &'static [u8] {
+    fn into_body(self) -> Cow<'static, [u8]> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl<const N: usize> IntoBody for &'static [u8; N] {
+    fn into_body(self) -> Cow<'static, [u8]> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl IntoBody for &'static str {
+    fn into_body(self) -> Cow<'static, [u8]> {
+        Cow::Borrowed(self.as_bytes())
+    }
+}
+
+impl IntoBody for Cow<'static, [u8]> {
+    fn into_body(self) -> Cow<'static, [u8]> {
+        self
+    }
+}
+
+impl IntoBody for Cow<'static, str> {
+    fn into_body(self) -> Cow<'static, [u8]> {
+        match self {
+            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Body {
@@ -43,7 +99,7 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
-            body: Body::Full(Vec::new()),
+            body: Body::Full(Cow::Borrowed(&[])),
         }
     }
 
@@ -81,21 +137,23 @@ impl Response {
         }
     }
 
-    /// `200 OK` with a body and its content type.
-    pub fn bytes(content_type: impl Into<Cow<'static, str>>, body: impl Into<Vec<u8>>) -> Self {
+    /// `200 OK` with a body and its content type. A `'static` body (a
+    /// literal) is not copied.
+    pub fn bytes(content_type: impl Into<Cow<'static, str>>, body: impl IntoBody) -> Self {
         Response::new(StatusCode::OK)
             .with_header("content-type", content_type)
             .with_body(body)
     }
 
-    /// `200 OK`, `text/plain; charset=utf-8`.
-    pub fn text(body: impl Into<String>) -> Self {
+    /// `200 OK`, `text/plain; charset=utf-8`. A `&'static str` is not
+    /// copied; pass a `String` for anything else.
+    pub fn text(body: impl Into<Cow<'static, str>>) -> Self {
         Response::bytes("text/plain; charset=utf-8", body.into())
     }
 
     /// `200 OK`, `text/html; charset=utf-8`. Escape user data with
-    /// [`html_escape`](crate::html_escape).
-    pub fn html(body: impl Into<String>) -> Self {
+    /// [`html_escape`](crate::html_escape). A `&'static str` is not copied.
+    pub fn html(body: impl Into<Cow<'static, str>>) -> Self {
         Response::bytes("text/html; charset=utf-8", body.into())
     }
 
@@ -138,9 +196,9 @@ impl Response {
         self
     }
 
-    /// Replaces the body.
-    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = Body::Full(body.into());
+    /// Replaces the body. A `'static` body (a literal) is not copied.
+    pub fn with_body(mut self, body: impl IntoBody) -> Self {
+        self.body = Body::Full(body.into_body());
         self
     }
 
@@ -157,7 +215,7 @@ impl Response {
     /// The body; empty for a [streamed](Self::stream) one.
     pub fn body(&self) -> &[u8] {
         match &self.body {
-            Body::Full(bytes) => bytes,
+            Body::Full(bytes) => bytes.as_ref(),
             Body::Stream(_) => &[],
         }
     }
@@ -248,7 +306,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
 #[derive(Debug, Clone)]
 pub struct Html<T>(pub T);
 
-impl<T: Into<String>> IntoResponse for Html<T> {
+impl<T: Into<Cow<'static, str>>> IntoResponse for Html<T> {
     fn into_response(self) -> Response {
         Response::html(self.0)
     }

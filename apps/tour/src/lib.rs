@@ -88,7 +88,7 @@ impl Tour {
 
     async fn echo(req: Request) -> Response {
         let content_type = req.header("content-type").unwrap_or("application/octet-stream");
-        Response::bytes(content_type.to_owned(), req.body())
+        Response::bytes(content_type.to_owned(), req.body().to_vec())
     }
 
     /// CPU-bound work: runs on the container's blocking thread pool.

@@ -59,6 +59,11 @@ pub const HUB_FORWARD: u32 = 1;
 /// process.
 pub const HEADER_VALUE_STATIC: u32 = 1;
 
+/// [`HostVtable::response_body`] flag: the bytes are `'static` in the
+/// module (a literal), so the host keeps a reference to them instead of a
+/// copy. Sound for the same reason as [`HEADER_VALUE_STATIC`].
+pub const BODY_STATIC: u32 = 1;
+
 /// [`HostVtable::db`] operation: run a query, reply with all rows.
 pub const DB_FETCH_ALL: u32 = 0;
 /// [`HostVtable::db`] operation: run a query, reply with at most one row.

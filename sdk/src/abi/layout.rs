@@ -115,7 +115,7 @@ pub const CONTRACT: &[TypeLayout] = &[
         request_param_at: unsafe extern "C" fn(*const super::HostRequest, usize, *mut RawSlice, *mut RawSlice) -> bool,
         response_status: unsafe extern "C" fn(*mut super::HostResponse, u16),
         response_header: unsafe extern "C" fn(*mut super::HostResponse, RawSlice, RawSlice, u32) -> bool,
-        response_body: unsafe extern "C" fn(*mut super::HostResponse, RawSlice),
+        response_body: unsafe extern "C" fn(*mut super::HostResponse, RawSlice, u32),
         route: unsafe extern "C" fn(*mut super::InitSink, RawSlice, RawSlice, u32, u64),
         init_error: unsafe extern "C" fn(*mut super::InitSink, RawSlice),
         sleep: unsafe extern "C" fn(u64) -> FfiFuture<()>,

@@ -21,8 +21,9 @@
 //!   [`HostVtable::request_release`]; responses, routes and errors are written
 //!   by the module into host-owned sinks through the vtable. The one
 //!   exception is data that is never freed at all: a header value marked
-//!   [`HEADER_VALUE_STATIC`] is `'static` in the module, and the host keeps
-//!   a reference to it instead of a copy (module images are never unloaded).
+//!   [`HEADER_VALUE_STATIC`] or a body marked [`BODY_STATIC`] is `'static`
+//!   in the module, and the host keeps a reference to it instead of a copy
+//!   (module images are never unloaded).
 //!
 //! App authors never touch this module: the SDK's safe API and
 //! [`export_app!`](crate::export_app) hide it.

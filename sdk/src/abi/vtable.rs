@@ -1,11 +1,13 @@
 //! The host's services, lent to a module as a table of functions.
 
+#[cfg(doc)] // for the doc links
+use super::{
+    BODY_STATIC, HEADER_VALUE_STATIC, HUB_FORWARD, InitFn, MigrationsFn, ROUTE_STREAM_BODY, ROUTE_WEBSOCKET, wire,
+};
 use super::{
     BodyChunk, BufferHandle, FfiBodyStream, FfiFuture, HostApp, HostRequest, HostResponse, HostSocket, InitSink,
     MigrationSink, RawSlice, WsEvent,
 };
-#[cfg(doc)] // for the doc links
-use super::{HEADER_VALUE_STATIC, HUB_FORWARD, InitFn, MigrationsFn, ROUTE_STREAM_BODY, ROUTE_WEBSOCKET, wire};
 
 /// Host services, passed to [`InitFn`]. A host `static`: valid for the life
 /// of the process. No function here unwinds. Pointers passed in must be the
@@ -46,8 +48,9 @@ pub struct HostVtable {
     /// value is not valid HTTP. `flags`: [`HEADER_VALUE_STATIC`] or 0.
     pub response_header:
         unsafe extern "C" fn(response: *mut HostResponse, name: RawSlice, value: RawSlice, flags: u32) -> bool,
-    /// Appends bytes to the response body (the host copies them).
-    pub response_body: unsafe extern "C" fn(response: *mut HostResponse, bytes: RawSlice),
+    /// Appends bytes to the response body. `flags`: [`BODY_STATIC`] (the
+    /// host keeps a reference) or 0 (the host copies them).
+    pub response_body: unsafe extern "C" fn(response: *mut HostResponse, bytes: RawSlice, flags: u32),
     /// During `init`: registers route number `n` (the n-th call, from 0) for
     /// `method` and `pattern`, with `ROUTE_*` flags and the largest request
     /// body it accepts (`max_body`, 0: the container's `server.max_body_bytes`).

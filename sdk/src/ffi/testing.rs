@@ -262,7 +262,7 @@ unsafe extern "C" fn response_header(response: *mut HostResponse, name: RawSlice
     true
 }
 
-unsafe extern "C" fn response_body(response: *mut HostResponse, bytes: RawSlice) {
+unsafe extern "C" fn response_body(response: *mut HostResponse, bytes: RawSlice, _: u32) {
     // SAFETY: as in `response_header`.
     let (response, bytes) = unsafe { (captured(response), super::host::bytes(bytes)) };
     response.body.extend_from_slice(bytes);

@@ -185,7 +185,7 @@ mod tests {
             assert!(!(VTABLE.request_param_at)(null(), 0, null_mut(), null_mut()));
             assert!(!(VTABLE.response_header)(null_mut(), name, name, 0));
             (VTABLE.response_status)(null_mut(), 200);
-            (VTABLE.response_body)(null_mut(), name);
+            (VTABLE.response_body)(null_mut(), name, 0);
             (VTABLE.route)(null_mut(), name, name, 0, 0);
             (VTABLE.ws_close)(null_mut(), 1000, name);
             (VTABLE.ws_release)(null_mut());

@@ -17,7 +17,8 @@ pub const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
 pub struct HostResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: Vec<u8>,
+    /// The whole body; a `'static` one from the module is not copied.
+    pub body: Bytes,
     /// A body the module produces over time (then `body` is empty).
     pub stream: Option<FfiBodyStream>,
     /// Bytes of header names and values so far.
@@ -33,7 +34,7 @@ impl HostResponse {
         HostResponse {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
-            body: Vec::new(),
+            body: Bytes::new(),
             stream: None,
             header_bytes: 0,
             max_body,
@@ -55,17 +56,22 @@ impl HostResponse {
     }
 
     /// Appends to the body within its limit; past it, the response is
-    /// refused and the body dropped.
-    fn append_body(&mut self, bytes: &[u8]) {
+    /// refused and the body dropped. The first part is kept as it is when
+    /// `'static` (`Bytes::from_static`), else copied once; a second part
+    /// (the SDK writes one) joins them in a new buffer.
+    fn append_body(&mut self, bytes: Bytes) {
         if self.refused.is_some() {
             return;
         }
         if self.body.len() + bytes.len() > self.max_body {
             self.refused = Some("response body larger than apps.NAME.max_response_bytes");
-            self.body = Vec::new();
+            self.body = Bytes::new();
             return;
         }
-        self.body.extend_from_slice(bytes);
+        self.body = match self.body.is_empty() {
+            true => bytes,
+            false => [&self.body[..], &bytes[..]].concat().into(),
+        };
     }
 
     /// Appends a header within the limits; past them, the response is
@@ -89,6 +95,24 @@ impl HostResponse {
         self.header_bytes = bytes;
         over.is_none()
     }
+}
+
+/// `name` as a header name. The names handlers set most are matched
+/// first, as written by the SDK (lower case): a comparison instead of
+/// `HeaderName::from_bytes`'s validation and lookup.
+fn header_name(name: &[u8]) -> Result<HeaderName, http::header::InvalidHeaderName> {
+    use http::header;
+    Ok(match name {
+        b"content-type" => header::CONTENT_TYPE,
+        b"server" => header::SERVER,
+        b"location" => header::LOCATION,
+        b"cache-control" => header::CACHE_CONTROL,
+        b"set-cookie" => header::SET_COOKIE,
+        b"etag" => header::ETAG,
+        b"last-modified" => header::LAST_MODIFIED,
+        b"vary" => header::VARY,
+        _ => return HeaderName::from_bytes(name),
+    })
 }
 
 /// The response sink behind `response`; `None` for null.
@@ -130,7 +154,7 @@ host_fn! {
             // SAFETY: valid for the call; copied here.
             HeaderValue::from_bytes(unsafe { slice(value) })
         };
-        match (HeaderName::from_bytes(name), value) {
+        match (header_name(name), value) {
             (Ok(name), Ok(value)) => r.append_header(name, value),
             _ => false,
         }
@@ -138,15 +162,22 @@ host_fn! {
 }
 
 host_fn! {
-    fn response_body(response: *mut abi::HostResponse, bytes: RawSlice) = ();
+    fn response_body(response: *mut abi::HostResponse, bytes: RawSlice, flags: u32) = ();
     {
-        // SAFETY: the module passes back its sink (or null) and a slice
-        // valid for the call.
-        let (r, bytes) = unsafe { (response_mut(response), slice(bytes)) };
-        match r {
-            Some(r) => r.append_body(bytes),
-            None => null_argument("response_body"),
-        }
+        // SAFETY: the module passes back its sink, or null.
+        let Some(r) = (unsafe { response_mut(response) }) else {
+            return null_argument("response_body");
+        };
+        let bytes = if flags & abi::BODY_STATIC != 0 {
+            // SAFETY: the module marks `'static` data only (the SDK: a
+            // borrowed `Cow<'static, [u8]>`), and module images are never
+            // unloaded, so it lives as long as the process.
+            Bytes::from_static(unsafe { slice(bytes) })
+        } else {
+            // SAFETY: valid for the call; copied here.
+            Bytes::copy_from_slice(unsafe { slice(bytes) })
+        };
+        r.append_body(bytes);
     }
 }
 
@@ -156,11 +187,50 @@ host_fn! {
         // SAFETY: the module passes back its sink, or null.
         match unsafe { response_mut(response) } {
             Some(r) => {
-                r.body = Vec::new();
+                r.body = Bytes::new();
                 r.stream = Some(stream);
             }
             // Dropping `stream` hands it back to the module's drop function.
             None => null_argument("response_stream"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_names_match_what_validation_would_give() {
+        for name in [
+            "content-type",
+            "server",
+            "location",
+            "cache-control",
+            "set-cookie",
+            "etag",
+            "last-modified",
+            "vary",
+            "x-custom",
+            "Content-Type",
+        ] {
+            assert_eq!(
+                header_name(name.as_bytes()).unwrap(),
+                HeaderName::from_bytes(name.as_bytes()).unwrap()
+            );
+        }
+        assert!(header_name(b"bad name").is_err());
+    }
+
+    #[test]
+    fn a_second_body_part_is_appended_and_the_limit_holds() {
+        let mut r = HostResponse::new(8);
+        r.append_body(Bytes::from_static(b"abc"));
+        r.append_body(Bytes::copy_from_slice(b"def"));
+        assert_eq!(&r.body[..], b"abcdef");
+        assert!(r.refused().is_none());
+        r.append_body(Bytes::from_static(b"ghi"));
+        assert!(r.refused().is_some());
+        assert!(r.body.is_empty());
     }
 }

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::log;
-use crate::abi::{HEADER_VALUE_STATIC, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice};
+use crate::abi::{BODY_STATIC, HEADER_VALUE_STATIC, HostResponse, HostVtable, InitSink, MigrationSink, RawSlice};
 use crate::response::Body;
 
 /// Reports a route to the host during `init`.
@@ -110,7 +110,11 @@ impl ResponseSink {
             }
             match body {
                 Body::Full(body) if body.is_empty() => {}
-                Body::Full(body) => (self.host.response_body)(self.raw, RawSlice::new(&body)),
+                // A borrowed body is `'static`: the host need not copy it.
+                Body::Full(Cow::Borrowed(body)) => {
+                    (self.host.response_body)(self.raw, RawSlice::new(body), BODY_STATIC)
+                }
+                Body::Full(Cow::Owned(body)) => (self.host.response_body)(self.raw, RawSlice::new(&body), 0),
                 Body::Stream(stream) => (self.host.response_stream)(self.raw, stream),
             }
         }
