@@ -22,7 +22,7 @@ pub fn record(
     state: &ServerState,
     peer: IpAddr,
     owner: Option<(&Arc<str>, &AppMetrics)>,
-    access: Option<Access>,
+    access: Option<&Access>,
     response: &Response,
     latency: Duration,
 ) {
@@ -37,13 +37,6 @@ pub fn record(
             let length = response.headers().get(CONTENT_LENGTH)?;
             length.to_str().ok()?.parse().ok()
         });
-        log.record(
-            access,
-            peer,
-            status,
-            bytes,
-            latency,
-            owner.map(|(name, _)| Arc::clone(name)),
-        );
+        log.record(access, peer, status, bytes, latency, owner.map(|(name, _)| &**name));
     }
 }

@@ -1,24 +1,30 @@
-//! The access log, off the request path. A request hands its facts (an
-//! [`Entry`]: a few reference-counted handles and numbers, nothing
-//! formatted) to a bounded queue and goes on; a thread of its own formats
-//! the lines and writes them through a buffer, flushed at least every
-//! [`FLUSH_INTERVAL`] and on shutdown ([`AccessLogWriter::finish`]).
+//! The access log, cheap on the request path. Each thread that finishes
+//! requests formats their lines into a buffer of its own (a mutex only
+//! that thread and, once in a while, the writer take: never contended on
+//! the request path); a thread of its own takes the buffers and writes
+//! them out at least every [`FLUSH_INTERVAL`], as soon as one holds
+//! [`HAND_OVER`] bytes, and on shutdown ([`AccessLogWriter::finish`]).
+//! Nothing is allocated, queued or freed per line, and no line crosses
+//! threads on its own: nginx writes its log the same way, from the worker
+//! that served the request, through a buffer.
 //!
-//! A full queue never stalls a request: the line is dropped and counted in
-//! `crabcat_access_log_dropped_lines_total`. The writer takes lines in
-//! batches ([`BATCH_PAUSE`]) so that, under load, requests never have to
-//! wake it: it is only parked, and woken by a request, when the server
-//! is idle.
+//! A full buffer never stalls a request: when the writer is
+//! [`MOST_PENDING`] bytes behind on a thread (a disk that stalls, a
+//! terminal that does not read), that thread's further lines are dropped
+//! and counted in `crabcat_access_log_dropped_lines_total`. An idle
+//! server's writer is parked, and the next line wakes it.
 
-use std::io::{BufWriter, Write};
+use std::cell::RefCell;
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, SystemTime};
 
 use http::header::{REFERER, USER_AGENT};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Version};
 use prometheus_client::metrics::counter::Counter;
 
@@ -28,15 +34,13 @@ mod format;
 
 use format::{Clock, format_line};
 
-/// Lines waiting for the writer before new ones are dropped.
-const QUEUE: usize = 4096;
-/// Buffered lines reach the file at least this often.
+/// Written lines reach the file at least this often.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// After a wake-up, the writer lets lines gather this long before it takes
-/// them, so that a busy server does not wake it once per line.
-const BATCH_PAUSE: Duration = Duration::from_millis(10);
-/// The write buffer.
-const BUFFER: usize = 64 * 1024;
+/// A thread's buffer is handed to the writer once it holds this much.
+const HAND_OVER: usize = 64 * 1024;
+/// What one thread's buffer may hold while the writer is behind; its
+/// further lines are dropped.
+const MOST_PENDING: usize = 1024 * 1024;
 
 /// Why the access log could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -47,65 +51,102 @@ pub struct AccessLogError {
     source: std::io::Error,
 }
 
-/// What the log needs of a request, taken before the request is handed on.
-///
-/// The strings are copied, once, into one buffer: the request's own `Uri`
-/// and header values share the connection's read buffer, and holding them
-/// until the writer gets to the line would keep that buffer from being
-/// reused.
+/// What the log needs of a request, taken before the request is handed on:
+/// shared handles to its target and headers (reference counts, no copy),
+/// kept until the response is complete.
 pub struct Access {
     time: SystemTime,
     method: Method,
     version: Version,
-    /// The request target, then the referer, then the user agent.
-    text: Vec<u8>,
-    target_end: usize,
-    referer_end: Option<usize>,
-    agent_end: Option<usize>,
+    target: Option<PathAndQuery>,
+    referer: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
 }
 
 impl Access {
     fn target(&self) -> &[u8] {
-        &self.text[..self.target_end]
+        self.target.as_ref().map_or(b"/", |t| t.as_str().as_bytes())
     }
 
     fn referer(&self) -> Option<&[u8]> {
-        Some(&self.text[self.target_end..self.referer_end?])
+        self.referer.as_ref().map(HeaderValue::as_bytes)
     }
 
     fn user_agent(&self) -> Option<&[u8]> {
-        let start = self.referer_end.unwrap_or(self.target_end);
-        Some(&self.text[start..self.agent_end?])
+        self.user_agent.as_ref().map(HeaderValue::as_bytes)
     }
 }
 
-/// One line's facts, formatted by the writer.
-struct Entry {
-    access: Access,
+/// One line's facts.
+struct Entry<'a> {
+    access: &'a Access,
     peer: IpAddr,
     status: u16,
     bytes: Option<u64>,
     latency: Duration,
-    app: Option<Arc<str>>,
+    app: Option<&'a str>,
 }
 
-enum Message {
-    Line(Entry),
-    Close,
-}
-
-/// The request side of the access log. Cloning shares the queue.
+/// The request side of the access log. Cloning shares it.
 #[derive(Clone)]
 pub struct AccessLog {
-    queue: SyncSender<Message>,
-    dropped: Counter,
-    referer_and_agent: bool,
+    shared: Arc<Shared>,
 }
 
-/// The writer thread; [`finish`](Self::finish) writes out what is queued.
+/// The writer thread; [`finish`](Self::finish) writes out what is pending.
 pub struct AccessLogWriter {
-    queue: SyncSender<Message>,
-    thread: JoinHandle<()>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    format: AccessLogFormat,
+    /// Every thread's buffer.
+    shards: Mutex<Vec<Arc<Shard>>>,
+    dropped: Counter,
+    /// The writer is parked with nothing pending: the next line wakes it.
+    idle: AtomicBool,
+    /// The writer is to write what is pending and stop.
+    closed: AtomicBool,
+    writer: OnceLock<Thread>,
+}
+
+/// One thread's lines, not yet written.
+#[derive(Default)]
+struct Shard {
+    pending: Mutex<Pending>,
+    /// Its thread has exited: the writer forgets it once it is empty.
+    orphaned: AtomicBool,
+}
+
+#[derive(Default)]
+struct Pending {
+    text: Vec<u8>,
+    clock: Clock,
+}
+
+/// This thread's buffer in each access log it has written to (one, but
+/// tests start several). The `Weak` both names the log and keeps its
+/// address from being reused.
+#[derive(Default)]
+struct LocalShards(Vec<(Weak<Shared>, Arc<Shard>)>);
+
+impl Drop for LocalShards {
+    fn drop(&mut self) {
+        for (_, shard) in &self.0 {
+            shard.orphaned.store(true, Ordering::Release);
+        }
+    }
+}
+
+thread_local! {
+    static SHARDS: RefCell<LocalShards> = RefCell::default();
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Formatting a line into a `Vec` does not panic; if it ever did, the
+    // buffer is still a buffer.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl AccessLog {
@@ -126,68 +167,68 @@ impl AccessLog {
             })?),
             None => Box::new(std::io::stderr()),
         };
-        let (queue, lines) = mpsc::sync_channel(QUEUE);
-        let writer = Writer {
-            out: BufWriter::with_capacity(BUFFER, out),
+        let shared = Arc::new(Shared {
             format,
-            clock: Clock::default(),
-            line: Vec::with_capacity(512),
+            shards: Mutex::default(),
+            dropped,
+            idle: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            writer: OnceLock::new(),
+        });
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            out,
+            spare: Vec::new(),
             failing: false,
         };
         let thread = std::thread::Builder::new()
             .name("crabcat-access-log".into())
-            .spawn(move || writer.run(&lines))
+            .spawn(move || writer.run())
             .map_err(|source| AccessLogError {
                 path: file.map_or_else(|| "stderr".into(), Path::to_path_buf),
                 source,
             })?;
+        let _ = shared.writer.set(thread.thread().clone());
         let log = AccessLog {
-            queue: queue.clone(),
-            dropped,
-            referer_and_agent: format != AccessLogFormat::Common,
+            shared: Arc::clone(&shared),
         };
-        Ok((log, AccessLogWriter { queue, thread }))
+        Ok((
+            log,
+            AccessLogWriter {
+                shared,
+                thread: Some(thread),
+            },
+        ))
     }
 
     /// Takes what the line needs from `request`, before it is consumed.
     pub fn capture(&self, request: &axum::extract::Request) -> Access {
-        let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let headers = request.headers();
-        let header = |name| self.referer_and_agent.then(|| headers.get(name)).flatten();
-        let (referer, agent) = (header(REFERER), header(USER_AGENT));
-        let length = |h: Option<&HeaderValue>| h.map_or(0, HeaderValue::len);
-        let mut text = Vec::with_capacity(target.len() + length(referer) + length(agent));
-        text.extend_from_slice(target.as_bytes());
-        let target_end = text.len();
-        let mut append = |h: Option<&HeaderValue>| {
-            h.map(|v| {
-                text.extend_from_slice(v.as_bytes());
-                text.len()
-            })
+        let header = |name| {
+            (self.shared.format != AccessLogFormat::Common)
+                .then(|| headers.get(name).cloned())
+                .flatten()
         };
-        let referer_end = append(referer);
-        let agent_end = append(agent);
         Access {
             time: SystemTime::now(),
             method: request.method().clone(),
             version: request.version(),
-            text,
-            target_end,
-            referer_end,
-            agent_end,
+            target: request.uri().path_and_query().cloned(),
+            referer: header(REFERER),
+            user_agent: header(USER_AGENT),
         }
     }
 
-    /// Queues the line of a finished request; drops it, and counts the
-    /// drop, if the writer is that far behind.
+    /// Writes the line of a finished request into this thread's buffer;
+    /// drops it, and counts the drop, if the writer is that far behind.
     pub fn record(
         &self,
-        access: Access,
+        access: &Access,
         peer: IpAddr,
         status: u16,
         bytes: Option<u64>,
         latency: Duration,
-        app: Option<Arc<str>>,
+        app: Option<&str>,
     ) {
         let entry = Entry {
             access,
@@ -197,28 +238,78 @@ impl AccessLog {
             latency,
             app,
         };
-        match self.queue.try_send(Message::Line(entry)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.inc();
+        let shared = &self.shared;
+        // Fails only while this thread is being torn down.
+        let written = SHARDS.try_with(|local| {
+            let mut local = local.borrow_mut();
+            let shard = match local.0.iter().find(|(log, _)| Weak::as_ptr(log) == Arc::as_ptr(shared)) {
+                Some((_, shard)) => shard,
+                None => local.register(shared),
+            };
+            let mut pending = lock(&shard.pending);
+            let before = pending.text.len();
+            if before >= MOST_PENDING {
+                return None;
+            }
+            let Pending { text, clock } = &mut *pending;
+            format_line(text, &entry, shared.format, clock);
+            Some(before < HAND_OVER && text.len() >= HAND_OVER)
+        });
+        match written {
+            Ok(Some(hand_over)) => {
+                if hand_over || (shared.idle.load(Ordering::SeqCst) && shared.idle.swap(false, Ordering::SeqCst)) {
+                    shared.wake();
+                }
+            }
+            Ok(None) | Err(_) => {
+                shared.dropped.inc();
             }
         }
     }
 }
 
+impl LocalShards {
+    /// A new buffer for this thread in `log`; forgets those of logs that
+    /// are gone.
+    fn register(&mut self, log: &Arc<Shared>) -> &Arc<Shard> {
+        self.0.retain(|(log, _)| log.strong_count() > 0);
+        let shard = Arc::new(Shard::default());
+        lock(&log.shards).push(Arc::clone(&shard));
+        self.0.push((Arc::downgrade(log), shard));
+        &self.0[self.0.len() - 1].1
+    }
+}
+
+impl Shared {
+    fn wake(&self) {
+        if let Some(writer) = self.writer.get() {
+            writer.unpark();
+        }
+    }
+}
+
 impl AccessLogWriter {
-    /// Writes out every queued line, flushes, and stops the writer; waits
-    /// at most `timeout` for it.
-    pub async fn finish(self, timeout: Duration) {
-        let AccessLogWriter { queue, thread } = self;
-        let join = tokio::task::spawn_blocking(move || {
-            // Blocks only while the queue is full, which the writer is emptying.
-            let _ = queue.send(Message::Close);
-            let _ = thread.join();
-        });
+    /// Writes out every pending line, flushes, and stops the writer; waits
+    /// at most `timeout` for it. Lines recorded after this are lost: call
+    /// it once requests have finished.
+    pub async fn finish(mut self, timeout: Duration) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.wake();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let join = tokio::task::spawn_blocking(move || thread.join());
         if tokio::time::timeout(timeout, join).await.is_err() {
             tracing::warn!("the access log writer did not finish in time; some lines may be lost");
         }
+    }
+}
+
+impl Drop for AccessLogWriter {
+    /// Stops the writer (after it writes what is pending) without waiting.
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.wake();
     }
 }
 
@@ -230,65 +321,63 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 struct Writer {
-    out: BufWriter<Box<dyn Write + Send>>,
-    format: AccessLogFormat,
-    clock: Clock,
-    line: Vec<u8>,
+    shared: Arc<Shared>,
+    out: Box<dyn Write + Send>,
+    /// The buffer swapped with a thread's full one.
+    spare: Vec<u8>,
     /// The last write failed (logged once until a write succeeds).
     failing: bool,
 }
 
 impl Writer {
-    fn run(mut self, lines: &Receiver<Message>) {
-        let mut unflushed_since: Option<Instant> = None;
+    fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
         loop {
-            let message = match unflushed_since {
-                None => lines.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(since) => lines.recv_timeout(FLUSH_INTERVAL.saturating_sub(since.elapsed())),
-            };
-            match message {
-                Ok(Message::Line(entry)) => {
-                    self.write(&entry);
-                    unflushed_since.get_or_insert_with(Instant::now);
-                    std::thread::sleep(BATCH_PAUSE);
-                    if self.drain(lines) {
-                        return self.flush();
-                    }
-                }
-                Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => {
-                    self.drain(lines);
-                    return self.flush();
-                }
-                Err(RecvTimeoutError::Timeout) => {}
+            let closed = shared.closed.load(Ordering::SeqCst);
+            self.write_pending();
+            if closed {
+                return;
             }
-            if unflushed_since.is_some_and(|since| since.elapsed() >= FLUSH_INTERVAL) {
-                self.flush();
-                unflushed_since = None;
+            // Park until the next line if nothing is pending, else until
+            // the next flush is due. `idle` is set before the buffers are
+            // looked at, so a line written meanwhile sees it and wakes us
+            // (an unpark before the park is not lost).
+            shared.idle.store(true, Ordering::SeqCst);
+            if self.anything_pending() {
+                shared.idle.store(false, Ordering::SeqCst);
+                std::thread::park_timeout(FLUSH_INTERVAL);
+            } else if !shared.closed.load(Ordering::SeqCst) {
+                std::thread::park();
             }
         }
     }
 
-    /// Writes every queued line; `true` if the log was closed meanwhile.
-    fn drain(&mut self, lines: &Receiver<Message>) -> bool {
-        while let Ok(message) = lines.try_recv() {
-            match message {
-                Message::Line(entry) => self.write(&entry),
-                Message::Close => return true,
+    fn anything_pending(&self) -> bool {
+        lock(&self.shared.shards)
+            .iter()
+            .any(|shard| !lock(&shard.pending).text.is_empty())
+    }
+
+    /// Takes every thread's lines and writes them out; forgets the
+    /// buffers of threads that have exited once they are empty.
+    fn write_pending(&mut self) {
+        let shards = lock(&self.shared.shards).clone();
+        for shard in &shards {
+            {
+                let mut pending = lock(&shard.pending);
+                if pending.text.is_empty() {
+                    continue;
+                }
+                std::mem::swap(&mut pending.text, &mut self.spare);
             }
+            let result = self.out.write_all(&self.spare);
+            self.note(result);
+            self.spare.clear();
         }
-        false
-    }
-
-    fn write(&mut self, entry: &Entry) {
-        self.line.clear();
-        format_line(&mut self.line, entry, self.format, &mut self.clock);
-        let result = self.out.write_all(&self.line);
-        self.note(result);
-    }
-
-    fn flush(&mut self) {
         let result = self.out.flush();
         self.note(result);
+        lock(&self.shared.shards)
+            .retain(|shard| !(shard.orphaned.load(Ordering::Acquire) && lock(&shard.pending).text.is_empty()));
     }
 
     fn note(&mut self, result: std::io::Result<()>) {
@@ -300,5 +389,49 @@ impl Writer {
             }
             Err(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines recorded on many threads, some of which exit before the log
+    /// closes, all reach the file, whole.
+    #[tokio::test]
+    async fn every_threads_lines_reach_the_file_at_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let dropped = Counter::default();
+        let (log, writer) = AccessLog::start(Some(&path), AccessLogFormat::Combined, dropped.clone()).unwrap();
+        let request = http::Request::builder()
+            .uri("/hello/?n=1")
+            .header(USER_AGENT, "test")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let access = log.capture(&request);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for n in 0..5_000 {
+                        log.record(&access, [127, 0, 0, 1].into(), 200, Some(n), Duration::ZERO, None);
+                    }
+                });
+            }
+        });
+        log.record(&access, [127, 0, 0, 1].into(), 404, None, Duration::ZERO, None);
+        writer.finish(Duration::from_secs(10)).await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 20_001);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with("127.0.0.1 - - [") && l.ends_with("\"-\" \"test\"")),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines.iter().filter(|l| l.contains("\" 200 4999 ")).count(), 4);
+        assert_eq!(dropped.get(), 0);
     }
 }

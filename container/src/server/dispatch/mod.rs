@@ -98,7 +98,7 @@ pub fn dispatch(
             (None, Some(mount)) => Some((&mount.label, mount.metrics(&state.metrics))),
             (None, None) => None,
         };
-        observe::record(&state, peer, owner, access.map(|a| *a), &response, start.elapsed());
+        observe::record(&state, peer, owner, access.as_deref(), &response, start.elapsed());
         response
     }
 }
