@@ -6,17 +6,16 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 
 use super::labels::RequestLabels;
 use super::tally::Tally;
 
 /// Metric handles of one app, cached in its routing slot so that the
-/// common case (status 200) costs two atomic updates and no lookup.
+/// common case (status 200) costs four relaxed atomic adds, no lock and
+/// no lookup.
 pub struct AppMetrics {
     pub(super) app: String,
     pub(super) ok: Counter,
-    pub(super) latency: Histogram,
     pub(super) requests: Family<RequestLabels, Counter>,
     pub(super) tally: Arc<Tally>,
 }
@@ -33,7 +32,6 @@ impl AppMetrics {
             };
             self.requests.get_or_create(&labels).inc();
         }
-        self.latency.observe(latency.as_secs_f64());
         self.tally.count(status, latency);
     }
 }

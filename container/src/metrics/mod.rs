@@ -8,7 +8,6 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 mod app;
@@ -16,7 +15,7 @@ mod labels;
 mod tally;
 
 pub use app::{AppFigures, AppMetrics};
-pub use tally::{TALLY_BOUNDS, TALLY_BUCKETS, Tally, TallySnapshot};
+pub use tally::{LatencyHistogram, TALLY_BOUNDS, TALLY_BUCKETS, Tally, TallySnapshot};
 
 use labels::{AppLabels, HubLabels, PoolLabels, RequestLabels, StateLabels, TriggerLabels};
 
@@ -24,7 +23,7 @@ use labels::{AppLabels, HubLabels, PoolLabels, RequestLabels, StateLabels, Trigg
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<AppLabels, Histogram>,
+    latency: Family<AppLabels, LatencyHistogram>,
     in_flight: Family<AppLabels, Gauge>,
     reloads: Family<AppLabels, Gauge>,
     stalled_threads: Family<AppLabels, Gauge>,
@@ -41,17 +40,12 @@ pub struct Metrics {
     tallies: Mutex<HashMap<String, Arc<Tally>>>,
 }
 
-fn latency_histogram() -> Histogram {
-    // 100 µs to ~3.3 s.
-    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         let mut metrics = Metrics {
             registry: Registry::with_prefix("crabcat"),
             requests: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
+            latency: Family::default(),
             in_flight: Family::default(),
             reloads: Family::default(),
             stalled_threads: Family::default(),
@@ -144,18 +138,18 @@ impl Metrics {
             app: app.to_owned(),
             status: 200,
         };
-        let latency = AppLabels { app: app.to_owned() };
+        // The app's tally is its latency histogram: one count for both.
+        let histogram = self.latency.get_or_create(&AppLabels { app: app.to_owned() }).0.clone();
         let tally = Arc::clone(
             self.tallies
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .entry(app.to_owned())
-                .or_default(),
+                .or_insert(histogram),
         );
         AppMetrics {
             app: app.to_owned(),
             ok: self.requests.get_or_create(&ok).clone(),
-            latency: self.latency.get_or_create(&latency).clone(),
             requests: self.requests.clone(),
             tally,
         }
@@ -194,7 +188,7 @@ impl Metrics {
         };
         self.requests.get_or_create(&labels).inc();
         let labels = AppLabels { app: labels.app };
-        self.latency.get_or_create(&labels).observe(latency.as_secs_f64());
+        self.latency.get_or_create(&labels).0.count(status, latency);
     }
 
     /// Renders the Prometheus text format, after setting the gauges from
@@ -282,5 +276,45 @@ mod tests {
         let tallies = metrics.tallies();
         assert_eq!(tallies["a"].requests(), 2);
         assert_eq!(tallies["a"].errors, 1);
+    }
+
+    #[test]
+    fn the_latency_histogram_is_the_tally_in_prometheus_form() {
+        let metrics = Metrics::default();
+        let a = metrics.app("a");
+        a.observe(200, Duration::from_micros(50));
+        a.observe(200, Duration::from_micros(150));
+        a.observe(404, Duration::from_secs(10));
+        metrics.observe_request("-", 404, Duration::from_micros(300));
+        let text = metrics.render([], []);
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(line("crabcat_request_duration_seconds_count{app=\"a\"}"), "3");
+        assert_eq!(line("crabcat_request_duration_seconds_sum{app=\"a\"}"), "10.0002");
+        // Cumulative, as Prometheus wants them.
+        assert_eq!(
+            line("crabcat_request_duration_seconds_bucket{le=\"0.0001\",app=\"a\"}"),
+            "1"
+        );
+        assert_eq!(
+            line("crabcat_request_duration_seconds_bucket{le=\"0.0002\",app=\"a\"}"),
+            "2"
+        );
+        assert_eq!(
+            line("crabcat_request_duration_seconds_bucket{le=\"3.2768\",app=\"a\"}"),
+            "2"
+        );
+        assert_eq!(
+            line("crabcat_request_duration_seconds_bucket{le=\"+Inf\",app=\"a\"}"),
+            "3"
+        );
+        assert_eq!(line("crabcat_request_duration_seconds_count{app=\"-\"}"), "1");
     }
 }

@@ -1,8 +1,12 @@
 //! A plain per-app tally of requests by latency bucket, and its errors,
 //! that the console's history samples without the Prometheus encoder.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// Upper bounds of the tally's latency buckets, in seconds: 100 µs
 /// doubling to ~3.3 s (the Prometheus histogram's), then one for the rest.
@@ -21,13 +25,18 @@ pub const TALLY_BOUNDS: [f64; 16] = {
 /// Buckets of a [`Tally`]: one per bound, and one above the last.
 pub const TALLY_BUCKETS: usize = TALLY_BOUNDS.len() + 1;
 
-/// An app's requests in plain atomics, read without the Prometheus
-/// encoder: per latency bucket, and the server errors (`5xx`) among them.
-/// Counting costs two relaxed atomic adds (three for an error) and no lock.
-#[derive(Default)]
+/// An app's requests in plain atomics: per latency bucket, their total
+/// time, and the server errors (`5xx`) among them. Counting costs three
+/// relaxed atomic adds (four for an error) and no lock. It is also the
+/// app's Prometheus latency histogram ([`LatencyHistogram`]), so requests
+/// are counted once, not once for the console and again under the
+/// histogram's lock.
+#[derive(Debug, Default)]
 pub struct Tally {
     buckets: [AtomicU64; TALLY_BUCKETS],
     errors: AtomicU64,
+    /// Total latency, in nanoseconds (overflows after 584 years of it).
+    nanos: AtomicU64,
 }
 
 /// A [`Tally`] read at one moment.
@@ -50,6 +59,8 @@ impl Tally {
         let seconds = latency.as_secs_f64();
         let bucket = TALLY_BOUNDS.partition_point(|&bound| bound < seconds);
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
         if status >= 500 {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -61,6 +72,35 @@ impl Tally {
             buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
             errors: self.errors.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// An app's [`Tally`], encoded as the Prometheus histogram
+/// `crabcat_request_duration_seconds` (the same buckets, `le` each bound).
+#[derive(Debug, Clone, Default)]
+pub struct LatencyHistogram(pub Arc<Tally>);
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let counts = self.0.snapshot();
+        let sum = self.0.nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        // Per bucket, not cumulative: the encoder adds them up; the last
+        // bound, `f64::MAX`, is written `+Inf`.
+        let buckets: Vec<(f64, u64)> = TALLY_BOUNDS
+            .iter()
+            .copied()
+            .chain([f64::MAX])
+            .zip(counts.buckets)
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(sum, counts.requests(), &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }
 
