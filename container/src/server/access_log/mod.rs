@@ -12,7 +12,8 @@
 //! [`MOST_PENDING`] bytes behind on a thread (a disk that stalls, a
 //! terminal that does not read), that thread's further lines are dropped
 //! and counted in `crabcat_access_log_dropped_lines_total`. An idle
-//! server's writer is parked, and the next line wakes it.
+//! server's writer is parked, and the next line wakes it (then it waits
+//! [`BATCH_PAUSE`] for more before it writes).
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -38,6 +39,9 @@ use format::{Clock, format_line};
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// A thread's buffer is handed to the writer once it holds this much.
 const HAND_OVER: usize = 64 * 1024;
+/// After the first line of a quiet spell wakes the writer, it lets lines
+/// gather this long before it takes them.
+const BATCH_PAUSE: Duration = Duration::from_millis(10);
 /// What one thread's buffer may hold while the writer is behind; its
 /// further lines are dropped.
 const MOST_PENDING: usize = 1024 * 1024;
@@ -167,6 +171,18 @@ impl AccessLog {
             })?),
             None => Box::new(std::io::stderr()),
         };
+        Self::start_writing(out, format, dropped).map_err(|source| AccessLogError {
+            path: file.map_or_else(|| "stderr".into(), Path::to_path_buf),
+            source,
+        })
+    }
+
+    /// Starts the writer on `out`.
+    fn start_writing(
+        out: Box<dyn Write + Send>,
+        format: AccessLogFormat,
+        dropped: Counter,
+    ) -> std::io::Result<(AccessLog, AccessLogWriter)> {
         let shared = Arc::new(Shared {
             format,
             shards: Mutex::default(),
@@ -183,11 +199,7 @@ impl AccessLog {
         };
         let thread = std::thread::Builder::new()
             .name("crabcat-access-log".into())
-            .spawn(move || writer.run())
-            .map_err(|source| AccessLogError {
-                path: file.map_or_else(|| "stderr".into(), Path::to_path_buf),
-                source,
-            })?;
+            .spawn(move || writer.run())?;
         let _ = shared.writer.set(thread.thread().clone());
         let log = AccessLog {
             shared: Arc::clone(&shared),
@@ -348,6 +360,12 @@ impl Writer {
                 std::thread::park_timeout(FLUSH_INTERVAL);
             } else if !shared.closed.load(Ordering::SeqCst) {
                 std::thread::park();
+                // Woken by the first line after a quiet spell: let more
+                // gather, so that a server answering a steady trickle of
+                // requests does not wake the writer (and write) per line.
+                if !shared.closed.load(Ordering::SeqCst) {
+                    std::thread::sleep(BATCH_PAUSE);
+                }
             }
         }
     }
@@ -433,5 +451,54 @@ mod tests {
         );
         assert_eq!(lines.iter().filter(|l| l.contains("\" 200 4999 ")).count(), 4);
         assert_eq!(dropped.get(), 0);
+    }
+
+    /// Output that takes nothing until it is let go.
+    struct Stuck(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+    impl Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let (free, freed) = &*self.0;
+            let _free = freed.wait_while(lock(free), |free| !*free).unwrap();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// With the output stuck, a thread's lines pile up to `MOST_PENDING`,
+    /// then are dropped and counted: recording never waits for the writer.
+    #[tokio::test]
+    async fn a_stuck_output_drops_lines_instead_of_stalling_requests() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let dropped = Counter::default();
+        let (log, writer) = AccessLog::start_writing(
+            Box::new(Stuck(Arc::clone(&gate))),
+            AccessLogFormat::Common,
+            dropped.clone(),
+        )
+        .unwrap();
+        let request = http::Request::builder()
+            .uri("/x")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let access = log.capture(&request);
+        // Some 60 bytes a line: well past what one thread may hold.
+        let lines = 2 * MOST_PENDING / 60 + HAND_OVER;
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..lines {
+                    log.record(&access, [127, 0, 0, 1].into(), 200, None, Duration::ZERO, None);
+                }
+            });
+        });
+        let dropped_lines = dropped.get();
+        assert!(dropped_lines > 0, "nothing dropped of {lines} lines");
+        assert!(dropped_lines < lines as u64, "everything dropped");
+        *lock(&gate.0) = true;
+        gate.1.notify_all();
+        writer.finish(Duration::from_secs(10)).await;
     }
 }
