@@ -3,7 +3,8 @@
 //! that thread and, once in a while, the writer take: never contended on
 //! the request path); a thread of its own takes the buffers and writes
 //! them out at least every [`FLUSH_INTERVAL`], as soon as one holds
-//! [`HAND_OVER`] bytes, and on shutdown ([`AccessLogWriter::finish`]).
+//! [`HAND_OVER`] bytes, and on shutdown ([`AccessLogWriter::finish`]),
+//! merged in the order the requests finished.
 //! Nothing is allocated, queued or freed per line, and no line crosses
 //! threads on its own: nginx writes its log the same way, from the worker
 //! that served the request, through a buffer.
@@ -125,8 +126,19 @@ struct Shard {
 
 #[derive(Default)]
 struct Pending {
-    text: Vec<u8>,
+    lines: Lines,
     clock: Clock,
+}
+
+/// Formatted lines, with the time each request finished: the writer merges
+/// the threads' lines in that order, so that the file is in the order the
+/// requests were answered, as a single queue would have it.
+#[derive(Default)]
+struct Lines {
+    text: Vec<u8>,
+    /// Per line: when its request finished (nanoseconds since the epoch),
+    /// and where the line ends in `text`.
+    ends: Vec<(u64, usize)>,
 }
 
 /// This thread's buffer in each access log it has written to (one, but
@@ -193,9 +205,10 @@ impl AccessLog {
         });
         let writer = Writer {
             shared: Arc::clone(&shared),
-            out,
-            spare: Vec::new(),
-            failing: false,
+            out: Output { out, failing: false },
+            taken: Vec::new(),
+            spares: Vec::new(),
+            merged: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("crabcat-access-log".into())
@@ -259,13 +272,16 @@ impl AccessLog {
                 None => local.register(shared),
             };
             let mut pending = lock(&shard.pending);
-            let before = pending.text.len();
+            let before = pending.lines.text.len();
             if before >= MOST_PENDING {
                 return None;
             }
-            let Pending { text, clock } = &mut *pending;
-            format_line(text, &entry, shared.format, clock);
-            Some(before < HAND_OVER && text.len() >= HAND_OVER)
+            let Pending { lines, clock } = &mut *pending;
+            format_line(&mut lines.text, &entry, shared.format, clock);
+            let finished = access.time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default() + latency;
+            let finished = u64::try_from(finished.as_nanos()).unwrap_or(u64::MAX);
+            lines.ends.push((finished, lines.text.len()));
+            Some(before < HAND_OVER && lines.text.len() >= HAND_OVER)
         });
         match written {
             Ok(Some(hand_over)) => {
@@ -334,9 +350,17 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
 
 struct Writer {
     shared: Arc<Shared>,
+    out: Output,
+    /// The lines taken from the threads in this pass.
+    taken: Vec<Lines>,
+    /// Emptied buffers, given back to the threads in exchange for full ones.
+    spares: Vec<Lines>,
+    /// Lines of several threads, in order, on their way out.
+    merged: Vec<u8>,
+}
+
+struct Output {
     out: Box<dyn Write + Send>,
-    /// The buffer swapped with a thread's full one.
-    spare: Vec<u8>,
     /// The last write failed (logged once until a write succeeds).
     failing: bool,
 }
@@ -373,29 +397,77 @@ impl Writer {
     fn anything_pending(&self) -> bool {
         lock(&self.shared.shards)
             .iter()
-            .any(|shard| !lock(&shard.pending).text.is_empty())
+            .any(|shard| !lock(&shard.pending).lines.text.is_empty())
     }
 
-    /// Takes every thread's lines and writes them out; forgets the
-    /// buffers of threads that have exited once they are empty.
+    /// Takes every thread's lines and writes them out in the order their
+    /// requests finished; forgets the buffers of threads that have exited
+    /// once they are empty.
     fn write_pending(&mut self) {
         let shards = lock(&self.shared.shards).clone();
-        for shard in &shards {
-            {
-                let mut pending = lock(&shard.pending);
-                if pending.text.is_empty() {
-                    continue;
-                }
-                std::mem::swap(&mut pending.text, &mut self.spare);
-            }
-            let result = self.out.write_all(&self.spare);
-            self.note(result);
-            self.spare.clear();
+        // Every buffer is locked before any is taken: a request whose line
+        // missed this pass cannot have been answered yet, so no later
+        // request's line (which a client could only send after that
+        // answer) can be in it. The file keeps the order of the answers.
+        let mut all: Vec<_> = shards.iter().map(|shard| lock(&shard.pending)).collect();
+        for pending in all.iter_mut().filter(|p| !p.lines.text.is_empty()) {
+            let spare = self.spares.pop().unwrap_or_default();
+            self.taken.push(std::mem::replace(&mut pending.lines, spare));
         }
+        drop(all);
+        match self.taken.as_slice() {
+            [] => {}
+            [one] => self.out.write(&one.text),
+            _ => self.write_merged(),
+        }
+        for mut lines in self.taken.drain(..) {
+            lines.text.clear();
+            lines.ends.clear();
+            self.spares.push(lines);
+        }
+        self.out.flush();
+        lock(&self.shared.shards)
+            .retain(|shard| !(shard.orphaned.load(Ordering::Acquire) && lock(&shard.pending).lines.text.is_empty()));
+    }
+
+    /// Writes the lines of several threads, each in order already, merged
+    /// by the time their requests finished.
+    fn write_merged(&mut self) {
+        let Writer { out, taken, merged, .. } = self;
+        // Per thread: its next line.
+        let mut next = vec![0; taken.len()];
+        loop {
+            let earliest = (0..taken.len())
+                .filter_map(|i| taken[i].ends.get(next[i]).map(|&(finished, _)| (finished, i)))
+                .min();
+            let Some((_, i)) = earliest else {
+                break;
+            };
+            let lines = &taken[i];
+            let start = next[i].checked_sub(1).map_or(0, |before| lines.ends[before].1);
+            merged.extend_from_slice(&lines.text[start..lines.ends[next[i]].1]);
+            next[i] += 1;
+            if merged.len() >= HAND_OVER {
+                out.write(merged);
+                merged.clear();
+            }
+        }
+        out.write(merged);
+        merged.clear();
+    }
+}
+
+impl Output {
+    fn write(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            let result = self.out.write_all(bytes);
+            self.note(result);
+        }
+    }
+
+    fn flush(&mut self) {
         let result = self.out.flush();
         self.note(result);
-        lock(&self.shared.shards)
-            .retain(|shard| !(shard.orphaned.load(Ordering::Acquire) && lock(&shard.pending).text.is_empty()));
     }
 
     fn note(&mut self, result: std::io::Result<()>) {
@@ -451,6 +523,52 @@ mod tests {
         );
         assert_eq!(lines.iter().filter(|l| l.contains("\" 200 4999 ")).count(), 4);
         assert_eq!(dropped.get(), 0);
+    }
+
+    /// Output into a buffer the test reads.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines of several threads are written in the order their
+    /// requests finished, not a thread's at a time.
+    #[test]
+    fn the_lines_of_several_threads_are_merged_in_the_order_they_finished() {
+        let lines = |finished: &[u64]| {
+            let mut lines = Lines::default();
+            for &n in finished {
+                lines.text.extend_from_slice(format!("{n}\n").as_bytes());
+                lines.ends.push((n, lines.text.len()));
+            }
+            lines
+        };
+        let file = Captured::default();
+        let (log, writer) =
+            AccessLog::start_writing(Box::new(std::io::sink()), AccessLogFormat::Common, Counter::default()).unwrap();
+        let mut merging = Writer {
+            shared: Arc::clone(&log.shared),
+            out: Output {
+                out: Box::new(file.clone()),
+                failing: false,
+            },
+            taken: vec![lines(&[1, 4, 5, 9]), lines(&[2, 3, 10]), lines(&[]), lines(&[6, 7, 8])],
+            spares: Vec::new(),
+            merged: Vec::new(),
+        };
+        merging.write_merged();
+        drop(writer);
+        let text = String::from_utf8(lock(&file.0).clone()).unwrap();
+        assert_eq!(text, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
     }
 
     /// Output that takes nothing until it is let go.
