@@ -1,7 +1,7 @@
 //! The access log, cheap on the request path. Each thread that finishes
 //! requests formats their lines into a buffer of its own (a mutex only
-//! that thread and, once in a while, the writer take: never contended on
-//! the request path); a thread of its own takes the buffers and writes
+//! that thread and, for a moment once in a while, the writer take); a
+//! thread of its own takes the buffers and writes
 //! them out at least every [`FLUSH_INTERVAL`], as soon as one holds
 //! [`HAND_OVER`] bytes, and on shutdown ([`AccessLogWriter::finish`]),
 //! merged in the order the requests finished.
