@@ -3,7 +3,6 @@
 //! instance on its own (reload) without touching the table.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
@@ -11,7 +10,7 @@ use http::HeaderValue;
 
 use super::{AppLimits, Instance};
 use crate::deploy::bundle::BundleDir;
-use crate::metrics::{AppMetrics, Metrics};
+use crate::metrics::{AppMetrics, Metrics, StripedU64};
 use crate::watchdog::AppWatch;
 
 /// An app's place in routing. Its instance is absent while the app is not
@@ -26,7 +25,8 @@ pub struct AppSlot {
     pub limits: Arc<AppLimits>,
     /// Its stall record, shared by every instance.
     pub watch: &'static AppWatch,
-    served: AtomicU64,
+    /// Requests routed to it: counted in stripes, as every worker counts them.
+    served: StripedU64,
     metrics: OnceLock<AppMetrics>,
     /// Its static files, served under `<prefix>/static/`, if it has any.
     static_root: ArcSwapOption<StaticRoot>,
@@ -98,7 +98,7 @@ impl AppSlot {
             prefix,
             instance: ArcSwapOption::empty(),
             limits: Arc::new(limits),
-            served: AtomicU64::new(0),
+            served: StripedU64::default(),
             metrics: OnceLock::new(),
             static_root: ArcSwapOption::empty(),
         }
@@ -123,12 +123,12 @@ impl AppSlot {
 
     /// Counts one request routed to this app.
     pub fn count_request(&self) {
-        self.served.fetch_add(1, Ordering::Relaxed);
+        self.served.add(1);
     }
 
     /// Requests routed to this app so far (across reloads).
     pub fn requests_served(&self) -> u64 {
-        self.served.load(Ordering::Relaxed)
+        self.served.get()
     }
 
     /// Requests running in the current instance now.

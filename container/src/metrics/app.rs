@@ -4,19 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
+use super::RequestCounter;
 use super::labels::RequestLabels;
 use super::tally::Tally;
 
 /// Metric handles of one app, cached in its routing slot so that the
-/// common case (status 200) costs four relaxed atomic adds, no lock and
-/// no lookup.
+/// common case (status 200) costs three relaxed atomic adds, each on a
+/// cache line of the calling thread's own ([`super::Stripes`]), no lock
+/// and no lookup.
 pub struct AppMetrics {
     pub(super) app: String,
-    pub(super) ok: Counter,
-    pub(super) requests: Family<RequestLabels, Counter>,
+    pub(super) ok: RequestCounter,
+    pub(super) requests: Family<RequestLabels, RequestCounter>,
     pub(super) tally: Arc<Tally>,
 }
 

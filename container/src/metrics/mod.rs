@@ -12,17 +12,23 @@ use prometheus_client::registry::Registry;
 
 mod app;
 mod labels;
+mod striped;
 mod tally;
 
 pub use app::{AppFigures, AppMetrics};
+pub use striped::{StripedU64, Stripes};
 pub use tally::{LatencyHistogram, TALLY_BOUNDS, TALLY_BUCKETS, Tally, TallySnapshot};
+
+/// A counter of requests: counted in stripes ([`StripedU64`]), as the
+/// request path counts every one.
+pub type RequestCounter = Counter<u64, StripedU64>;
 
 use labels::{AppLabels, HubLabels, PoolLabels, RequestLabels, StateLabels, TriggerLabels};
 
 /// The container's metrics registry.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
+    requests: Family<RequestLabels, RequestCounter>,
     latency: Family<AppLabels, LatencyHistogram>,
     in_flight: Family<AppLabels, Gauge>,
     reloads: Family<AppLabels, Gauge>,

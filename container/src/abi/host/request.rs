@@ -23,7 +23,6 @@ pub struct HostRequest {
     pub uri: Uri,
     /// Where the app's own path starts in `uri.path()`.
     pub path_start: usize,
-    pub context_path: Arc<str>,
     pub headers: HeaderMap,
     /// Percent-decoded path parameters, in pattern order.
     pub params: Vec<(String, String)>,
@@ -286,7 +285,7 @@ host_fn! {
             PART_PATH => RawSlice::from_str(r.path()),
             PART_QUERY => RawSlice::from_str(r.uri.query().unwrap_or("")),
             PART_BODY => RawSlice::new(&r.body),
-            PART_CONTEXT_PATH => RawSlice::from_str(&r.context_path),
+            PART_CONTEXT_PATH => RawSlice::from_str(r.host_app.context_path()),
             _ => RawSlice::NULL,
         }
     }

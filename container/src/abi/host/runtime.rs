@@ -19,6 +19,10 @@ use crate::watchdog::AppWatch;
 /// image, which is never unloaded either.
 pub struct HostApp {
     name: Arc<str>,
+    /// Where the app is mounted: `/NAME`, or empty for the root app. Here
+    /// rather than in each request: a request would clone an `Arc` that
+    /// every worker counts, for every request.
+    context_path: Box<str>,
     tasks: TaskTracker,
     cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
@@ -47,10 +51,12 @@ pub struct InstanceLimits {
 
 impl HostApp {
     /// Creates the host side of an instance of app `name`, for the life of
-    /// the process. Tasks the module spawns run on `runtime`; if it is the
-    /// app's `own_runtime`, its handlers and streams run there too.
+    /// the process, mounted at `context_path` (`/` for the root). Tasks the
+    /// module spawns run on `runtime`; if it is the app's `own_runtime`, its
+    /// handlers and streams run there too.
     pub fn leak(
         name: Arc<str>,
+        context_path: &str,
         runtime: tokio::runtime::Handle,
         own_runtime: bool,
         limits: InstanceLimits,
@@ -66,6 +72,7 @@ impl HostApp {
             watch: AppWatch::of(&name),
             sessions,
             name,
+            context_path: if context_path == "/" { "" } else { context_path }.into(),
         }))
     }
 
@@ -77,6 +84,11 @@ impl HostApp {
     /// The app's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Where the app is mounted: `/NAME`, or empty for the root app.
+    pub fn context_path(&self) -> &str {
+        &self.context_path
     }
 
     /// The app's own runtime, if it has one (`apps.NAME.worker_threads`).

@@ -161,7 +161,7 @@ impl Pipeline {
             let settings = SessionSettings::of(&self.config.sessions, &app);
             Arc::new(AppSessions::new(name.into(), context_path, Arc::clone(store), settings))
         });
-        let host_app = HostApp::leak(name.into(), runtime, own, limits, sessions);
+        let host_app = HostApp::leak(name.into(), context_path, runtime, own, limits, sessions);
         let (raw, routes) = blocking("init", move || RawInstance::init(module, host_app, &document))
             .await?
             .map_err(PipelineError::Init)?;

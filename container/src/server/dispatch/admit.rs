@@ -21,8 +21,9 @@ use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, StaticRoot, Tar
 /// Where an admitted request goes. The requests of static files are
 /// boxed: the common case, a call, stays small in the request's future.
 pub(super) enum Admitted {
-    /// To a module's handler.
-    Call(Call),
+    /// To a module's handler of this app. The slot apart from the call:
+    /// the dispatcher keeps it, the call borrows it.
+    Call(Arc<AppSlot>, Call),
     /// To a file of the app's static directory (`<context path>/static/...`).
     AppFile {
         slot: Arc<AppSlot>,
@@ -39,7 +40,6 @@ const APP_STATIC: &str = "/static/";
 
 /// A request routed to a handler, ready to call.
 pub(super) struct Call {
-    pub(super) slot: Arc<AppSlot>,
     /// Taken before the body is read, so a drain waits for this request.
     pub(super) lease: Lease,
     /// This request's place in the app's request quota.
@@ -160,7 +160,6 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
         method: parts.method,
         uri: parts.uri,
         path_start,
-        context_path: Arc::clone(&slot.prefix),
         headers: parts.headers,
         params,
         body: Bytes::new(),
@@ -168,8 +167,7 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
         reader: BodyReader::buffered(),
         upgrade: None,
     });
-    Ok(Admitted::Call(Call {
-        slot,
+    let call = Call {
         lease: instance.lease(),
         permit,
         blocking,
@@ -179,7 +177,8 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
         body: (!body.is_end_stream()).then_some(body),
         max_body,
         websocket,
-    }))
+    };
+    Ok(Admitted::Call(slot, call))
 }
 
 /// Whether a trusted proxy says the client's request came over TLS.

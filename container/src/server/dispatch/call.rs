@@ -17,7 +17,7 @@ use super::admit::Call;
 use super::reject::body_error;
 
 use crate::abi::{BodyReader, HostRequest, HostResponse};
-use crate::lifecycle::{Lease, Permit};
+use crate::lifecycle::{AppSlot, Lease, Permit};
 
 impl Call {
     /// Whether the request timeout applies to the whole call. On a route
@@ -42,13 +42,17 @@ impl Call {
     /// `self` used in place: an `async fn` moves its arguments into locals,
     /// and its future holds both.
     #[allow(clippy::manual_async_fn)] // deliberate, as said above
-    pub(super) fn run(mut self, state: &ServerState) -> impl Future<Output = Result<Response, Reject>> + Send + '_ {
+    pub(super) fn run<'a>(
+        mut self,
+        slot: &'a Arc<AppSlot>,
+        state: &'a ServerState,
+    ) -> impl Future<Output = Result<Response, Reject>> + Send + 'a {
         async move {
             let target = self.target;
             if let Some(handshake) = self.websocket.take() {
                 let (key, on_upgrade) = *handshake;
                 let served = websocket::serve(
-                    &self.slot,
+                    slot,
                     self.lease,
                     self.permit,
                     target,
@@ -58,7 +62,7 @@ impl Call {
                     state.websocket,
                 );
                 let response = Box::pin(served).await?;
-                return Ok(into_http(response, None, self.head, &self.slot.name, state));
+                return Ok(into_http(response, None, self.head, &slot.name, state));
             }
             match self.body.take() {
                 Some(body) if target.stream_body => {
@@ -114,7 +118,7 @@ impl Call {
                 response.headers.append(SET_COOKIE, cookie);
             }
             let keep = response.stream.is_some().then_some((lease, self.permit));
-            Ok(into_http(response, keep, self.head, &self.slot.name, state))
+            Ok(into_http(response, keep, self.head, &slot.name, state))
         }
     }
 }

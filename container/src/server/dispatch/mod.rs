@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 
-use super::ServerState;
+use super::Connection;
 use super::observe;
 use super::static_files;
 
@@ -36,32 +36,31 @@ use timeout::within;
 /// future exists: the future holds only what the call needs, not the
 /// request. It stays small, and every request's future is moved into a box
 /// by the server and moved again at each level it awaits.
-pub fn dispatch(
-    state: Arc<ServerState>,
-    peer: std::net::IpAddr,
-    request: Request,
-) -> impl Future<Output = Response> + Send + 'static {
+pub fn dispatch(connection: Arc<Connection>, request: Request) -> impl Future<Output = Response> + Send + 'static {
     let start = Instant::now();
+    let (state, peer) = (&*connection.state, connection.peer);
     // Boxed: only when the log is on, and the future stays small.
     let access = state.access_log.as_ref().map(|log| Box::new(log.capture(&request)));
-    let admitted = admit(&state, peer, request);
+    let admitted = admit(state, peer, request);
     async move {
+        let (state, peer) = (&*connection.state, connection.peer);
         let mut mount = None;
         let (slot, result) = match admitted {
-            Ok(Admitted::Call(call)) => {
-                let slot = Arc::clone(&call.slot);
+            Ok(Admitted::Call(slot, call)) => {
                 let timed = call.timed();
                 // A box of its own: glibc's thread cache serves blocks of
                 // up to 1 KiB from a per-thread list, larger ones from its
                 // arenas (about 850 instructions more per request, to
                 // allocate and free). The call's future and this one each
                 // fit; together they would not.
-                let mut run = Box::pin(call.run(&state));
+                let mut run = Box::pin(call.run(&slot, state));
                 let result = match timed {
                     true => {
                         // The request timeout, from the request's start.
                         let deadline = tokio::time::Instant::from_std(start + state.request_timeout);
-                        within(deadline, run.as_mut()).await.unwrap_or(Err(Reject::Timeout))
+                        let result = within(deadline, run.as_mut()).await;
+                        drop(run);
+                        result.unwrap_or(Err(Reject::Timeout))
                     }
                     false => run.await,
                 };
@@ -98,7 +97,7 @@ pub fn dispatch(
             (None, Some(mount)) => Some((&mount.label, mount.metrics(&state.metrics))),
             (None, None) => None,
         };
-        observe::record(&state, peer, owner, access.as_deref(), &response, start.elapsed());
+        observe::record(state, peer, owner, access.as_deref(), &response, start.elapsed());
         response
     }
 }

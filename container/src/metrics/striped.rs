@@ -1,0 +1,110 @@
+//! Counters that every worker thread adds to without sharing a cache line:
+//! one cell per stripe, a thread always adding to its own, and the stripes
+//! summed when read. An atomic add on a line another core has just written
+//! waits for that core to give it up; on the request path, with every
+//! worker counting the same app's requests, those waits cost more than
+//! the adds.
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crossbeam_utils::CachePadded;
+use prometheus_client::metrics::counter::Atomic;
+
+/// Stripes per counter: a power of two, four per core, so that the first
+/// threads (the runtime's workers among them) each get their own.
+static STRIPES: LazyLock<usize> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (cores * 4).next_power_of_two().min(256)
+});
+
+/// The stripe of the calling thread: threads take them in turn as they
+/// first count something.
+pub fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    STRIPE.with(|s| *s) & (*STRIPES - 1)
+}
+
+/// One value per stripe, each on its own cache line.
+#[derive(Debug)]
+pub struct Stripes<T>(Box<[CachePadded<T>]>);
+
+impl<T: Default> Default for Stripes<T> {
+    fn default() -> Self {
+        Stripes((0..*STRIPES).map(|_| CachePadded::new(T::default())).collect())
+    }
+}
+
+impl<T> Stripes<T> {
+    /// The calling thread's stripe.
+    pub fn local(&self) -> &T {
+        &self.0[stripe()]
+    }
+
+    /// Every stripe.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|s| &**s)
+    }
+}
+
+/// A counter in stripes: adding touches only the calling thread's line,
+/// reading sums them all.
+#[derive(Debug, Default)]
+pub struct StripedU64(Stripes<AtomicU64>);
+
+impl StripedU64 {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.local().fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The sum of every stripe.
+    pub fn get(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
+/// So that a Prometheus [`Counter`](prometheus_client::metrics::counter::Counter)
+/// can count in stripes. `inc` and `inc_by` return the calling thread's
+/// stripe before the add, not the counter's total (nothing here uses it).
+impl Atomic<u64> for StripedU64 {
+    fn inc(&self) -> u64 {
+        self.inc_by(1)
+    }
+
+    fn inc_by(&self, v: u64) -> u64 {
+        self.0.local().fetch_add(v, Ordering::Relaxed)
+    }
+
+    fn get(&self) -> u64 {
+        StripedU64::get(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stripes_of_many_threads_add_up() {
+        let counter = StripedU64::default();
+        std::thread::scope(|scope| {
+            for _ in 0..(*STRIPES + 3) {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        counter.add(1);
+                    }
+                    Atomic::inc_by(&counter, 5);
+                });
+            }
+        });
+        assert_eq!(counter.get(), (*STRIPES as u64 + 3) * 1005);
+        assert!(stripe() < *STRIPES);
+    }
+}
