@@ -1,9 +1,11 @@
 //! Counters that every worker thread adds to without sharing a cache line:
 //! one cell per stripe, a thread always adding to its own, and the stripes
 //! summed when read. An atomic add on a line another core has just written
-//! waits for that core to give it up; on the request path, with every
-//! worker counting the same app's requests, those waits cost more than
-//! the adds.
+//! waits for that core to give it up; with every worker counting the same
+//! app's requests, those waits grow with the number of cores. (On two
+//! cores the difference does not show in `bench/run.sh`; see
+//! `docs/src/performance.md`.) Each counter takes a cache line per stripe:
+//! about 1 KiB on two cores.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
