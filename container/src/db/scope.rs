@@ -14,6 +14,12 @@ use super::exec::{self, Done, Failure, Op, RowSink};
 use super::pool::{Datasource, Pool};
 
 /// The datasources an app was granted; the first is its default.
+///
+/// Each stripe of worker threads has a copy, whose reference count its
+/// requests' scopes share (see `lifecycle::Share`): aligned to a cache
+/// line pair so that no two copies share one.
+#[derive(Clone)]
+#[repr(align(128))]
 pub struct AppData {
     /// The app name.
     pub name: Arc<str>,

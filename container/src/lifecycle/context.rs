@@ -8,9 +8,10 @@ use std::sync::{Arc, OnceLock};
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 
+use super::instance::Share;
 use super::{AppLimits, Instance};
 use crate::deploy::bundle::BundleDir;
-use crate::metrics::{AppMetrics, Metrics, StripedU64};
+use crate::metrics::{AppMetrics, Metrics, StripedU64, Stripes};
 use crate::watchdog::AppWatch;
 
 /// An app's place in routing. Its instance is absent while the app is not
@@ -20,7 +21,7 @@ pub struct AppSlot {
     pub name: Arc<str>,
     /// The mount prefix: `/name`, or empty for the root app.
     pub prefix: Arc<str>,
-    instance: ArcSwapOption<Instance>,
+    running: ArcSwapOption<Running>,
     /// Its quotas, shared by every instance.
     pub limits: Arc<AppLimits>,
     /// Its stall record, shared by every instance.
@@ -96,7 +97,7 @@ impl AppSlot {
             watch: AppWatch::of(&name),
             name,
             prefix,
-            instance: ArcSwapOption::empty(),
+            running: ArcSwapOption::empty(),
             limits: Arc::new(limits),
             served: StripedU64::default(),
             metrics: OnceLock::new(),
@@ -133,19 +134,40 @@ impl AppSlot {
 
     /// Requests running in the current instance now.
     pub fn in_flight(&self) -> usize {
-        self.instance.load().as_ref().map_or(0, |i| i.in_flight())
+        self.running.load().as_ref().map_or(0, |r| r.instance.in_flight())
     }
 
     /// The running instance, if any.
     pub fn instance(&self) -> Option<Arc<Instance>> {
-        self.instance.load_full()
+        self.running.load().as_ref().map(|r| Arc::clone(&r.instance))
+    }
+
+    /// The calling thread's share of the running instance, if any: what a
+    /// request holds it through.
+    pub fn share(&self) -> Option<Arc<Share>> {
+        self.running.load().as_ref().map(|r| Arc::clone(r.shares.local()))
     }
 
     /// Puts `instance` in (or takes the current one out, with `None`) and
     /// returns the previous one. New requests see the change at once.
     pub fn swap(&self, instance: Option<Arc<Instance>>) -> Option<Arc<Instance>> {
-        self.instance.swap(instance)
+        let running = instance.map(|instance| {
+            Arc::new(Running {
+                shares: Share::all(&instance),
+                instance,
+            })
+        });
+        let previous = self.running.swap(running)?;
+        // Its shares go with it (once no reader holds it any more): the
+        // requests that hold them are the last to hold the instance.
+        Some(Arc::clone(&previous.instance))
     }
+}
+
+/// The instance a slot runs, and its shares.
+struct Running {
+    instance: Arc<Instance>,
+    shares: Stripes<Arc<Share>>,
 }
 
 /// Where a path leads.

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::future::Either;
@@ -16,6 +16,7 @@ use super::routes::{RouteTable, Target};
 use crate::abi::{CallError, HostRequest, HostResponse, RawInstance};
 use crate::db::{AppData, RequestScope};
 use crate::deploy::bundle::BundleDir;
+use crate::metrics::Stripes;
 
 /// Why a request to an instance produced no response.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +37,11 @@ pub enum ServeError {
 pub struct Instance {
     routes: RouteTable,
     data: Arc<AppData>,
+    /// The shares' tracker: `drain` waits for every share to be dropped,
+    /// which the last lease of each does once the slot has let it go.
     requests: TaskTracker,
+    /// Leases held now, counted by the stripe of their share.
+    leases: Stripes<AtomicUsize>,
     cancel: CancellationToken,
     /// Cancelled when the instance is retired: its WebSockets close with
     /// `farewell_code`, its streamed responses get a grace period.
@@ -50,14 +55,79 @@ pub struct Instance {
     bundle: Option<Arc<BundleDir>>,
 }
 
+/// What one stripe of worker threads (see [`Stripes`]) takes an instance
+/// through. Every request holds the instance, its database grants and a
+/// place among the requests `drain` waits for; were those one reference
+/// count and one tracker count per instance, every worker would write the
+/// same cache lines for every request, and each write would wait for the
+/// line to come over from the core that wrote it last. A request clones
+/// its thread's share instead: counts on lines of that thread's.
+///
+/// The slot keeps one share per stripe while the instance runs; retiring
+/// the instance drops them, and the last request of each releases it.
+/// Field order matters: the instance is released before the tracker
+/// token, so once `drain` sees no tokens, no request holds the instance
+/// either. Aligned as a cache line pair, so that no two shares share one.
+#[repr(align(128))]
+pub struct Share {
+    instance: Arc<Instance>,
+    /// A copy of the instance's grants, so that each request's database
+    /// scope counts its reference here too.
+    data: Arc<AppData>,
+    /// Its stripe: where its leases are counted in the instance.
+    stripe: usize,
+    _token: TaskTrackerToken,
+}
+
+impl Share {
+    /// The shares of `instance`, one per stripe.
+    pub fn all(instance: &Arc<Instance>) -> Stripes<Arc<Share>> {
+        Stripes::new(|stripe| {
+            Arc::new(Share {
+                instance: Arc::clone(instance),
+                data: Arc::new(AppData::clone(&instance.data)),
+                stripe,
+                _token: instance.requests.token(),
+            })
+        })
+    }
+
+    /// The instance.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
+    /// A fresh database scope for one request.
+    pub fn new_scope(&self) -> RequestScope {
+        RequestScope::new(Arc::clone(&self.data))
+    }
+
+    /// Takes the instance for one request; [`Instance::drain`] waits until
+    /// the lease is dropped.
+    pub fn lease(self: Arc<Self>) -> Lease {
+        self.instance.leases.get(self.stripe).fetch_add(1, Ordering::Relaxed);
+        Lease { share: self }
+    }
+}
+
 /// Holds an instance for one request, from the moment it is routed there
 /// (before its body is read) until the handler is done: `drain` waits for
-/// leases. Field order matters: the instance is released before the
-/// tracker token, so once `drain` sees no tokens, no request holds the
-/// instance either.
+/// leases.
 pub struct Lease {
-    instance: Arc<Instance>,
-    _token: TaskTrackerToken,
+    share: Arc<Share>,
+}
+
+impl Clone for Lease {
+    fn clone(&self) -> Self {
+        Arc::clone(&self.share).lease()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let share = &self.share;
+        share.instance.leases.get(share.stripe).fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Lease {
@@ -79,15 +149,12 @@ impl Lease {
         request: Arc<HostRequest>,
     ) -> impl Future<Output = Result<HostResponse, ServeError>> + Send + '_ {
         let Some(runtime) = self.own_runtime() else {
-            return Either::Left(self.instance.call(target, request));
+            return Either::Left(self.share.instance.call(target, request));
         };
         // The task holds the instance (its `destroy` waits) and counts as
         // in flight until the handler returns, even if this future is gone.
-        let (instance, token) = (Arc::clone(&self.instance), self._token.clone());
-        let task = runtime.spawn(async move {
-            let _token = token;
-            instance.call(target, request).await
-        });
+        let lease = self.clone();
+        let task = runtime.spawn(async move { lease.share.instance.call(target, request).await });
         Either::Right(async move { AbortOnDropHandle::new(task).await? })
     }
 }
@@ -109,7 +176,7 @@ impl Lease {
         let held = (self, permit);
         let job = tokio::task::spawn_blocking(move || {
             let (lease, _permit) = held;
-            let response = lease.instance.raw.call_blocking(target.route, request);
+            let response = lease.share.instance.raw.call_blocking(target.route, request);
             (response, lease)
         });
         let (response, lease) = job.await?;
@@ -118,17 +185,17 @@ impl Lease {
 
     /// The app's own runtime, if it has one.
     pub fn own_runtime(&self) -> Option<&tokio::runtime::Handle> {
-        self.instance.raw.host_app().own_runtime()
+        self.share.instance.raw.host_app().own_runtime()
     }
 
     /// The app's stall record.
     pub fn watch(&self) -> &'static crate::watchdog::AppWatch {
-        self.instance.raw.host_app().watch()
+        self.share.instance.raw.host_app().watch()
     }
 
     /// The instance's farewell to its connections.
     pub fn farewell(&self) -> &Farewell {
-        &self.instance.farewell
+        &self.share.instance.farewell
     }
 }
 
@@ -159,6 +226,7 @@ impl Instance {
             routes,
             data,
             requests: TaskTracker::new(),
+            leases: Stripes::default(),
             cancel: CancellationToken::new(),
             farewell: Farewell::default(),
             static_root: None,
@@ -197,24 +265,11 @@ impl Instance {
         &self.routes
     }
 
-    /// A fresh database scope for one request.
-    pub fn new_scope(&self) -> RequestScope {
-        RequestScope::new(Arc::clone(&self.data))
-    }
-
     /// Requests running now.
     pub fn in_flight(&self) -> usize {
-        self.requests.len()
-    }
-
-    /// Takes this instance for one request; [`drain`](Self::drain) waits
-    /// until the lease is dropped.
-    pub fn lease(self: Arc<Self>) -> Lease {
-        let token = self.requests.token();
-        Lease {
-            instance: self,
-            _token: token,
-        }
+        // A lease counts down on the stripe it counted up on: no stripe
+        // is ever below zero.
+        self.leases.iter().map(|n| n.load(Ordering::Relaxed)).sum()
     }
 
     /// Tells the instance's open connections that it is going away:
@@ -234,7 +289,7 @@ impl Instance {
         self.requests.close();
         let mut cancelled = 0;
         if tokio::time::timeout(timeout, self.requests.wait()).await.is_err() {
-            cancelled = self.requests.len();
+            cancelled = self.in_flight();
             self.cancel.cancel();
             self.requests.wait().await;
         }

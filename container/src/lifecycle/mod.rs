@@ -17,7 +17,7 @@ mod state;
 mod status;
 
 pub use context::{AppSlot, ContextTable, Resolved, StaticRoot, StaticRootError};
-pub use instance::{Farewell, Instance, Lease, ServeError};
+pub use instance::{Farewell, Instance, Lease, ServeError, Share};
 pub use limits::{AppLimits, Permit};
 pub use manager::AppManager;
 pub use pipeline::PipelineError;

@@ -36,14 +36,24 @@ pub struct Stripes<T>(Box<[CachePadded<T>]>);
 
 impl<T: Default> Default for Stripes<T> {
     fn default() -> Self {
-        Stripes((0..*STRIPES).map(|_| CachePadded::new(T::default())).collect())
+        Stripes::new(|_| T::default())
     }
 }
 
 impl<T> Stripes<T> {
+    /// Stripes made by `make`, given each stripe's index.
+    pub fn new(make: impl FnMut(usize) -> T) -> Self {
+        Stripes((0..*STRIPES).map(make).map(CachePadded::new).collect())
+    }
+
     /// The calling thread's stripe.
     pub fn local(&self) -> &T {
         &self.0[stripe()]
+    }
+
+    /// Stripe `index` (as [`stripe`] numbers them).
+    pub fn get(&self, index: usize) -> &T {
+        &self.0[index]
     }
 
     /// Every stripe.

@@ -91,9 +91,10 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
     };
     drop(table);
     slot.count_request();
-    let Some(instance) = slot.instance() else {
+    let Some(share) = slot.share() else {
         return Err((Some(slot), Reject::Unavailable));
     };
+    let instance = share.instance();
     // Only requests under `/static/` look further (a string comparison).
     // A configured `static_dir` wins over the bundle's `static/`, which
     // belongs to the instance: a reload swaps code and files at once.
@@ -163,12 +164,12 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
         headers: parts.headers,
         params,
         body: Bytes::new(),
-        scope: instance.new_scope(),
+        scope: share.new_scope(),
         reader: BodyReader::buffered(),
         upgrade: None,
     });
     let call = Call {
-        lease: instance.lease(),
+        lease: share.lease(),
         permit,
         blocking,
         target,
