@@ -11,7 +11,7 @@ use http::HeaderValue;
 use super::instance::Share;
 use super::{AppLimits, Instance};
 use crate::deploy::bundle::BundleDir;
-use crate::metrics::{AppMetrics, Metrics, StripedU64, Stripes};
+use crate::metrics::{AppMetrics, Metrics, StripedArc, StripedU64, Stripes};
 use crate::watchdog::AppWatch;
 
 /// An app's place in routing. Its instance is absent while the app is not
@@ -23,7 +23,7 @@ pub struct AppSlot {
     pub prefix: Arc<str>,
     running: ArcSwapOption<Running>,
     /// Its quotas, shared by every instance.
-    pub limits: Arc<AppLimits>,
+    pub limits: StripedArc<AppLimits>,
     /// Its stall record, shared by every instance.
     pub watch: &'static AppWatch,
     /// Requests routed to it: counted in stripes, as every worker counts them.
@@ -98,7 +98,7 @@ impl AppSlot {
             name,
             prefix,
             running: ArcSwapOption::empty(),
-            limits: Arc::new(limits),
+            limits: StripedArc::new(Arc::new(limits)),
             served: StripedU64::default(),
             metrics: OnceLock::new(),
             static_root: ArcSwapOption::empty(),
@@ -174,7 +174,10 @@ struct Running {
 #[derive(Clone, Copy)]
 pub enum Resolved<'a> {
     /// To `slot`; the app's own path starts at byte `path_start`.
-    App { slot: &'a Arc<AppSlot>, path_start: usize },
+    App {
+        slot: &'a StripedArc<AppSlot>,
+        path_start: usize,
+    },
     /// To an app's bare prefix (`/hello`): redirect to `/hello/`.
     AddSlash,
     /// Nowhere.
@@ -198,10 +201,13 @@ impl Resolved<'_> {
 /// The segments are kept sorted and found by binary search: a few string
 /// comparisons, cheaper than hashing the segment (SipHash) for the tables
 /// real servers have, and no worse for thousands of apps.
+///
+/// Each slot is held in stripes ([`StripedArc`]): a request references its
+/// app's slot on its own thread's stripe.
 #[derive(Default)]
 pub struct ContextTable {
-    by_segment: Vec<(Box<str>, Arc<AppSlot>)>,
-    root: Option<Arc<AppSlot>>,
+    by_segment: Vec<(Box<str>, StripedArc<AppSlot>)>,
+    root: Option<StripedArc<AppSlot>>,
 }
 
 impl ContextTable {
@@ -210,8 +216,8 @@ impl ContextTable {
         let mut table = ContextTable::default();
         for slot in slots {
             match slot.prefix.strip_prefix('/') {
-                Some(segment) => table.by_segment.push((segment.into(), slot)),
-                None => table.root = Some(slot),
+                Some(segment) => table.by_segment.push((segment.into(), StripedArc::new(slot))),
+                None => table.root = Some(StripedArc::new(slot)),
             }
         }
         table.by_segment.sort_unstable_by(|a, b| a.0.cmp(&b.0));

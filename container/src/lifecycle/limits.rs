@@ -3,10 +3,10 @@
 //! so a reload does not reset them while the old instance's calls still
 //! run; a permit is given back when its request (or blocking thread) ends.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::AppConfig;
+use crate::metrics::{StripeRef, StripedArc};
 
 /// What an app may have running at once, and what it has.
 #[derive(Debug)]
@@ -19,10 +19,12 @@ pub struct AppLimits {
     websocket_origins: Vec<String>,
 }
 
-/// One unit of a quota; given back on drop.
+/// One unit of a quota; given back on drop. It holds the limits through
+/// its thread's stripe (see [`StripedArc`]): the quota's count is the one
+/// line every request of the app writes.
 #[derive(Debug)]
 pub struct Permit {
-    limits: Arc<AppLimits>,
+    limits: StripeRef<AppLimits>,
     blocking: bool,
 }
 
@@ -53,23 +55,6 @@ impl AppLimits {
             .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
     }
 
-    /// A request permit, or `None` if the app has its most requests running.
-    pub fn try_request(self: &Arc<Self>) -> Option<Permit> {
-        take(&self.requests, self.max_requests).then(|| Permit {
-            limits: Arc::clone(self),
-            blocking: false,
-        })
-    }
-
-    /// A blocking-call permit, or `None` if the app has its most blocking
-    /// calls running.
-    pub fn try_blocking(self: &Arc<Self>) -> Option<Permit> {
-        take(&self.blocking, self.max_blocking).then(|| Permit {
-            limits: Arc::clone(self),
-            blocking: true,
-        })
-    }
-
     /// Blocking calls running now (including timed-out ones whose thread
     /// has not returned).
     pub fn blocking(&self) -> usize {
@@ -88,6 +73,25 @@ fn take(counter: &AtomicUsize, max: usize) -> bool {
     false
 }
 
+impl Permit {
+    /// A request permit, or `None` if the app has its most requests running.
+    pub fn request(limits: &StripedArc<AppLimits>) -> Option<Permit> {
+        take(&limits.requests, limits.max_requests).then(|| Permit {
+            limits: limits.local(),
+            blocking: false,
+        })
+    }
+
+    /// A blocking-call permit, or `None` if the app has its most blocking
+    /// calls running.
+    pub fn blocking(limits: &StripedArc<AppLimits>) -> Option<Permit> {
+        take(&limits.blocking, limits.max_blocking).then(|| Permit {
+            limits: limits.local(),
+            blocking: true,
+        })
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
         let counter = if self.blocking {
@@ -101,6 +105,8 @@ impl Drop for Permit {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -110,17 +116,17 @@ mod tests {
             max_blocking: 1,
             ..AppConfig::default()
         };
-        let limits = Arc::new(AppLimits::new(&config));
-        let (a, b) = (limits.try_request().unwrap(), limits.try_request().unwrap());
-        assert!(limits.try_request().is_none());
-        let blocking = limits.try_blocking().unwrap();
-        assert!(limits.try_blocking().is_none(), "separate quotas");
+        let limits = StripedArc::new(Arc::new(AppLimits::new(&config)));
+        let (a, b) = (Permit::request(&limits).unwrap(), Permit::request(&limits).unwrap());
+        assert!(Permit::request(&limits).is_none());
+        let blocking = Permit::blocking(&limits).unwrap();
+        assert!(Permit::blocking(&limits).is_none(), "separate quotas");
         assert_eq!(limits.blocking(), 1);
         drop(a);
-        assert!(limits.try_request().is_some());
+        assert!(Permit::request(&limits).is_some());
         drop((b, blocking));
         assert_eq!(limits.blocking(), 0);
-        assert!(limits.try_blocking().is_some());
+        assert!(Permit::blocking(&limits).is_some());
     }
 
     fn origins(origins: &[&str]) -> AppLimits {

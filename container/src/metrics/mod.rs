@@ -16,7 +16,7 @@ mod striped;
 mod tally;
 
 pub use app::{AppFigures, AppMetrics};
-pub use striped::{StripedU64, Stripes, stripe};
+pub use striped::{StripeRef, StripedArc, StripedU64, Stripes, stripe};
 pub use tally::{LatencyHistogram, TALLY_BOUNDS, TALLY_BUCKETS, Tally, TallySnapshot};
 
 /// A counter of requests: counted in stripes ([`StripedU64`]), as the

@@ -17,16 +17,17 @@ use super::Reject;
 
 use crate::abi::{BodyReader, HostRequest};
 use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, StaticRoot, Target};
+use crate::metrics::StripeRef;
 
 /// Where an admitted request goes. The requests of static files are
 /// boxed: the common case, a call, stays small in the request's future.
 pub(super) enum Admitted {
     /// To a module's handler of this app. The slot apart from the call:
     /// the dispatcher keeps it, the call borrows it.
-    Call(Arc<AppSlot>, Call),
+    Call(StripeRef<AppSlot>, Call),
     /// To a file of the app's static directory (`<context path>/static/...`).
     AppFile {
-        slot: Arc<AppSlot>,
+        slot: StripeRef<AppSlot>,
         root: Arc<StaticRoot>,
         strip: usize,
         request: Box<Request>,
@@ -60,7 +61,7 @@ pub(super) struct Call {
     pub(super) websocket: Option<Box<(HeaderValue, OnUpgrade)>>,
 }
 
-type Rejected = (Option<Arc<AppSlot>>, Reject);
+type Rejected = (Option<StripeRef<AppSlot>>, Reject);
 
 /// Finds the app and the route (or the static file), and checks what can
 /// be checked before reading the body.
@@ -85,7 +86,7 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
         });
     }
     let (slot, path_start) = match resolved {
-        Resolved::App { slot, path_start } => (Arc::clone(slot), path_start),
+        Resolved::App { slot, path_start } => (slot.local(), path_start),
         Resolved::AddSlash => return Err((None, Reject::AddSlash(with_slash(request.uri())))),
         Resolved::NotFound => return Err((None, Reject::NotFound)),
     };
@@ -112,7 +113,7 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
     if slot.watch.stalled() > 0 {
         return Err((Some(slot), Reject::Stalled));
     }
-    let Some(permit) = slot.limits.try_request() else {
+    let Some(permit) = Permit::request(&slot.limits) else {
         return Err((Some(slot), Reject::Busy));
     };
     let (mut parts, body) = request.into_parts();
@@ -130,20 +131,16 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
     }
     let websocket = match target.websocket {
         true => {
-            let key = websocket::check_handshake(&slot, &parts.headers).map_err(|r| (Some(Arc::clone(&slot)), r))?;
+            let key = websocket::check_handshake(&slot, &parts.headers).map_err(|r| (Some(slot.clone()), r))?;
             // HTTP/2 connections have no upgrade: those ask for one.
             let upgrade = parts.extensions.remove::<OnUpgrade>();
-            let upgrade = upgrade.ok_or_else(|| (Some(Arc::clone(&slot)), Reject::UpgradeRequired))?;
+            let upgrade = upgrade.ok_or_else(|| (Some(slot.clone()), Reject::UpgradeRequired))?;
             Some(Box::new((key, upgrade)))
         }
         false => None,
     };
     let blocking = match target.blocking {
-        true => Some(
-            slot.limits
-                .try_blocking()
-                .ok_or_else(|| (Some(Arc::clone(&slot)), Reject::Busy))?,
-        ),
+        true => Some(Permit::blocking(&slot.limits).ok_or_else(|| (Some(slot.clone()), Reject::Busy))?),
         false => None,
     };
     let head = parts.method == Method::HEAD;

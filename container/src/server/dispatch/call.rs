@@ -18,6 +18,7 @@ use super::reject::body_error;
 
 use crate::abi::{BodyReader, HostRequest, HostResponse};
 use crate::lifecycle::{AppSlot, Lease, Permit};
+use crate::metrics::StripeRef;
 
 impl Call {
     /// Whether the request timeout applies to the whole call. On a route
@@ -44,7 +45,7 @@ impl Call {
     #[allow(clippy::manual_async_fn)] // deliberate, as said above
     pub(super) fn run<'a>(
         mut self,
-        slot: &'a Arc<AppSlot>,
+        slot: &'a StripeRef<AppSlot>,
         state: &'a ServerState,
     ) -> impl Future<Output = Result<Response, Reject>> + Send + 'a {
         async move {
