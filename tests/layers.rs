@@ -29,7 +29,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("cli", &["config"]),
     ("config", &[]),
-    ("server", &["abi", "config", "lifecycle", "metrics", "watchdog"]),
+    (
+        "server",
+        &["abi", "config", "lifecycle", "metrics", "striped", "watchdog"],
+    ),
     (
         "admin",
         &["cluster", "config", "db", "deploy", "lifecycle", "metrics", "session"],
@@ -37,12 +40,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cluster", &["config", "db", "deploy", "hub", "lifecycle"]),
     (
         "lifecycle",
-        &["abi", "config", "db", "deploy", "metrics", "session", "watchdog"],
+        &[
+            "abi", "config", "db", "deploy", "metrics", "session", "striped", "watchdog",
+        ],
     ),
-    ("metrics", &["abi", "deploy", "hub", "watchdog"]),
+    ("metrics", &["abi", "deploy", "hub", "striped", "watchdog"]),
     ("abi", &["db", "hub", "session", "watchdog"]),
     ("session", &["config", "db"]),
     ("watchdog", &[]),
+    ("striped", &[]),
     ("hub", &[]),
     ("db", &["config"]),
     ("deploy", &[]),

@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crabcat::metrics::StripedArc;
+use crabcat::striped::StripedArc;
 
 /// Nanoseconds per take-and-drop, each followed by `work` of private work,
 /// over `threads` threads each doing `rounds`.

@@ -39,6 +39,7 @@ pub mod new;
 pub mod package;
 pub mod server;
 pub mod session;
+pub mod striped;
 pub mod watchdog;
 
 use std::sync::Arc;

@@ -11,7 +11,8 @@ use http::HeaderValue;
 use super::instance::Share;
 use super::{AppLimits, Instance};
 use crate::deploy::bundle::BundleDir;
-use crate::metrics::{AppMetrics, Metrics, StripedArc, StripedU64, Stripes};
+use crate::metrics::{AppMetrics, Metrics};
+use crate::striped::{StripedArc, StripedU64, Stripes};
 use crate::watchdog::AppWatch;
 
 /// An app's place in routing. Its instance is absent while the app is not

@@ -16,7 +16,7 @@ use super::routes::{RouteTable, Target};
 use crate::abi::{CallError, HostRequest, HostResponse, RawInstance};
 use crate::db::{AppData, RequestScope};
 use crate::deploy::bundle::BundleDir;
-use crate::metrics::Stripes;
+use crate::striped::Stripes;
 
 /// Why a request to an instance produced no response.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::AppConfig;
-use crate::metrics::{StripeRef, StripedArc};
+use crate::striped::{StripeRef, StripedArc};
 
 /// What an app may have running at once, and what it has.
 #[derive(Debug)]

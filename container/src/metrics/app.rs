@@ -12,7 +12,7 @@ use super::tally::Tally;
 
 /// Metric handles of one app, cached in its routing slot so that the
 /// common case (status 200) costs three relaxed atomic adds, each on a
-/// cache line of the calling thread's own ([`super::Stripes`]), no lock
+/// cache line of the calling thread's own ([`crate::striped::Stripes`]), no lock
 /// and no lookup.
 pub struct AppMetrics {
     pub(super) app: String,

@@ -10,13 +10,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::striped::StripedU64;
+
 mod app;
 mod labels;
-mod striped;
 mod tally;
 
 pub use app::{AppFigures, AppMetrics};
-pub use striped::{StripeRef, StripedArc, StripedU64, Stripes, stripe};
 pub use tally::{LatencyHistogram, TALLY_BOUNDS, TALLY_BUCKETS, Tally, TallySnapshot};
 
 /// A counter of requests: counted in stripes ([`StripedU64`]), as the

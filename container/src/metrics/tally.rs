@@ -8,7 +8,7 @@ use std::time::Duration;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-use super::Stripes;
+use crate::striped::Stripes;
 
 /// Upper bounds of the tally's latency buckets, in seconds: 100 µs
 /// doubling to ~3.3 s (the Prometheus histogram's), then one for the rest.

@@ -17,7 +17,7 @@ use super::Reject;
 
 use crate::abi::{BodyReader, HostRequest};
 use crate::lifecycle::{AppSlot, Lease, Lookup, Permit, Resolved, StaticRoot, Target};
-use crate::metrics::StripeRef;
+use crate::striped::StripeRef;
 
 /// Where an admitted request goes. The requests of static files are
 /// boxed: the common case, a call, stays small in the request's future.

@@ -18,7 +18,7 @@ use super::reject::body_error;
 
 use crate::abi::{BodyReader, HostRequest, HostResponse};
 use crate::lifecycle::{AppSlot, Lease, Permit};
-use crate::metrics::StripeRef;
+use crate::striped::StripeRef;
 
 impl Call {
     /// Whether the request timeout applies to the whole call. On a route

@@ -1,11 +1,13 @@
-//! Counters that every worker thread adds to without sharing a cache line:
-//! one cell per stripe, a thread always adding to its own, and the stripes
-//! summed when read. An atomic add on a line another core has just written
-//! waits for that core to give it up; with every worker counting the same
-//! app's requests, those waits grow with the number of cores. (On two
-//! cores the difference does not show in `bench/run.sh`; see
-//! `docs/src/performance.md`.) Each counter takes a cache line per stripe:
-//! about 1 KiB on two cores.
+//! Values that every worker thread writes on the request path, kept per
+//! stripe of threads so that no two threads share a cache line: counters
+//! ([`StripedU64`], one cell per stripe, summed when read) and reference
+//! counts ([`StripedArc`], one `Arc` per stripe). An atomic add on a line
+//! another core has just written waits for that core to give it up; with
+//! every worker counting the same app's requests and referencing the same
+//! app, those waits grow with the number of cores. (On two cores the
+//! difference does not show in `bench/run.sh`; `bench/contention.sh`
+//! prices one reference, and `docs/src/performance.md` says more.) Each
+//! takes a cache line or two per stripe: about 1–2 KiB on two cores.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
