@@ -13,7 +13,8 @@
 #   bench/run.sh                      # SQLite
 #   CRABCAT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
 #
-# Knobs: BENCH_DURATION (5s per run), BENCH_ROUNDS (5), BENCH_WARMUP (3s),
+# Knobs: BENCH_DURATION (3s per run), BENCH_ROUNDS (11), BENCH_COST_ROUNDS (3),
+# BENCH_WARMUP (3s),
 # BENCH_CONNECTIONS (64), BENCH_ENDPOINTS (all six), BENCH_IDLE (10s: the
 # idle CPU windows), BENCH_RELOADS (100), BENCH_RESULTS_DIR (bench/results). Prints a
 # table and writes it to $BENCH_RESULTS_DIR/<date>-<backend>.md.
@@ -21,8 +22,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-duration=${BENCH_DURATION:-5s}
-rounds=${BENCH_ROUNDS:-5}
+duration=${BENCH_DURATION:-3s}
+rounds=${BENCH_ROUNDS:-11}
+cost_rounds=${BENCH_COST_ROUNDS:-3}
 warmup=${BENCH_WARMUP:-3s}
 idle=${BENCH_IDLE:-10s}
 connections=${BENCH_CONNECTIONS:-64}
@@ -149,11 +151,46 @@ measure() {
         done
     done
 }
+# cost ENDPOINT: CPU time per request of each server with the three of
+# them loaded at once (one wrk -t1 each, half the connections), so that
+# all three see the same machine: a steadier figure than requests/s of
+# one server at a time, which on a small shared machine moves with the
+# scheduling of the server's and wrk's threads on the same cores. Appends
+# "native_us shipped_us tuned_us" per round to $work/cost.runs; prints
+# "native_us shipped_us tuned_us native/shipped native/tuned" (medians).
+cost() {
+    local endpoint=$1 round i before after requests loads
+    local urls=("http://127.0.0.1:18990/$endpoint" "http://127.0.0.1:18991/bench/$endpoint" "http://127.0.0.1:18993/bench/$endpoint")
+    local pids=("$native_pid" "$shipped_pid" "$tuned_pid")
+    rm -f "$work/cost.runs"
+    for round in $(seq "$cost_rounds"); do
+        before=() after=()
+        for i in 0 1 2; do before+=("$(ticks "${pids[$i]}")"); done
+        loads=()
+        for i in 0 1 2; do
+            wrk -t1 -c$((connections / 2)) -d"$duration" "${urls[$i]}" >"$work/cost.$i.txt" &
+            loads+=($!)
+        done
+        wait "${loads[@]}"
+        for i in 0 1 2; do after+=("$(ticks "${pids[$i]}")"); done
+        for i in 0 1 2; do
+            requests=$(awk '/requests in/ {print $1}' "$work/cost.$i.txt")
+            awk -v t=$((after[i] - before[i])) -v hz="$(getconf CLK_TCK)" -v r="$requests" \
+                'BEGIN { printf "%.2f ", r ? 1e6 * t / hz / r : 0 }'
+        done >>"$work/cost.runs"
+        echo >>"$work/cost.runs"
+    done
+    awk '{ print $1, $2, $3, ($2 ? $1 / $2 : 0), ($3 ? $1 / $3 : 0) }' "$work/cost.runs" >"$work/cost.all"
+    for column in 1 2 3 4 5; do
+        awk -v c="$column" '{ print $c }' "$work/cost.all" | median | awk -v c="$column" '{ printf (c > 3 ? "%.2f " : "%.1f "), $1 }'
+    done
+}
 for endpoint in $endpoints; do
     measure "$endpoint" native "http://127.0.0.1:18990/$endpoint" \
         shipped "http://127.0.0.1:18991/bench/$endpoint" tuned "http://127.0.0.1:18993/bench/$endpoint"
     echo "${endpoint%%\?*} $(summary native)$(summary shipped)$(summary tuned)$(spread native shipped)$(spread native tuned)$(spread tuned shipped)" \
         >>"$work/results.txt"
+    echo "${endpoint%%\?*} $(cost "$endpoint")" >>"$work/cost.txt"
 done
 # The access log's cost where the handler does least: hello's greeting.
 measure hello shipped http://127.0.0.1:18991/hello/ tuned http://127.0.0.1:18993/hello/
@@ -209,6 +246,17 @@ reload=$(RELOAD_NO_BUILD=1 scripts/reload-memory.sh "${BENCH_RELOADS:-100}")
     done <"$work/results.txt"
     echo
     echo "hello: \`/hello/\` of the hello app (no native twin): shipped/tuned is what the access log costs."
+    echo
+    echo "CPU time per request (µs) with the three servers loaded at once (wrk -t1 -c$((connections / 2)) -d$duration each,"
+    echo "median of $cost_rounds rounds): they share the same machine at the same moment, so this moves far less"
+    echo "than the requests/s above. native/X is native's CPU per request over X's (1.00: the same cost; lower:"
+    echo "the container costs more)."
+    echo
+    echo "| endpoint | native µs | shipped µs | tuned µs | native/shipped | native/tuned |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    while read -r ep n s t ns nt; do
+        echo "| $ep | $n | $s | $t | $ns | $nt |"
+    done <"$work/cost.txt"
     echo
     echo "| endpoint | native p50 | shipped p50 | tuned p50 | native p99 | shipped p99 | tuned p99 |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
