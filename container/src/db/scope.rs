@@ -228,8 +228,10 @@ impl RequestScope {
         params: Vec<Value>,
         sink: &mut (impl RowSink + Send),
     ) -> Result<Option<Done>, Failure> {
-        let ds = Arc::clone(self.app.resolve(datasource)?);
-        let Some(id) = self.transaction_for(tx, &ds)? else {
+        // Borrowed, not cloned: a clone would write the datasource's
+        // reference count, which every request of every thread shares.
+        let ds = self.app.resolve(datasource)?;
+        let Some(id) = self.transaction_for(tx, ds)? else {
             return match &ds.pool {
                 Pool::Sqlite(pool) => exec::sqlite(pool, op, sql, params, sink).await,
                 Pool::Postgres(pool) => exec::postgres(pool, op, sql, params, sink).await,

@@ -76,6 +76,10 @@ pub struct Share {
     data: Arc<AppData>,
     /// Its stripe: where its leases are counted in the instance.
     stripe: usize,
+    /// A child of the instance's cancellation: a call that waits registers
+    /// with this one, so that waiting calls of different stripes do not
+    /// take the same lock.
+    cancel: CancellationToken,
     _token: TaskTrackerToken,
 }
 
@@ -87,6 +91,7 @@ impl Share {
                 instance: Arc::clone(instance),
                 data: Arc::new(AppData::clone(&instance.data)),
                 stripe,
+                cancel: instance.cancel.child_token(),
                 _token: instance.requests.token(),
             })
         })
@@ -149,12 +154,15 @@ impl Lease {
         request: Arc<HostRequest>,
     ) -> impl Future<Output = Result<HostResponse, ServeError>> + Send + '_ {
         let Some(runtime) = self.own_runtime() else {
-            return Either::Left(self.share.instance.call(target, request));
+            return Either::Left(self.share.instance.call(target, request, &self.share.cancel));
         };
         // The task holds the instance (its `destroy` waits) and counts as
         // in flight until the handler returns, even if this future is gone.
         let lease = self.clone();
-        let task = runtime.spawn(async move { lease.share.instance.call(target, request).await });
+        let task = runtime.spawn(async move {
+            let share = &lease.share;
+            share.instance.call(target, request, &share.cancel).await
+        });
         Either::Right(async move { AbortOnDropHandle::new(task).await? })
     }
 }
@@ -247,11 +255,18 @@ impl Instance {
         self.static_root.clone()
     }
 
-    async fn call(&self, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
+    /// Runs the handler until it answers, or `cancel` (a child of the
+    /// instance's cancellation, see [`Share`]) is cancelled by `drain`.
+    async fn call(
+        &self,
+        target: Target,
+        request: Arc<HostRequest>,
+        cancel: &CancellationToken,
+    ) -> Result<HostResponse, ServeError> {
         tokio::select! {
             biased;
             result = self.raw.call(target.route, request) => Ok(result?),
-            () = self.cancel.cancelled() => Err(ServeError::Cancelled),
+            () = cancel.cancelled() => Err(ServeError::Cancelled),
         }
     }
 
