@@ -21,6 +21,13 @@
 //! (a module may take its time between chunks); a body of known length is
 //! written at the client's pace. HTTP/2 connections keep hyper's rules: the
 //! first HTTP/2 request exempts its connection.
+//!
+//! The same tick keeps the request timeout of HTTP/1 requests (see
+//! `dispatch::timeout`): it ticks four times per request timeout too, when
+//! that is the shorter, and every tick polls the connection, so a request
+//! still waiting past its deadline is answered at the next tick: after
+//! between one and one and a quarter request timeouts, and without a timer
+//! per request.
 
 use std::future::Future;
 use std::io::IoSlice;
@@ -46,6 +53,8 @@ pub struct Activity {
     progress: AtomicU32,
     /// Set by the first HTTP/2 request: the deadline no longer applies.
     exempt: AtomicBool,
+    /// Set by a [`Deadline`] that ticks for the request timeout as well.
+    ticks_for_requests: AtomicBool,
 }
 
 impl Activity {
@@ -61,6 +70,13 @@ impl Activity {
         }
         self.busy.fetch_add(1, Ordering::Relaxed);
         Busy(Arc::clone(self))
+    }
+
+    /// Whether a [`Deadline`] polls the connection at least four times
+    /// per request timeout, so that an HTTP/1 request needs no timer of
+    /// its own (HTTP/2 requests run in tasks of their own: they do).
+    pub fn ticks_for_requests(&self) -> bool {
+        self.ticks_for_requests.load(Ordering::Relaxed)
     }
 
     fn progressed(&self) {
@@ -187,6 +203,8 @@ pin_project_lite::pin_project! {
         #[pin]
         tick: Sleep,
         period: Duration,
+        // Idle ticks after which the connection is closed.
+        idle_limit: u32,
         activity: Arc<Activity>,
         // Whether `tick` was polled since its last reset: its waker (this
         // task's) is registered, and it is enough to look whether it fired.
@@ -197,13 +215,24 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> Deadline<F> {
-    /// `connection`, closed after `timeout` without activity.
-    pub fn new(connection: F, activity: Arc<Activity>, timeout: Duration) -> Self {
-        let period = (timeout / TICKS).max(Duration::from_millis(1));
+    /// `connection`, closed after `timeout` without activity; with
+    /// `request_timeout`, it also ticks at least four times per request
+    /// timeout (see the module docs).
+    pub fn new(connection: F, activity: Arc<Activity>, timeout: Duration, request_timeout: Option<Duration>) -> Self {
+        let shortest = request_timeout.map_or(timeout, |r| r.min(timeout));
+        let period = (shortest / TICKS).max(Duration::from_millis(1));
+        // At least TICKS: a whole header read timeout, whatever the period.
+        let idle_limit = u32::try_from(timeout.as_nanos().div_ceil(period.as_nanos()))
+            .unwrap_or(u32::MAX)
+            .max(TICKS);
+        if request_timeout.is_some() {
+            activity.ticks_for_requests.store(true, Ordering::Relaxed);
+        }
         Deadline {
             connection,
             tick: tokio::time::sleep(period),
             period,
+            idle_limit,
             activity,
             armed: false,
             seen: 0,
@@ -240,7 +269,7 @@ impl<F: Future> Future for Deadline<F> {
                 *this.idle_ticks = 0;
             } else {
                 *this.idle_ticks += 1;
-                if *this.idle_ticks >= TICKS {
+                if *this.idle_ticks >= *this.idle_limit {
                     tracing::debug!("closing a connection idle for the header read timeout");
                     return Poll::Ready(());
                 }

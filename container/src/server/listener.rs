@@ -45,6 +45,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Largest request head, start line included.
     pub max_header_bytes: usize,
+    /// The request timeout, which each connection's deadline also keeps
+    /// for its HTTP/1 requests (see [`super::deadline`]).
+    pub request_timeout: Duration,
 }
 
 impl From<&ServerConfig> for Limits {
@@ -53,6 +56,7 @@ impl From<&ServerConfig> for Limits {
             max_connections: config.max_connections,
             header_read_timeout: config.header_read_timeout,
             max_header_bytes: config.max_header_bytes,
+            request_timeout: config.request_timeout,
         }
     }
 }
@@ -94,6 +98,7 @@ pub async fn serve(
         tls,
         builder: Arc::clone(&builder),
         handshake_timeout: limits.header_read_timeout,
+        request_timeout: limits.request_timeout,
         shutdown: shutdown.clone(),
     });
     let graceful = GracefulShutdown::new();
@@ -123,7 +128,12 @@ pub async fn serve(
         let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
         let connection = builder.serve_connection_with_upgrades(io, service);
         let connection = graceful.watch(connection.into_owned());
-        let connection = Deadline::new(connection, activity, limits.header_read_timeout);
+        let connection = Deadline::new(
+            connection,
+            activity,
+            limits.header_read_timeout,
+            Some(limits.request_timeout),
+        );
         tokio::spawn(async move {
             connection.await;
             drop(permit);
@@ -142,6 +152,7 @@ struct TlsConnections {
     tls: Arc<Tls>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     handshake_timeout: Duration,
+    request_timeout: Duration,
     shutdown: CancellationToken,
 }
 
@@ -160,13 +171,20 @@ impl TlsConnections {
     ) {
         let (tls, builder) = (Arc::clone(&self.tls), Arc::clone(&self.builder));
         let (timeout, shutdown) = (self.handshake_timeout, self.shutdown.clone());
+        let request_timeout = Some(self.request_timeout);
         tokio::spawn(async move {
             let Some(stream) = tls.accept(stream, peer, timeout, &shutdown).await else {
                 return;
             };
             let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
             let connection = builder.serve_connection_with_upgrades(io, service);
-            Deadline::new(watcher.watch(connection.into_owned()), activity, timeout).await;
+            Deadline::new(
+                watcher.watch(connection.into_owned()),
+                activity,
+                timeout,
+                request_timeout,
+            )
+            .await;
             drop(permit);
         });
     }

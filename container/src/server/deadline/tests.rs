@@ -15,8 +15,17 @@ const TIMEOUT: Duration = Duration::from_millis(200);
 /// How long an idle connection behind a deadline of `TIMEOUT` lives; `None`
 /// if it outlives `limit`.
 async fn lifetime(activity: Arc<Activity>, limit: Duration) -> Option<Duration> {
+    lifetime_ticking(activity, limit, None).await
+}
+
+/// As [`lifetime`], the deadline also ticking for `request_timeout`.
+async fn lifetime_ticking(
+    activity: Arc<Activity>,
+    limit: Duration,
+    request_timeout: Option<Duration>,
+) -> Option<Duration> {
     let start = Instant::now();
-    let deadline = Deadline::new(pending::<()>(), activity, TIMEOUT);
+    let deadline = Deadline::new(pending::<()>(), activity, TIMEOUT, request_timeout);
     tokio::time::timeout(limit, deadline).await.ok()?;
     Some(start.elapsed())
 }
@@ -24,6 +33,20 @@ async fn lifetime(activity: Arc<Activity>, limit: Duration) -> Option<Duration> 
 #[tokio::test]
 async fn an_idle_connection_is_closed_after_one_to_one_and_a_quarter_timeouts() {
     let lived = lifetime(Activity::new(), Duration::from_secs(5)).await.expect("closed");
+    assert!(lived >= TIMEOUT, "closed after {lived:?}");
+    assert!(
+        lived < TIMEOUT * 5 / 4 + Duration::from_millis(100),
+        "closed after {lived:?}"
+    );
+}
+
+#[tokio::test]
+async fn ticking_for_a_shorter_request_timeout_keeps_the_idle_timeout() {
+    let activity = Activity::new();
+    let lived = lifetime_ticking(Arc::clone(&activity), Duration::from_secs(5), Some(TIMEOUT / 8))
+        .await
+        .expect("closed");
+    assert!(activity.ticks_for_requests());
     assert!(lived >= TIMEOUT, "closed after {lived:?}");
     assert!(
         lived < TIMEOUT * 5 / 4 + Duration::from_millis(100),
@@ -58,7 +81,7 @@ async fn writes_to_the_client_count_as_progress() {
         let mut sink = Vec::new();
         let _ = tokio::io::AsyncReadExt::read_to_end(&mut far, &mut sink).await;
     };
-    let deadline = Deadline::new(pending::<()>(), activity, TIMEOUT);
+    let deadline = Deadline::new(pending::<()>(), activity, TIMEOUT, None);
     tokio::select! {
         () = deadline => panic!("closed while being written to"),
         () = writer => {}

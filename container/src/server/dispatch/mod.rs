@@ -27,7 +27,7 @@ mod timeout;
 pub use reject::Reject;
 
 use admit::{Admitted, admit};
-use timeout::within;
+use timeout::{Expiry, within};
 
 /// The handler behind every request: resolve the app, enforce the body
 /// limit and the timeout, call the module, record metrics and the access log.
@@ -41,6 +41,11 @@ pub fn dispatch(connection: Arc<Connection>, request: Request) -> impl Future<Ou
     let (state, peer) = (&*connection.state, connection.peer);
     // Boxed: only when the log is on, and the future stays small.
     let access = state.access_log.as_ref().map(|log| Box::new(log.capture(&request)));
+    // HTTP/1: the connection's deadline polls the call often enough.
+    let expiry = match request.version() < http::Version::HTTP_2 && connection.activity.ticks_for_requests() {
+        true => Expiry::Ticks,
+        false => Expiry::Timer,
+    };
     let admitted = admit(state, peer, request);
     async move {
         let (state, peer) = (&*connection.state, connection.peer);
@@ -58,7 +63,7 @@ pub fn dispatch(connection: Arc<Connection>, request: Request) -> impl Future<Ou
                     true => {
                         // The request timeout, from the request's start.
                         let deadline = tokio::time::Instant::from_std(start + state.request_timeout);
-                        let result = within(deadline, run.as_mut()).await;
+                        let result = within(deadline, expiry, run.as_mut()).await;
                         drop(run);
                         result.unwrap_or(Err(Reject::Timeout))
                     }
