@@ -14,7 +14,7 @@
 #   CRABCAT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
 #
 # Knobs: BENCH_DURATION (3s per run), BENCH_ROUNDS (11), BENCH_COST_ROUNDS (3),
-# BENCH_WARMUP (3s),
+# BENCH_COST_DURATION (5s), BENCH_WARMUP (3s),
 # BENCH_CONNECTIONS (64), BENCH_ENDPOINTS (all six), BENCH_IDLE (10s: the
 # idle CPU windows), BENCH_RELOADS (100), BENCH_RESULTS_DIR (bench/results). Prints a
 # table and writes it to $BENCH_RESULTS_DIR/<date>-<backend>.md.
@@ -25,6 +25,7 @@ cd "$(dirname "$0")/.."
 duration=${BENCH_DURATION:-3s}
 rounds=${BENCH_ROUNDS:-11}
 cost_rounds=${BENCH_COST_ROUNDS:-3}
+cost_duration=${BENCH_COST_DURATION:-5s}
 warmup=${BENCH_WARMUP:-3s}
 idle=${BENCH_IDLE:-10s}
 connections=${BENCH_CONNECTIONS:-64}
@@ -151,39 +152,46 @@ measure() {
         done
     done
 }
-# cost ENDPOINT: CPU time per request of each server with the three of
-# them loaded at once (one wrk -t1 each, half the connections), so that
-# all three see the same machine: a steadier figure than requests/s of
-# one server at a time, which on a small shared machine moves with the
-# scheduling of the server's and wrk's threads on the same cores. Appends
-# "native_us shipped_us tuned_us" per round to $work/cost.runs; prints
-# "native_us shipped_us tuned_us native/shipped native/tuned" (medians).
+# cost ENDPOINT: CPU time per request of native and of one container
+# loaded at once (one wrk -t1 each, half the connections), shipped and
+# tuned in turn, $cost_rounds rounds of $cost_duration: the two servers
+# see the same machine at the same moment, so this moves far less than
+# requests/s of one server at a time, which on a small shared machine
+# moves with the scheduling of the server's and wrk's threads on the
+# same cores. Prints "native_us shipped_us tuned_us native/shipped
+# native/tuned": medians of the rounds (native's over all of them).
 cost() {
-    local endpoint=$1 round i before after requests loads
-    local urls=("http://127.0.0.1:18990/$endpoint" "http://127.0.0.1:18991/bench/$endpoint" "http://127.0.0.1:18993/bench/$endpoint")
-    local pids=("$native_pid" "$shipped_pid" "$tuned_pid")
-    rm -f "$work/cost.runs"
+    local endpoint=$1 round name pid pid_var url load native_before native_after before after
+    rm -f "$work/cost.native" "$work/cost.shipped" "$work/cost.tuned"
     for round in $(seq "$cost_rounds"); do
-        before=() after=()
-        for i in 0 1 2; do before+=("$(ticks "${pids[$i]}")"); done
-        loads=()
-        for i in 0 1 2; do
-            wrk -t1 -c$((connections / 2)) -d"$duration" "${urls[$i]}" >"$work/cost.$i.txt" &
-            loads+=($!)
+        for name in shipped tuned; do
+            pid_var=${name}_pid
+            pid=${!pid_var}
+            url=http://127.0.0.1:$([ "$name" = shipped ] && echo 18991 || echo 18993)/bench/$endpoint
+            native_before=$(ticks "$native_pid")
+            before=$(ticks "$pid")
+            wrk -t1 -c$((connections / 2)) -d"$cost_duration" "http://127.0.0.1:18990/$endpoint" >"$work/cost.n.txt" &
+            load=$!
+            wrk -t1 -c$((connections / 2)) -d"$cost_duration" "$url" >"$work/cost.x.txt"
+            wait "$load"
+            native_after=$(ticks "$native_pid")
+            after=$(ticks "$pid")
+            per_request "$((native_after - native_before))" "$work/cost.n.txt" >>"$work/cost.native"
+            paste -d' ' <(per_request "$((native_after - native_before))" "$work/cost.n.txt") \
+                <(per_request "$((after - before))" "$work/cost.x.txt") >>"$work/cost.$name"
         done
-        wait "${loads[@]}"
-        for i in 0 1 2; do after+=("$(ticks "${pids[$i]}")"); done
-        for i in 0 1 2; do
-            requests=$(awk '/requests in/ {print $1}' "$work/cost.$i.txt")
-            awk -v t=$((after[i] - before[i])) -v hz="$(getconf CLK_TCK)" -v r="$requests" \
-                'BEGIN { printf "%.2f ", r ? 1e6 * t / hz / r : 0 }'
-        done >>"$work/cost.runs"
-        echo >>"$work/cost.runs"
     done
-    awk '{ print $1, $2, $3, ($2 ? $1 / $2 : 0), ($3 ? $1 / $3 : 0) }' "$work/cost.runs" >"$work/cost.all"
-    for column in 1 2 3 4 5; do
-        awk -v c="$column" '{ print $c }' "$work/cost.all" | median | awk -v c="$column" '{ printf (c > 3 ? "%.2f " : "%.1f "), $1 }'
+    median <"$work/cost.native" | awk '{ printf "%.1f ", $1 }'
+    for name in shipped tuned; do
+        awk '{ print $2 }' "$work/cost.$name" | median | awk '{ printf "%.1f ", $1 }'
     done
+    for name in shipped tuned; do
+        awk '{ print ($2 ? $1 / $2 : 0) }' "$work/cost.$name" | median | awk '{ printf "%.2f ", $1 }'
+    done
+}
+# per_request TICKS WRK_OUTPUT: microseconds of CPU per request.
+per_request() {
+    awk -v t="$1" -v hz="$(getconf CLK_TCK)" '/requests in/ { printf "%.3f\n", $1 ? 1e6 * t / hz / $1 : 0 }' "$2"
 }
 for endpoint in $endpoints; do
     measure "$endpoint" native "http://127.0.0.1:18990/$endpoint" \
@@ -247,10 +255,10 @@ reload=$(RELOAD_NO_BUILD=1 scripts/reload-memory.sh "${BENCH_RELOADS:-100}")
     echo
     echo "hello: \`/hello/\` of the hello app (no native twin): shipped/tuned is what the access log costs."
     echo
-    echo "CPU time per request (µs) with the three servers loaded at once (wrk -t1 -c$((connections / 2)) -d$duration each,"
-    echo "median of $cost_rounds rounds): they share the same machine at the same moment, so this moves far less"
-    echo "than the requests/s above. native/X is native's CPU per request over X's (1.00: the same cost; lower:"
-    echo "the container costs more)."
+    echo "CPU time per request (µs), native and one container loaded at once (wrk -t1 -c$((connections / 2)) -d$cost_duration"
+    echo "each; shipped, then tuned; median of $cost_rounds rounds): the two share the same machine at the same moment,"
+    echo "so this moves far less than the requests/s above. native/X is native's CPU per request over X's, in"
+    echo "the same runs (1.00: the same cost; lower: the container costs more)."
     echo
     echo "| endpoint | native µs | shipped µs | tuned µs | native/shipped | native/tuned |"
     echo "|---|---:|---:|---:|---:|---:|"

@@ -15,8 +15,9 @@ use std::sync::{Arc, LazyLock};
 use crossbeam_utils::CachePadded;
 use prometheus_client::metrics::counter::Atomic;
 
-/// Stripes per counter: a power of two, four per core, so that the first
-/// threads (the runtime's workers among them) each get their own.
+/// Stripes of every striped value (counters, references, shares): a power
+/// of two, four per core, so that the first threads (the runtime's workers
+/// among them) each get their own.
 static STRIPES: LazyLock<usize> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     (cores * 4).next_power_of_two().min(256)
