@@ -11,7 +11,7 @@
 //! ([`crate::server::deadline`]) polls the connection, and so the call, at
 //! least four times per request timeout, and a call still waiting past its
 //! deadline ends at the next of those polls. That saves the timer's
-//! allocation, its registration in the wheel and its removal, about 800
+//! allocation, its registration in the wheel and its removal, about 600
 //! instructions of a `/db` request (`bench/callgrind.sh db`), for a timeout
 //! that fires up to a quarter late. HTTP/2 requests run in tasks of their
 //! own, which the deadline does not poll: they keep the timer.
