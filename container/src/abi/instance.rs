@@ -87,25 +87,42 @@ impl RawInstance {
         self.app
     }
 
-    /// Runs route `route` (an async handler) on `request`.
+    /// An empty response for a call of this instance (with its body limit).
+    pub fn response(&self) -> HostResponse {
+        HostResponse::new(self.app.limits().max_response_bytes)
+    }
+
+    /// Runs route `route` (an async handler) on `request`; the module
+    /// writes its answer into `response` (made by [`Self::response`]).
+    ///
+    /// `response` is the caller's, borrowed rather than returned: every
+    /// level of the call would move a returned response (some 200 bytes)
+    /// once more, for every request.
     ///
     /// # Errors
     /// See [`CallError`].
-    pub async fn call(&self, route: u32, request: Arc<HostRequest>) -> Result<HostResponse, CallError> {
-        // A local of this future rather than a box: the future is pinned, so
-        // `response` keeps its address from the first poll (where the module
-        // gets it) on, and, declared before `future`, is dropped after it
-        // even on cancellation. The instance is borrowed for this whole
-        // future and outlives the module's; the module releases its
-        // reference to the request.
-        let mut response = HostResponse::new(self.app.limits().max_response_bytes);
+    pub async fn call(
+        &self,
+        route: u32,
+        request: Arc<HostRequest>,
+        response: &mut HostResponse,
+    ) -> Result<(), CallError> {
         let request = Arc::into_raw(request).cast_mut().cast();
         let service = self.module.descriptor.service;
-        // SAFETY: the arguments are valid for the module's future, as above.
-        let future = unsafe { service(self.ptr.as_ptr(), route, request, (&raw mut response).cast()) };
+        let sink = (&raw mut *response).cast();
+        // SAFETY: the descriptor passed `Module::load`'s checks; the module
+        // releases its reference to the request. `response` is borrowed for
+        // this whole future, which owns the module's (dropping this one
+        // drops it), so the sink neither moves nor goes away while the
+        // module may write to it; the instance outlives the module's future
+        // the same way.
+        let future = unsafe { service(self.ptr.as_ptr(), route, request, sink) };
         let code = self.app.watch().watched(future).await;
         outcome(code, route)?;
-        checked(response)
+        match response.refused() {
+            Some(reason) => Err(CallError::BadResponse(reason)),
+            None => Ok(()),
+        }
     }
 
     /// Runs route `route` (a blocking handler) on `request`, on this thread.

@@ -136,10 +136,16 @@ impl Drop for Lease {
 }
 
 impl Lease {
-    /// Calls the async handler of `target` with `request`: here, or on the
-    /// app's own runtime if it has one (then a handler that never yields
-    /// holds one of the app's threads, and this future still ends when
-    /// dropped, e.g. by the request timeout; the handler is cancelled
+    /// An empty response for [`Lease::call`].
+    pub fn response(&self) -> HostResponse {
+        self.share.instance.raw.response()
+    }
+
+    /// Calls the async handler of `target` with `request`, its answer
+    /// written into `response` (made by [`Lease::response`]): here, or on
+    /// the app's own runtime if it has one (then a handler that never
+    /// yields holds one of the app's threads, and this future still ends
+    /// when dropped, e.g. by the request timeout; the handler is cancelled
     /// once its poll returns).
     ///
     /// A plain function returning one of two futures rather than an
@@ -148,22 +154,29 @@ impl Lease {
     ///
     /// # Errors
     /// See [`ServeError`].
-    pub fn call(
-        &self,
+    pub fn call<'a>(
+        &'a self,
         target: Target,
         request: Arc<HostRequest>,
-    ) -> impl Future<Output = Result<HostResponse, ServeError>> + Send + '_ {
+        response: &'a mut HostResponse,
+    ) -> impl Future<Output = Result<(), ServeError>> + Send + 'a {
         let Some(runtime) = self.own_runtime() else {
-            return Either::Left(self.share.instance.call(target, request, &self.share.cancel));
+            return Either::Left(self.share.instance.call(target, request, &self.share.cancel, response));
         };
         // The task holds the instance (its `destroy` waits) and counts as
         // in flight until the handler returns, even if this future is gone.
+        // Its answer is its own until it is done.
         let lease = self.clone();
         let task = runtime.spawn(async move {
             let share = &lease.share;
-            share.instance.call(target, request, &share.cancel).await
+            let mut answer = share.instance.raw.response();
+            share.instance.call(target, request, &share.cancel, &mut answer).await?;
+            Ok::<_, ServeError>(answer)
         });
-        Either::Right(async move { AbortOnDropHandle::new(task).await? })
+        Either::Right(async move {
+            *response = AbortOnDropHandle::new(task).await??;
+            Ok(())
+        })
     }
 }
 
@@ -255,17 +268,19 @@ impl Instance {
         self.static_root.clone()
     }
 
-    /// Runs the handler until it answers, or `cancel` (a child of the
-    /// instance's cancellation, see [`Share`]) is cancelled by `drain`.
+    /// Runs the handler until it answers into `response`, or `cancel` (a
+    /// child of the instance's cancellation, see [`Share`]) is cancelled by
+    /// `drain`.
     async fn call(
         &self,
         target: Target,
         request: Arc<HostRequest>,
         cancel: &CancellationToken,
-    ) -> Result<HostResponse, ServeError> {
+        response: &mut HostResponse,
+    ) -> Result<(), ServeError> {
         tokio::select! {
             biased;
-            result = self.raw.call(target.route, request) => Ok(result?),
+            result = self.raw.call(target.route, request, response) => Ok(result?),
             () = cancel.cancelled() => Err(ServeError::Cancelled),
         }
     }

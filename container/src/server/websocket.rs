@@ -127,7 +127,11 @@ pub async fn serve(
 /// The handler's whole run: the module's future, then the close code that
 /// its outcome calls for, then the request's database scope.
 async fn run_handler(lease: Lease, target: Target, request: Arc<HostRequest>) -> Result<HostResponse, ServeError> {
-    let result = lease.call(target, Arc::clone(&request)).await;
+    let mut response = lease.response();
+    let result = lease
+        .call(target, Arc::clone(&request), &mut response)
+        .await
+        .map(|()| response);
     if let Some(socket) = request.upgrade.as_deref().and_then(Upgrade::socket) {
         match &result {
             Ok(_) => socket.request_close(1000, ""),

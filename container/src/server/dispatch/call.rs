@@ -90,29 +90,36 @@ impl Call {
                     return Err(Reject::Transaction(kind, message));
                 }
             }
+            // The handler's answer stays here, in this (boxed) future: an
+            // async handler writes it in place.
+            let mut response = self.lease.response();
             let result = match target.blocking {
                 true => {
                     let blocking = self.blocking.take();
                     self.lease
                         .call_blocking(target, Arc::clone(&self.request), blocking)
                         .await
+                        .map(|(answer, lease)| {
+                            response = answer;
+                            lease
+                        })
                 }
                 false => self
                     .lease
-                    .call(target, Arc::clone(&self.request))
+                    .call(target, Arc::clone(&self.request), &mut response)
                     .await
-                    .map(|response| (response, self.lease)),
+                    .map(|()| self.lease),
             }
             .map_err(Reject::Failed);
             if target.transactional {
-                let commit = result.as_ref().is_ok_and(|(r, _)| r.status.as_u16() < 400);
+                let commit = result.is_ok() && response.status.as_u16() < 400;
                 if let Err((kind, message)) = Box::pin(scope.end_managed(commit)).await {
                     scope.close().await;
                     return Err(Reject::Transaction(kind, message));
                 }
             }
             scope.close().await;
-            let (mut response, lease) = result?;
+            let lease = result?;
             if self.request.session.initialized()
                 && let Some(cookie) = save_session(&self.request).await
             {
