@@ -257,8 +257,9 @@ reload=$(RELOAD_NO_BUILD=1 scripts/reload-memory.sh "${BENCH_RELOADS:-100}")
     echo
     echo "CPU time per request (µs), native and one container loaded at once (wrk -t1 -c$((connections / 2)) -d$cost_duration"
     echo "each; shipped, then tuned; median of $cost_rounds rounds): the two share the same machine at the same moment,"
-    echo "so this moves far less than the requests/s above. native/X is native's CPU per request over X's, in"
-    echo "the same runs (1.00: the same cost; lower: the container costs more)."
+    echo "so one such round moves less than one round of requests/s (the medians of both still move by a few"
+    echo "hundredths between runs). native/X is native's CPU per request over X's, in the same runs (1.00: the"
+    echo "same cost; lower: the container costs more)."
     echo
     echo "| endpoint | native µs | shipped µs | tuned µs | native/shipped | native/tuned |"
     echo "|---|---:|---:|---:|---:|---:|"
