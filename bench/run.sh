@@ -155,11 +155,12 @@ measure() {
 # cost ENDPOINT: CPU time per request of native and of one container
 # loaded at once (one wrk -t1 each, half the connections), shipped and
 # tuned in turn, $cost_rounds rounds of $cost_duration: the two servers
-# see the same machine at the same moment, so this moves far less than
-# requests/s of one server at a time, which on a small shared machine
-# moves with the scheduling of the server's and wrk's threads on the
-# same cores. Prints "native_us shipped_us tuned_us native/shipped
-# native/tuned": medians of the rounds (native's over all of them).
+# see the same machine at the same moment, so one round moves less than a
+# round of requests/s of one server at a time, which on a small shared
+# machine moves with the scheduling of the server's and wrk's threads on
+# the same cores; it says what a difference is made of (work or waiting).
+# Prints "native_us shipped_us tuned_us native/shipped native/tuned":
+# medians of the rounds (native's over all of them).
 cost() {
     local endpoint=$1 round name pid pid_var url load native_before native_after before after
     rm -f "$work/cost.native" "$work/cost.shipped" "$work/cost.tuned"
