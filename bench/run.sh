@@ -162,7 +162,7 @@ measure() {
 # Prints "native_us shipped_us tuned_us native/shipped native/tuned":
 # medians of the rounds (native's over all of them).
 cost() {
-    local endpoint=$1 round name pid pid_var url load native_before native_after before after
+    local endpoint=$1 round name pid pid_var url load native_before native_after native_us before after
     rm -f "$work/cost.native" "$work/cost.shipped" "$work/cost.tuned"
     for round in $(seq "$cost_rounds"); do
         for name in shipped tuned; do
@@ -177,9 +177,9 @@ cost() {
             wait "$load"
             native_after=$(ticks "$native_pid")
             after=$(ticks "$pid")
-            per_request "$((native_after - native_before))" "$work/cost.n.txt" >>"$work/cost.native"
-            paste -d' ' <(per_request "$((native_after - native_before))" "$work/cost.n.txt") \
-                <(per_request "$((after - before))" "$work/cost.x.txt") >>"$work/cost.$name"
+            native_us=$(per_request "$((native_after - native_before))" "$work/cost.n.txt")
+            echo "$native_us" >>"$work/cost.native"
+            echo "$native_us $(per_request "$((after - before))" "$work/cost.x.txt")" >>"$work/cost.$name"
         done
     done
     median <"$work/cost.native" | awk '{ printf "%.1f ", $1 }'

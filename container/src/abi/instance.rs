@@ -110,19 +110,14 @@ impl RawInstance {
         let request = Arc::into_raw(request).cast_mut().cast();
         let service = self.module.descriptor.service;
         let sink = (&raw mut *response).cast();
-        // SAFETY: the descriptor passed `Module::load`'s checks; the module
-        // releases its reference to the request. `response` is borrowed for
-        // this whole future, which owns the module's (dropping this one
-        // drops it), so the sink neither moves nor goes away while the
-        // module may write to it; the instance outlives the module's future
-        // the same way.
+        // The descriptor passed `Module::load`'s checks; the module releases
+        // its reference to the request. `response` and the instance are
+        // borrowed for this whole future, which owns the module's.
+        // SAFETY: so the sink stays put and alive while the module may write.
         let future = unsafe { service(self.ptr.as_ptr(), route, request, sink) };
         let code = self.app.watch().watched(future).await;
         outcome(code, route)?;
-        match response.refused() {
-            Some(reason) => Err(CallError::BadResponse(reason)),
-            None => Ok(()),
-        }
+        refusal(response)
     }
 
     /// Runs route `route` (a blocking handler) on `request`, on this thread.
@@ -149,9 +144,14 @@ impl RawInstance {
 }
 
 fn checked(response: HostResponse) -> Result<HostResponse, CallError> {
+    refusal(&response).map(|()| response)
+}
+
+/// Why `response` cannot be sent, if a limit the module went past says so.
+fn refusal(response: &HostResponse) -> Result<(), CallError> {
     match response.refused() {
         Some(reason) => Err(CallError::BadResponse(reason)),
-        None => Ok(response),
+        None => Ok(()),
     }
 }
 
