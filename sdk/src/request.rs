@@ -5,12 +5,11 @@ use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 
-use crate::abi::wire::{Reply, WireError};
 use crate::abi::{PART_BODY, PART_CONTEXT_PATH, PART_METHOD, PART_PATH, PART_QUERY};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::extract::{Rejection, decode_form, text};
-use crate::ffi::host::RequestHandle;
+use crate::ffi::host::{DbCall, RequestHandle};
 use crate::session::{Session, SessionError};
 
 /// One HTTP request, as the container received it.
@@ -158,15 +157,8 @@ impl Request {
         Db::new(self, name)
     }
 
-    pub(crate) async fn db_call(
-        &self,
-        op: u32,
-        datasource: &str,
-        tx: u64,
-        sql: &str,
-        params: &[u8],
-    ) -> Result<Reply, WireError> {
-        self.handle.db_call(op, datasource, tx, sql, params).await
+    pub(crate) fn db_start(&self, op: u32, datasource: &str, tx: u64, sql: &str, params: &[u8]) -> DbCall {
+        self.handle.db_start(op, datasource, tx, sql, params)
     }
 
     pub(crate) fn release_transaction(&self, tx: u64) {

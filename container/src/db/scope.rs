@@ -280,12 +280,16 @@ impl RequestScope {
 
     /// Rolls back whatever the request left open, and logs it as a leak.
     pub async fn close(&self) {
-        let left = std::mem::take(&mut self.held().open);
-        if !left.is_empty() {
-            // Boxed: rare, and it keeps this future (awaited by every
-            // request) small.
-            Box::pin(self.roll_back_leaked(left)).await;
-        }
+        let left = {
+            let mut held = self.held();
+            if held.open.is_empty() {
+                return;
+            }
+            std::mem::take(&mut held.open)
+        };
+        // Boxed: rare, and it keeps this future (awaited by every request)
+        // small.
+        Box::pin(self.roll_back_leaked(left)).await;
     }
 
     async fn roll_back_leaked(&self, left: Vec<(u64, Open)>) {

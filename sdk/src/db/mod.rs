@@ -47,12 +47,16 @@ mod decode;
 mod error;
 mod row;
 
+use std::cell::Cell;
+use std::future::Future;
+
 use serde::de::DeserializeOwned;
 
 pub use crate::abi::wire::ErrorKind as DbErrorKind;
 pub use crate::abi::wire::Value;
 use crate::abi::wire::{self, Reply};
 use crate::abi::{DB_BEGIN, DB_COMMIT, DB_EXECUTE, DB_FETCH_ALL, DB_FETCH_OPTIONAL, DB_ROLLBACK};
+use crate::ffi::host::DbCall;
 use crate::request::Request;
 pub use error::DbError;
 pub use row::{ColumnIndex, FromValue, Row};
@@ -209,8 +213,7 @@ impl<'q> Query<'q> {
             datasource: datasource.to_owned(),
             tx,
             sql,
-            // Room for a few parameters without growing.
-            params: Vec::with_capacity(64),
+            params: params_buffer(),
             bound: 0,
         }
     }
@@ -222,51 +225,64 @@ impl<'q> Query<'q> {
         self
     }
 
-    async fn run(mut self, op: u32) -> Result<Reply, DbError> {
+    /// Starts the call. The host copies the SQL and the parameters at
+    /// once, so the query is done with (its buffer serves the next one) and
+    /// the future that waits for the reply holds only that call: a few
+    /// words, not the query, at every level of a handler's future.
+    fn start(mut self, op: u32) -> DbCall {
         wire::finish_values(&mut self.params, self.bound);
-        call(self.request, op, &self.datasource, self.tx, self.sql, &self.params).await
+        let call = self
+            .request
+            .db_start(op, &self.datasource, self.tx, self.sql, &self.params);
+        recycle(self.params);
+        call
     }
 
     /// Every row.
     ///
     /// # Errors
     /// See [`DbErrorKind`].
-    pub async fn fetch_all(self) -> Result<Vec<Row>, DbError> {
-        Ok(into_rows(self.run(DB_FETCH_ALL).await?)?.collect())
+    pub fn fetch_all(self) -> impl Future<Output = Result<Vec<Row>, DbError>> + Send + 'q {
+        let call = self.start(DB_FETCH_ALL);
+        async move { Ok(into_rows(reply(call).await?)?.collect()) }
     }
 
     /// The first row, or `None`.
     ///
     /// # Errors
     /// See [`DbErrorKind`].
-    pub async fn fetch_optional(self) -> Result<Option<Row>, DbError> {
-        Ok(into_rows(self.run(DB_FETCH_OPTIONAL).await?)?.next())
+    pub fn fetch_optional(self) -> impl Future<Output = Result<Option<Row>, DbError>> + Send + 'q {
+        let call = self.start(DB_FETCH_OPTIONAL);
+        async move { first_row(reply(call).await?) }
     }
 
     /// The first row.
     ///
     /// # Errors
     /// [`DbErrorKind::NotFound`] if there is none; see [`DbErrorKind`].
-    pub async fn fetch_one(self) -> Result<Row, DbError> {
-        self.fetch_optional()
-            .await?
-            .ok_or_else(|| DbError::new(DbErrorKind::NotFound, "the query returned no row"))
+    pub fn fetch_one(self) -> impl Future<Output = Result<Row, DbError>> + Send + 'q {
+        let call = self.start(DB_FETCH_OPTIONAL);
+        async move { first_row(reply(call).await?)?.ok_or_else(no_row) }
     }
 
     /// Every row, each decoded into a `T` (see [`Row::decode`]).
     ///
     /// # Errors
     /// See [`DbErrorKind`]; [`DbErrorKind::Decode`] if a row does not fit `T`.
-    pub async fn fetch_all_as<T: DeserializeOwned>(self) -> Result<Vec<T>, DbError> {
-        self.fetch_all().await?.iter().map(Row::decode).collect()
+    pub fn fetch_all_as<T: DeserializeOwned>(self) -> impl Future<Output = Result<Vec<T>, DbError>> + Send + 'q {
+        let call = self.start(DB_FETCH_ALL);
+        async move { into_rows(reply(call).await?)?.map(|row| row.decode()).collect() }
     }
 
     /// The first row decoded into a `T`, or `None`.
     ///
     /// # Errors
     /// As [`fetch_all_as`](Self::fetch_all_as).
-    pub async fn fetch_optional_as<T: DeserializeOwned>(self) -> Result<Option<T>, DbError> {
-        self.fetch_optional().await?.as_ref().map(Row::decode).transpose()
+    pub fn fetch_optional_as<T: DeserializeOwned>(
+        self,
+    ) -> impl Future<Output = Result<Option<T>, DbError>> + Send + 'q {
+        let call = self.start(DB_FETCH_OPTIONAL);
+        async move { first_row(reply(call).await?)?.as_ref().map(Row::decode).transpose() }
     }
 
     /// The first row decoded into a `T`.
@@ -274,24 +290,28 @@ impl<'q> Query<'q> {
     /// # Errors
     /// [`DbErrorKind::NotFound`] if there is none; as
     /// [`fetch_all_as`](Self::fetch_all_as).
-    pub async fn fetch_one_as<T: DeserializeOwned>(self) -> Result<T, DbError> {
-        self.fetch_one().await?.decode()
+    pub fn fetch_one_as<T: DeserializeOwned>(self) -> impl Future<Output = Result<T, DbError>> + Send + 'q {
+        let call = self.start(DB_FETCH_OPTIONAL);
+        async move { first_row(reply(call).await?)?.ok_or_else(no_row)?.decode() }
     }
 
     /// Runs a statement.
     ///
     /// # Errors
     /// See [`DbErrorKind`].
-    pub async fn execute(self) -> Result<Done, DbError> {
-        match self.run(DB_EXECUTE).await? {
-            Reply::Done {
-                rows_affected,
-                last_insert_id,
-            } => Ok(Done {
-                rows_affected,
-                last_insert_id,
-            }),
-            other => Err(unexpected(&other)),
+    pub fn execute(self) -> impl Future<Output = Result<Done, DbError>> + Send + 'q {
+        let call = self.start(DB_EXECUTE);
+        async move {
+            match reply(call).await? {
+                Reply::Done {
+                    rows_affected,
+                    last_insert_id,
+                } => Ok(Done {
+                    rows_affected,
+                    last_insert_id,
+                }),
+                other => Err(unexpected(&other)),
+            }
         }
     }
 
@@ -352,6 +372,30 @@ impl<'q> Query<'q> {
     }
 }
 
+thread_local! {
+    /// A parameter buffer to reuse: the host copies a query's parameters,
+    /// so its buffer can serve the next query of this thread (an allocation
+    /// and a free fewer per query).
+    static SPARE_PARAMS: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// An empty parameter buffer, with room for a few parameters.
+fn params_buffer() -> Vec<u8> {
+    let spare = SPARE_PARAMS.take();
+    match spare.capacity() {
+        0 => Vec::with_capacity(64),
+        _ => spare,
+    }
+}
+
+/// Keeps `params` for the next query, unless it grew large.
+fn recycle(mut params: Vec<u8>) {
+    if params.capacity() <= 1024 {
+        params.clear();
+        SPARE_PARAMS.set(params);
+    }
+}
+
 async fn call(
     request: &Request,
     op: u32,
@@ -360,14 +404,27 @@ async fn call(
     sql: &str,
     params: &[u8],
 ) -> Result<Reply, DbError> {
-    let reply = request
-        .db_call(op, datasource, tx, sql, params)
+    reply(request.db_start(op, datasource, tx, sql, params)).await
+}
+
+/// The reply of `call`; a reported failure as its error.
+async fn reply(call: DbCall) -> Result<Reply, DbError> {
+    match call
         .await
-        .map_err(|e| DbError::new(DbErrorKind::Other, e.to_string()))?;
-    match reply {
+        .map_err(|e| DbError::new(DbErrorKind::Other, e.to_string()))?
+    {
         Reply::Error { kind, message } => Err(DbError::new(kind, message)),
         other => Ok(other),
     }
+}
+
+/// The first row of a result, if any.
+fn first_row(reply: Reply) -> Result<Option<Row>, DbError> {
+    Ok(into_rows(reply)?.next())
+}
+
+fn no_row() -> DbError {
+    DbError::new(DbErrorKind::NotFound, "the query returned no row")
 }
 
 fn into_rows(reply: Reply) -> Result<impl Iterator<Item = Row>, DbError> {

@@ -2,6 +2,8 @@
 //! `db`, the wire format out. Rows are encoded as they are decoded, by
 //! [`WireRows`], a [`RowSink`].
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crabcat_sdk::abi::wire::{self, ErrorKind, Value, ValueRef};
@@ -10,7 +12,7 @@ use crabcat_sdk::abi::{
 };
 
 use super::request::{request_arc, request_ref};
-use super::{borrowed_text, null_argument, slice, text};
+use super::{null_argument, slice, text};
 use crate::db::{Failure, Op, RequestScope, RowSink};
 
 /// A database reply that reports a failure of the host itself.
@@ -48,8 +50,7 @@ host_fn! {
         let (datasource, sql, params) = unsafe {
             (
                 text(datasource),
-                // Shared: sqlx clones the SQL it runs (a copy, for a `String`).
-                Arc::<str>::from(borrowed_text(sql)),
+                shared_sql(slice(sql)),
                 abi::wire::decode_values(slice(params)),
             )
         };
@@ -61,6 +62,34 @@ host_fn! {
             buffer(reply)
         })
     }
+}
+
+/// The SQL of a query, shared with the recent queries of this thread that
+/// had the same text: an app runs the same few statements again and
+/// again, and a hit costs a comparison instead of a UTF-8 check, an
+/// allocation and a copy (and, later, a free). sqlx clones the `Arc`.
+fn shared_sql(bytes: &[u8]) -> Arc<str> {
+    /// Enough for the statements of the apps of one container; a miss only
+    /// costs the scan.
+    const KEEP: usize = 32;
+    thread_local! {
+        static RECENT: RefCell<VecDeque<Arc<str>>> = const { RefCell::new(VecDeque::new()) };
+    }
+    RECENT.with_borrow_mut(|recent| {
+        if let Some(sql) = recent.iter().find(|sql| sql.as_bytes() == bytes) {
+            return Arc::clone(sql);
+        }
+        // `from_utf8` first: its ASCII fast path beats the lossy decoder.
+        let sql: Arc<str> = match std::str::from_utf8(bytes) {
+            Ok(sql) => Arc::from(sql),
+            Err(_) => Arc::from(String::from_utf8_lossy(bytes)),
+        };
+        if recent.len() == KEEP {
+            recent.pop_back();
+        }
+        recent.push_front(Arc::clone(&sql));
+        sql
+    })
 }
 
 /// Runs operation `op` of the ABI in `scope`; the reply (or the error) in
@@ -113,6 +142,21 @@ fn failure_reply(scope: &RequestScope, (kind, message): Failure) -> Vec<u8> {
     wire::encode_error(kind, &message)
 }
 
+thread_local! {
+    /// A reply buffer the module gave back, for the next reply of this
+    /// thread: the module releases a reply on the thread that polls its
+    /// request, where the next query's rows are encoded.
+    static SPARE_REPLY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Keeps a released reply buffer for the next reply, unless it is large.
+fn recycle_reply(mut reply: Vec<u8>) {
+    if reply.capacity() <= 4096 {
+        reply.clear();
+        SPARE_REPLY.set(reply);
+    }
+}
+
 /// Encodes rows into the wire format as they arrive.
 #[derive(Default)]
 struct WireRows {
@@ -122,6 +166,9 @@ struct WireRows {
 
 impl RowSink for WireRows {
     fn columns(&mut self, names: &mut dyn ExactSizeIterator<Item = &str>) {
+        if self.out.capacity() == 0 {
+            self.out = SPARE_REPLY.take();
+        }
         self.out.reserve(64);
         self.count_at = wire::start_rows(&mut self.out, names);
     }
@@ -141,7 +188,7 @@ host_fn! {
         if !handle.ptr.is_null() {
             // SAFETY: the parts of a `Vec<u8>` forgotten by `buffer`, given
             // back unchanged and once (contract of `buffer_release`).
-            drop(unsafe { Vec::from_raw_parts(handle.ptr, handle.len, handle.capacity) });
+            recycle_reply(unsafe { Vec::from_raw_parts(handle.ptr, handle.len, handle.capacity) });
         }
     }
 }
@@ -154,5 +201,49 @@ host_fn! {
             Some(r) => r.scope.release(tx),
             None => null_argument("tx_release"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_sql_text_is_shared_and_other_text_is_not() {
+        let first = shared_sql(b"SELECT 1");
+        let again = shared_sql(b"SELECT 1");
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = shared_sql(b"SELECT 2");
+        assert_eq!(&*other, "SELECT 2");
+        assert!(!Arc::ptr_eq(&first, &other));
+        // Text that is not UTF-8 is replaced, as before, and never matches
+        // the bytes it came from.
+        assert_eq!(&*shared_sql(b"SELECT '\xff'"), "SELECT '\u{fffd}'");
+    }
+
+    #[test]
+    fn the_oldest_sql_text_leaves_a_full_cache() {
+        let first = shared_sql(b"SELECT 'first'");
+        for i in 0..64 {
+            shared_sql(format!("SELECT {i}").as_bytes());
+        }
+        let later = shared_sql(b"SELECT 'first'");
+        assert_eq!(later, first);
+        assert!(!Arc::ptr_eq(&first, &later));
+    }
+
+    #[test]
+    fn a_released_reply_buffer_serves_the_next_reply() {
+        let mut reply = Vec::with_capacity(100);
+        reply.extend_from_slice(b"old");
+        let at = reply.as_ptr();
+        recycle_reply(reply);
+        let mut rows = WireRows::default();
+        rows.columns(&mut ["a"].into_iter());
+        assert_eq!(rows.out.as_ptr(), at);
+        assert!(!rows.out.starts_with(b"old"));
+        // A large one is not kept.
+        recycle_reply(Vec::with_capacity(8192));
+        assert_eq!(SPARE_REPLY.take().capacity(), 0);
     }
 }

@@ -17,7 +17,7 @@ mod request;
 mod sinks;
 mod socket;
 
-pub(crate) use request::RequestHandle;
+pub(crate) use request::{DbCall, RequestHandle};
 pub use sinks::ResponseSink;
 pub(crate) use sinks::{InitReport, MigrationReport};
 pub(crate) use socket::{Received, SocketHandle};

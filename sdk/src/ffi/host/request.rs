@@ -1,11 +1,37 @@
 //! An owned host request: its parts, headers and parameters, its body as
 //! it arrives, its database calls, its session, and its WebSocket handshake.
 
+use core::pin::Pin;
 use core::ptr::NonNull;
+use core::task::{Context, Poll, ready};
+use std::future::Future;
 
 use super::{SocketHandle, bytes};
 use crate::abi::wire::{Reply, WireError, decode_reply};
-use crate::abi::{BodyChunk, HostRequest, HostVtable, RawSlice};
+use crate::abi::{BodyChunk, BufferHandle, FfiFuture, HostRequest, HostVtable, RawSlice};
+
+/// A database call under way: the host's future of its reply, decoded.
+pub(crate) struct DbCall {
+    host: &'static HostVtable,
+    reply: FfiFuture<BufferHandle>,
+}
+
+impl Future for DbCall {
+    type Output = Result<Reply, WireError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let buffer = ready!(Pin::new(&mut self.reply).poll(cx));
+        if buffer.ptr.is_null() {
+            return Poll::Ready(Err(WireError("the container returned no reply")));
+        }
+        // SAFETY: a reply buffer the host handed us, valid for `len` bytes
+        // until released; decoding copies, so nothing borrows it after.
+        let reply = decode_reply(unsafe { core::slice::from_raw_parts(buffer.ptr, buffer.len) });
+        // SAFETY: released exactly once, unchanged.
+        unsafe { (self.host.buffer_release)(buffer) };
+        Poll::Ready(reply)
+    }
+}
 
 /// An owned host request; released to the host on drop.
 pub(crate) struct RequestHandle {
@@ -40,20 +66,15 @@ impl RequestHandle {
         (!value.is_null()).then(|| unsafe { bytes(value) })
     }
 
-    /// Runs a database operation for this request and decodes the reply.
-    pub(crate) async fn db_call(
-        &self,
-        op: u32,
-        datasource: &str,
-        tx: u64,
-        sql: &str,
-        params: &[u8],
-    ) -> Result<Reply, WireError> {
-        let host = self.host;
-        // SAFETY: the request is live while `self` is borrowed; the host
-        // copies `datasource`, `sql` and `params` before returning.
-        let future = unsafe {
-            (host.db)(
+    /// Starts a database operation for this request. The host copies
+    /// `datasource`, `sql` and `params` before this returns, so the call
+    /// borrows nothing: its future is small, and runs nothing until polled.
+    pub(crate) fn db_start(&self, op: u32, datasource: &str, tx: u64, sql: &str, params: &[u8]) -> DbCall {
+        // SAFETY: the request is live while `self` is borrowed, and the
+        // host's future holds a reference of its own; the host copies
+        // `datasource`, `sql` and `params` before returning.
+        let reply = unsafe {
+            (self.host.db)(
                 self.raw.as_ptr(),
                 op,
                 RawSlice::from_str(datasource),
@@ -62,16 +83,7 @@ impl RequestHandle {
                 RawSlice::new(params),
             )
         };
-        let buffer = future.await;
-        if buffer.ptr.is_null() {
-            return Err(WireError("the container returned no reply"));
-        }
-        // SAFETY: a reply buffer the host handed us, valid for `len` bytes
-        // until released; decoding copies, so nothing borrows it after.
-        let reply = decode_reply(unsafe { core::slice::from_raw_parts(buffer.ptr, buffer.len) });
-        // SAFETY: released exactly once, unchanged.
-        unsafe { (host.buffer_release)(buffer) };
-        reply
+        DbCall { host: self.host, reply }
     }
 
     /// The next chunk of the request body: `Ok(None)` at its end, `Err`
