@@ -68,7 +68,9 @@ pub struct HostVtable {
     /// on `datasource` (empty: the app's default), inside transaction `tx`
     /// (0: none; then the route's managed transaction if it has one, else
     /// the pool). `sql` and `params` ([`wire`] values) are copied before
-    /// this returns. The future yields a reply buffer the module owns.
+    /// this returns, and nothing runs until the future is first polled (the
+    /// SDK calls this when a query is fetched, not when it is awaited). The
+    /// future yields a reply buffer the module owns.
     pub db: unsafe extern "C" fn(
         request: *const HostRequest,
         op: u32,
