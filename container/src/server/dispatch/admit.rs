@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::Request;
-use http::header::CONTENT_LENGTH;
 use http::{HeaderValue, Method};
 use hyper::upgrade::OnUpgrade;
 
@@ -126,7 +125,10 @@ pub(super) fn admit(state: &ServerState, peer: IpAddr, request: Request) -> Resu
     let max_body = target
         .max_body
         .map_or(state.max_body_bytes, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    if declared_length(&parts.headers).is_some_and(|n| n > max_body) {
+    // The `Content-Length` hyper parsed and checked, as the body's size
+    // hint: no header look-up (a chunked body's is 0, and is limited as
+    // it is read).
+    if usize::try_from(body.size_hint().lower()).map_or(true, |n| n > max_body) {
         return Err((Some(slot), Reject::BodyTooLarge));
     }
     let websocket = match target.websocket {
@@ -186,11 +188,6 @@ pub(super) fn forwarded_https(trusted_proxies: &[IpAddr], peer: IpAddr, headers:
         && headers
             .get("x-forwarded-proto")
             .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"))
-}
-
-/// The body length the request's `Content-Length` declares, if valid.
-pub(super) fn declared_length(headers: &http::HeaderMap) -> Option<usize> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Where the redirect that adds the missing `/` of a context path goes:

@@ -10,7 +10,7 @@ use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, LOCATION, RETRY_AFTER, UPGRA
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 
 use super::Reject;
-use super::admit::{declared_length, forwarded_https, with_slash};
+use super::admit::{forwarded_https, with_slash};
 use super::reject::body_error;
 use crate::abi::CallError;
 use crate::lifecycle::ServeError;
@@ -166,21 +166,6 @@ fn the_added_slash_keeps_the_query() {
     assert_eq!(with_slash(&Uri::from_static("/shop")), "/shop/");
     assert_eq!(with_slash(&Uri::from_static("/shop?q=1&r=2")), "/shop/?q=1&r=2");
     assert_eq!(with_slash(&Uri::from_static("http://example.com/shop?q")), "/shop/?q");
-}
-
-#[test]
-fn the_declared_length_is_a_valid_content_length_or_none() {
-    let length = |value: &'static str| {
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static(value));
-        declared_length(&headers)
-    };
-    assert_eq!(length("0"), Some(0));
-    assert_eq!(length("2097153"), Some(2_097_153));
-    assert_eq!(length("-1"), None);
-    assert_eq!(length("12 bytes"), None);
-    assert_eq!(length("99999999999999999999999"), None, "past usize");
-    assert_eq!(declared_length(&HeaderMap::new()), None);
 }
 
 #[tokio::test]
