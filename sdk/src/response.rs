@@ -140,9 +140,15 @@ impl Response {
     /// `200 OK` with a body and its content type. A `'static` body (a
     /// literal) is not copied.
     pub fn bytes(content_type: impl Into<Cow<'static, str>>, body: impl IntoBody) -> Self {
-        Response::new(StatusCode::OK)
-            .with_header("content-type", content_type)
-            .with_body(body)
+        // Room for one more header (a `server`, a `cache-control`) without
+        // growing: `Vec`'s first growth would make room for four.
+        let mut headers = Vec::with_capacity(2);
+        headers.push(("content-type".into(), content_type.into()));
+        Response {
+            status: StatusCode::OK,
+            headers,
+            body: Body::Full(body.into_body()),
+        }
     }
 
     /// `200 OK`, `text/plain; charset=utf-8`. A `&'static str` is not

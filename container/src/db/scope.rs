@@ -5,6 +5,7 @@
 //! scope: anything still open is rolled back, returned to the pool and
 //! logged as a leak.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crabcat_sdk::abi::wire::{ErrorKind, Value};
@@ -85,6 +86,9 @@ struct Open {
 pub struct RequestScope {
     app: Arc<AppData>,
     held: Mutex<Held>,
+    /// A transaction was begun: until then (most requests, always) a query
+    /// outside one and the end of the request need not take the lock.
+    began: AtomicBool,
 }
 
 /// A request's transactions: a handful at most, so a `Vec`.
@@ -120,6 +124,7 @@ impl RequestScope {
                 managed: None,
                 next_id: 1,
             }),
+            began: AtomicBool::new(false),
         }
     }
 
@@ -158,6 +163,7 @@ impl RequestScope {
         let id = held.next_id;
         held.next_id += 1;
         held.open.push((id, open));
+        self.began.store(true, Ordering::Release);
         Ok(id)
     }
 
@@ -193,6 +199,9 @@ impl RequestScope {
 
     /// The transaction a query with `tx` (0: none) on `ds` should use.
     fn transaction_for(&self, tx: u64, ds: &Arc<Datasource>) -> Result<Option<u64>, Failure> {
+        if tx == 0 && !self.began.load(Ordering::Acquire) {
+            return Ok(None);
+        }
         let held = self.held();
         if tx != 0 {
             let slot = held
@@ -280,6 +289,9 @@ impl RequestScope {
 
     /// Rolls back whatever the request left open, and logs it as a leak.
     pub async fn close(&self) {
+        if !self.began.load(Ordering::Acquire) {
+            return;
+        }
         let left = {
             let mut held = self.held();
             if held.open.is_empty() {

@@ -10,14 +10,27 @@ use http::Version;
 use super::Entry;
 use crate::config::AccessLogFormat;
 
-/// The formatted `[10/Oct/2000:13:55:36 +0000]` of the current second.
+/// What a thread's line shares with its previous one, formatted once: the
+/// `[10/Oct/2000:13:55:36 +0000]` of the current second, and the client's
+/// address (a keep-alive connection's requests, a proxy's).
 #[derive(Default)]
-pub(super) struct Clock {
+pub(super) struct Recent {
     second: u64,
     text: String,
+    peer: Option<IpAddr>,
+    peer_text: Vec<u8>,
 }
 
-impl Clock {
+impl Recent {
+    fn peer(&mut self, peer: IpAddr) -> &[u8] {
+        if self.peer != Some(peer) {
+            self.peer_text.clear();
+            format_peer(&mut self.peer_text, peer);
+            self.peer = Some(peer);
+        }
+        &self.peer_text
+    }
+
     fn format(&mut self, time: SystemTime) -> &str {
         let second = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if second != self.second || self.text.is_empty() {
@@ -35,11 +48,11 @@ impl Clock {
 /// Appends the line of `entry` in `format`, with a trailing newline.
 /// Written by hand rather than through `core::fmt`, which cost several
 /// times as much as the rest of the request's logging.
-pub(super) fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>, format: AccessLogFormat, clock: &mut Clock) {
+pub(super) fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>, format: AccessLogFormat, recent: &mut Recent) {
     let a = entry.access;
-    peer(out, entry.peer);
+    out.extend_from_slice(recent.peer(entry.peer));
     out.extend_from_slice(b" - - ");
-    out.extend_from_slice(clock.format(a.time).as_bytes());
+    out.extend_from_slice(recent.format(a.time).as_bytes());
     out.extend_from_slice(b" \"");
     // A method is a token: no quotes, spaces or control characters.
     out.extend_from_slice(a.method.as_str().as_bytes());
@@ -71,7 +84,7 @@ fn number(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-fn peer(out: &mut Vec<u8>, peer: IpAddr) {
+fn format_peer(out: &mut Vec<u8>, peer: IpAddr) {
     match peer {
         IpAddr::V4(v4) => {
             let [a, b, c, d] = v4.octets();
@@ -176,7 +189,7 @@ mod tests {
         };
         drop(writer);
         let mut out = Vec::new();
-        format_line(&mut out, &entry, format, &mut Clock::default());
+        format_line(&mut out, &entry, format, &mut Recent::default());
         String::from_utf8(out).unwrap()
     }
 
@@ -190,11 +203,20 @@ mod tests {
     }
 
     #[test]
+    fn each_line_has_its_own_client_address() {
+        let mut recent = Recent::default();
+        for ip in ["10.0.0.1", "10.0.0.1", "::1", "10.0.0.2", "10.0.0.1"] {
+            let text = recent.peer(ip.parse().unwrap());
+            assert_eq!(std::str::from_utf8(text).unwrap(), ip);
+        }
+    }
+
+    #[test]
     fn addresses_numbers_and_times_are_written_as_fmt_would() {
         for ip in ["10.0.255.1", "::1", "2001:db8::8a2e:370:7334", "::ffff:1.2.3.4"] {
             let ip: IpAddr = ip.parse().unwrap();
             let mut out = Vec::new();
-            peer(&mut out, ip);
+            format_peer(&mut out, ip);
             assert_eq!(out, ip.to_string().as_bytes());
         }
         for (micros, text) in [

@@ -34,7 +34,7 @@ use crate::config::AccessLogFormat;
 
 mod format;
 
-use format::{Clock, format_line};
+use format::{Recent, format_line};
 
 /// Written lines reach the file at least this often.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -127,7 +127,7 @@ struct Shard {
 #[derive(Default)]
 struct Pending {
     lines: Lines,
-    clock: Clock,
+    recent: Recent,
 }
 
 /// Formatted lines, with the time each request finished: the writer merges
@@ -276,8 +276,8 @@ impl AccessLog {
             if before >= MOST_PENDING {
                 return None;
             }
-            let Pending { lines, clock } = &mut *pending;
-            format_line(&mut lines.text, &entry, shared.format, clock);
+            let Pending { lines, recent } = &mut *pending;
+            format_line(&mut lines.text, &entry, shared.format, recent);
             let finished = access.time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default() + latency;
             let finished = u64::try_from(finished.as_nanos()).unwrap_or(u64::MAX);
             lines.ends.push((finished, lines.text.len()));
