@@ -488,21 +488,13 @@ async fn metrics_count_open_websockets_and_hub_traffic() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_streamed_upload_that_stalls_gets_408_after_the_request_timeout() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let c = Container::builder()
         .deploy(&module("realtime"), "realtime.so")
         .config("[server]\nrequest_timeout = \"1s\"\n")
         .start();
-    let mut stream = tokio::net::TcpStream::connect(c.addr()).await.unwrap();
-    let head = "POST /realtime/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc";
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let head = b"POST /realtime/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc";
     let started = std::time::Instant::now();
-    let mut answer = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
-        .await
-        .expect("an answer")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer[..n]);
+    let answer = c.raw_answer(head, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("no request body data"), "{answer}");
     assert!(

@@ -218,15 +218,8 @@ async fn bodies_over_the_limit_get_413() {
     assert_eq!(response.status(), 200);
     // A declared length over the limit is refused before any of the body
     // is read: the answer comes although none of it is ever sent.
-    let mut stream = tokio::net::TcpStream::connect(c.addr()).await.unwrap();
-    let head = "POST /tour/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n";
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
-        .await
-        .expect("an answer before any body")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer[..n]);
+    let head = b"POST /tour/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n";
+    let answer = c.raw_answer(head, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
 

@@ -284,6 +284,21 @@ impl Container {
         self.addr.expect("started")
     }
 
+    /// Sends `raw` bytes on a new connection and returns the first bytes
+    /// of the answer, as text; panics if none come within `timeout`. For
+    /// requests a client library would not send (a head without its body).
+    pub async fn raw_answer(&self, raw: &[u8], timeout: Duration) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(self.addr()).await.unwrap();
+        stream.write_all(raw).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(timeout, stream.read(&mut answer))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    }
+
     /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr())

@@ -168,8 +168,8 @@ impl Lease {
         // Its answer is its own until it is done.
         let lease = self.clone();
         let task = runtime.spawn(async move {
+            let mut answer = lease.response();
             let share = &lease.share;
-            let mut answer = share.instance.raw.response();
             share.instance.call(target, request, &share.cancel, &mut answer).await?;
             Ok::<_, ServeError>(answer)
         });
